@@ -1,0 +1,98 @@
+"""Atomic file writes: a crash leaves either the old complete file or the new one.
+
+Every file mlcv writes goes through here: it is written to a temporary name in the
+destination directory, flushed and fsynced, then renamed into place.
+"""
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+
+from .errors import MlcvError
+
+
+def _describe_os_error(path, exc):
+    reason = exc.strerror or str(exc)
+    if exc.errno == 28:  # ENOSPC
+        hint = "free some disk space or choose another directory"
+    elif exc.errno in (13, 30, 1):  # EACCES, EROFS, EPERM
+        hint = "choose a writable directory (--data-dir / output.dir) or fix its permissions"
+    else:
+        hint = "check the path and try again"
+    return MlcvError(f"could not write {path}: {reason}; {hint}")
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="wb"):
+    """Open a temporary file next to ``path``; rename it over ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    OSErrors (disk full, permission denied) become an MlcvError naming the path.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise _describe_os_error(path, exc) from exc
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise _describe_os_error(path, exc) from exc
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _remove_quietly(path):
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _fsync_dir(directory):
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes(path, data):
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def write_text(path, text):
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def save_npy(path, array):
+    """Write one array as .npy (memory-mappable, no pickles)."""
+    import numpy as np
+
+    with atomic_open(path, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def save_npz(path, arrays):
+    """Write a dict of arrays as an uncompressed .npz (no pickles)."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_bytes(path, buf.getvalue())
