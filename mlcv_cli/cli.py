@@ -1,0 +1,423 @@
+"""The `mlcv` command: each subcommand parses options, calls one pipeline function, prints.
+
+Exit codes: 0 success, 1 runtime failure, 2 usage or config error, 130 interrupted
+(143 for SIGTERM during training). A user mistake prints one `Error: ...` line;
+--debug or MLCV_DEBUG=1 shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from . import __version__
+from .errors import MlcvError, UsageError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _debug_enabled():
+    return os.environ.get("MLCV_DEBUG", "") not in ("", "0") or "--debug" in sys.argv[1:]
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _stdout_console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _progress_factory(enabled=True):
+    """tqdm bars on stderr (hidden when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    def make(total, desc):
+        bar = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, disable=None if enabled else True, leave=False, dynamic_ncols=True)
+
+        class _Bar:
+            def update(self, n=1, **postfix):
+                postfix = {k: v for k, v in postfix.items() if v is not None}
+                if postfix:
+                    bar.set_postfix(postfix, refresh=False)
+                if n:
+                    bar.update(n)
+
+            def close(self):
+                bar.close()
+
+        return _Bar()
+
+    return make
+
+
+def _emit_json(obj):
+    click.echo(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _pct(x):
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+# -- the group ------------------------------------------------------------------------
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="mlcv")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors (or set MLCV_DEBUG=1).")
+def cli(debug):
+    """mlcv: train and compare kNN, multiclass SVM and softmax image classifiers.
+
+    \b
+    Quick start (works offline on the small CIFAR-10 sample shipped with mlcv):
+      mlcv train --config configs/softmax.yaml
+      mlcv cv --model knn --folds 5
+      mlcv evaluate runs/softmax-YYYYMMDD-HHMMSS
+      mlcv predict runs/softmax-YYYYMMDD-HHMMSS cat.png
+    """
+
+
+# -- download -------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT)
+def download():
+    """Fetch CIFAR-10 or import an image folder into the data dir.
+
+    The data dir is --data-dir, else $MLCV_DATA_DIR, else ./data.
+    """
+
+
+def _data_dir(option):
+    from pathlib import Path
+
+    return Path(option or os.environ.get("MLCV_DATA_DIR") or "data")
+
+
+@download.command("cifar10", context_settings=CONTEXT)
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where datasets live (default $MLCV_DATA_DIR or ./data).")
+@click.option("--url", help="Download from this mirror instead of the official site.")
+@click.option("--archive", type=click.Path(dir_okay=False), help="Use a local copy of cifar-10-binary.tar.gz instead of downloading.")
+@click.option("--md5", help="Expected MD5 of the archive (for a mirror that repacks it).")
+@click.option("--force", is_flag=True, help="Download and decode again even if a verified copy is there.")
+def download_cifar10(data_dir, url, archive, md5, force):
+    """Download the CIFAR-10 binary archive, verify it, and cache it as .npy arrays.
+
+    A partial download is resumed; nothing is used before its MD5 checks out.
+    """
+    from .datasets import cifar10
+
+    kwargs = {"force": force, "progress": True}
+    if url:
+        kwargs["url"] = url
+    if archive:
+        kwargs["archive"] = archive
+    if md5:
+        kwargs["md5"] = md5
+    result = cifar10.prepare_cifar10(_data_dir(data_dir), **kwargs)
+    if result["status"] == "cached":
+        click.echo(f"CIFAR-10 is already in {result['path']} (verified); nothing to do. Use --force to fetch it again.")
+    else:
+        click.echo(f"CIFAR-10 ready in {result['path']} (50,000 training and 10,000 test images).")
+
+
+@download.command("folder", context_settings=CONTEXT)
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--name", required=True, help="Name to use it by: data.dataset: folder, data.path: NAME.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where datasets live (default $MLCV_DATA_DIR or ./data).")
+@click.option("--size", default=32, show_default=True, type=click.IntRange(4, 512), help="Images are resized to SIZE x SIZE.")
+@click.option("--skip-bad", is_flag=True, help="Import the readable images and list the unreadable ones, instead of stopping.")
+def download_folder(path, name, data_dir, size, skip_bad):
+    """Import an image folder (ROOT/<split>/<class>/<image>, a directory or .zip) into the cache."""
+    from .datasets import import_folder
+
+    result = import_folder(path, _data_dir(data_dir), name, size=size, skip_bad=skip_bad, progress=True)
+    for bad_path, reason in result.get("skipped", []):
+        click.echo(f"skipped {bad_path}: {reason}", err=True)
+    click.echo(
+        f"Imported {result['n_train']} training and {result['n_test']} test images in "
+        f"{len(result['classes'])} classes into {result['path']}. Use it with: --set data.dataset=folder --set data.path={name}"
+    )
+
+
+# -- train ------------------------------------------------------------------------------
+
+_set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. --set model.k=5 (repeatable)."
+)
+_config_option = click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False), help="YAML experiment config (see configs/)."
+)
+_data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), help="Data dir (default $MLCV_DATA_DIR or ./data).")
+
+
+def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=None):
+    from . import config as config_mod
+
+    extra = dict(extra or {})
+    if data_dir:
+        extra["data.dir"] = data_dir
+    return config_mod.resolve(config_path, overrides, model_type=model_type, extra=extra)
+
+
+@cli.command(context_settings=CONTEXT)
+@_config_option
+@_set_option
+@click.option("--model", "model_type", type=click.Choice(["knn", "svm", "softmax"]), help="Model to train when no --config is given.")
+@_data_dir_option
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run from its checkpoint.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+def train(config_path, overrides, model_type, data_dir, resume_dir, print_config, as_json):
+    """Train a model from a config and write a run directory.
+
+    \b
+    The run directory (output.dir/<name>-<timestamp>/) holds config.yaml, meta.json,
+    metrics.json, history.csv and model.npz. Ctrl-C stops after the current step,
+    saves a checkpoint and prints how to resume.
+    """
+    from . import config as config_mod
+    from . import pipeline
+
+    progress = _progress_factory(not as_json)
+    if resume_dir:
+        if config_path or overrides or model_type:
+            raise UsageError("--resume continues a run with its saved config; drop --config/--set/--model")
+        result = pipeline.resume(resume_dir, progress=progress)
+    else:
+        if not config_path and not model_type:
+            raise UsageError("give --config FILE (see configs/) or --model knn|svm|softmax")
+        cfg = _load_config(config_path, overrides, model_type, data_dir=data_dir)
+        if print_config:
+            click.echo(config_mod.to_yaml(cfg), nl=False)
+            return
+        result = pipeline.train(cfg, progress=progress)
+    if as_json:
+        _emit_json(result)
+        return
+    _print_train_summary(result)
+
+
+def _print_train_summary(r):
+    from rich.table import Table
+
+    table = Table(title=f"{r['model']} on {r['dataset']}", show_header=True, header_style="bold")
+    table.add_column("split")
+    table.add_column("images", justify="right")
+    table.add_column("accuracy", justify="right")
+    table.add_row("train", str(r["n_train"]), _pct(r["train_accuracy"]))
+    table.add_row("val", str(r["n_val"]), _pct(r["val_accuracy"]))
+    table.add_row("test", str(r["n_test"]), _pct(r["test_accuracy"]))
+    con = _stdout_console()
+    con.print(table)
+    if r.get("final_loss") is not None:
+        con.print(f"final loss {r['final_loss']:.4f}; trained in {r['fit_s']:.1f} s ({r['total_s']:.1f} s in all)")
+    con.print(f"run directory: {r['run_dir']}")
+
+
+# -- cv ---------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@_config_option
+@_set_option
+@click.option("--model", "model_type", type=click.Choice(["knn", "svm", "softmax"]), help="Model to tune when no --config is given.")
+@click.option("--folds", type=int, help="Number of folds (cv.folds).")
+def cv(config_path, overrides, model_type, folds):
+    """Choose hyperparameters by k-fold cross-validation on the training images."""
+    raise MlcvError("cross-validation is not built yet in this version of mlcv; use `mlcv train` with --set to try values")
+
+
+# -- evaluate -----------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("target", type=click.Path(exists=True))
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True, help="Which split to score.")
+@click.option("--data", "data_spec", help="Score on another dataset: sample, cifar10, or an image folder/.zip/imported name.")
+@_data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+def evaluate(target, split, data_spec, data_dir, as_json):
+    """Reload a model (run directory or model.npz) and score it on a split.
+
+    The split is rebuilt exactly as in training (same config and seed).
+    """
+    from . import pipeline
+
+    overrides = {}
+    if data_spec:
+        if data_spec in ("sample", "cifar10"):
+            overrides["data.dataset"] = data_spec
+        else:
+            overrides.update({"data.dataset": "folder", "data.path": data_spec})
+    if data_dir:
+        overrides["data.dir"] = data_dir
+    result = pipeline.evaluate(target, split=split, data_cfg_overrides=overrides, progress=_progress_factory(not as_json))
+    if result.get("warning"):
+        click.echo(f"Warning: {result['warning']}", err=True)
+    if as_json:
+        _emit_json(result)
+        return
+    _print_evaluation(result)
+
+
+def _print_evaluation(r):
+    from rich.table import Table
+
+    con = _stdout_console()
+    classes = r["classes"]
+    con.print(f"{r['model']} model {r['model_path']} on {r['dataset']} {r['split']} ({r['n']} images): accuracy {_pct(r['accuracy'])}")
+    per = Table(title="per-class accuracy", header_style="bold")
+    per.add_column("class")
+    per.add_column("accuracy", justify="right")
+    for name, acc in zip(classes, r["per_class_accuracy"]):
+        per.add_row(name, _pct(acc))
+    con.print(per)
+    cm = Table(title="confusion matrix (rows: true class, columns: predicted)", header_style="bold")
+    cm.add_column("")
+    for name in classes:
+        cm.add_column(name[:5], justify="right")
+    for name, row in zip(classes, r["confusion_matrix"]):
+        cm.add_row(name, *[str(v) for v in row])
+    con.print(cm)
+
+
+# -- predict ------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("target", type=click.Path(exists=True))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--top", default=3, show_default=True, type=click.IntRange(1), help="How many classes to show per image.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV rows: path, rank, class, value.")
+def predict(target, images, top, as_json, as_csv):
+    """Classify image files (PNG/JPEG, any size; directories are searched).
+
+    Shows probabilities for softmax, scores for SVM, neighbour votes for kNN.
+    Unreadable files are reported and the rest still predicted (exit code 1 if any failed).
+    """
+    from . import pipeline
+
+    if as_json and as_csv:
+        raise UsageError("choose one of --json and --csv")
+    r = pipeline.predict(target, images, top=top)
+    if r.get("warning"):
+        click.echo(f"Warning: {r['warning']}", err=True)
+    for f in r["failed"]:
+        click.echo(f"Error: {f['error']}", err=True)
+    if as_json:
+        _emit_json(r)
+    elif as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["path", "rank", "class", r["value"] or "value"])
+        for p in r["predictions"]:
+            for rank, t in enumerate(p["top"], start=1):
+                writer.writerow([p["path"], rank, t["class"], t[r["value"]]])
+    else:
+        from rich.table import Table
+
+        table = Table(header_style="bold")
+        table.add_column("image")
+        table.add_column("rank", justify="right")
+        table.add_column("class")
+        table.add_column(r["value"] or "value", justify="right")
+        for p in r["predictions"]:
+            for rank, t in enumerate(p["top"], start=1):
+                v = t[r["value"]]
+                table.add_row(p["path"] if rank == 1 else "", str(rank), t["class"], f"{v:.4f}" if isinstance(v, float) else str(v))
+        _stdout_console().print(table)
+    if r["failed"]:
+        sys.exit(1)
+
+
+# -- gradcheck ----------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--model", "model_type", type=click.Choice(["svm", "softmax"]), required=True, help="Which loss to check.")
+@click.option("--reg", default=0.1, show_default=True, type=click.FloatRange(0), help="Regularization strength.")
+@click.option("--checks", default=10, show_default=True, type=click.IntRange(1, 1000), help="Number of random weights checked.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random problem.")
+def gradcheck(model_type, reg, checks, seed):
+    """Compare the analytic gradient with a centred numerical one (float64).
+
+    Relative error |a - n| / max(|a| + |n|, tiny): below 1e-7 is good. The SVM loss has
+    kinks (max(0, .)); an entry whose margin is within h of 0 can fail there, and is marked.
+    """
+    from rich.table import Table
+
+    from .core.gradcheck import check_loss_gradient
+
+    rows = check_loss_gradient(model_type, reg, num_checks=checks, seed=seed)
+    table = Table(title=f"{model_type} gradient check (reg={reg:g})", header_style="bold")
+    for col in ("index", "analytic", "numerical", "relative error", ""):
+        table.add_column(col, justify="right")
+    bad = 0
+    kinks = 0
+    for row in rows:
+        ok = row["rel_error"] < 1e-7
+        note = "ok" if ok else ("kink" if row["near_kink"] else "FAIL")
+        bad += note == "FAIL"
+        kinks += note == "kink"
+        table.add_row(str(tuple(int(i) for i in row["index"])), f"{row['analytic']:.8g}", f"{row['numeric']:.8g}", f"{row['rel_error']:.2e}", note)
+    con = _stdout_console()
+    con.print(table)
+    worst = max(r["rel_error"] for r in rows)
+    if kinks:
+        con.print(f"{kinks} entries sit at an SVM kink, where the numerical gradient straddles max(0, .); they are not counted.")
+    con.print(f"max relative error {worst:.2e}: {'PASS' if not bad else 'FAIL'}")
+    if bad:
+        sys.exit(1)
+
+
+# -- entry point --------------------------------------------------------------------------
+
+
+def main(argv=None):
+    """Console-script entry: run the group and turn errors into one line and an exit code."""
+    debug = _debug_enabled()
+    try:
+        code = cli.main(args=argv, prog_name="mlcv", standalone_mode=False)
+    except MlcvError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,403 @@
+"""Experiment configs: YAML -> frozen dataclasses, defaults filled in, every value checked.
+
+Precedence: built-in defaults < per-model defaults < the YAML file < ``--set key=value``.
+Every rejection names the dotted key, what was found and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import ConfigError
+
+MODEL_TYPES = ("knn", "svm", "softmax")
+METRICS = ("l2", "l1")
+PENALTIES = ("l2", "l1", "elasticnet", "none")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "random_search")
+DATASETS = ("sample", "cifar10", "folder")
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _f(default, *, kind, choices=None, low=None, high=None, low_open=False, nullable=False, doc=""):
+    """A config field: its type, its allowed values or range, and a one-line description."""
+    meta = dict(kind=kind, choices=choices, low=low, high=high, low_open=low_open, nullable=nullable, doc=doc)
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = _f("sample", kind=str, choices=DATASETS, doc="sample (shipped), cifar10, or folder")
+    path: Optional[str] = _f(None, kind=str, nullable=True, doc="image folder/.zip, or a name given to `mlcv download folder`")
+    dir: Optional[str] = _f(None, kind=str, nullable=True, doc="data dir (default: --data-dir, $MLCV_DATA_DIR, ./data)")
+    num_train: Optional[int] = _f(None, kind=int, low=1, nullable=True, doc="training images (null: all left after num_val)")
+    num_val: int = _f(500, kind=int, low=0, doc="validation images, carved from the training images")
+    num_test: Optional[int] = _f(None, kind=int, low=0, nullable=True, doc="test images (null: all)")
+    image_size: int = _f(32, kind=int, low=4, high=512, doc="images are resized to image_size x image_size")
+    skip_bad: bool = _f(False, kind=bool, doc="skip unreadable images in folders instead of stopping")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    scale: float = _f(1.0, kind=float, low=0.0, low_open=True, doc="pixel values are multiplied by this")
+    subtract_mean: bool = _f(True, kind=bool, doc="subtract the mean training image")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    type: str = _f("softmax", kind=str, choices=MODEL_TYPES, doc="knn, svm or softmax")
+    k: int = _f(1, kind=int, low=1, doc="kNN: number of neighbours")
+    metric: str = _f("l2", kind=str, choices=METRICS, doc="kNN: l2 (Euclidean) or l1 (Manhattan)")
+    max_memory_mb: int = _f(512, kind=int, low=16, doc="kNN: memory for distance temporaries")
+    reg: float = _f(1e-4, kind=float, low=0.0, doc="regularization strength")
+    penalty: str = _f("l2", kind=str, choices=PENALTIES, doc="regularizer")
+    l1_ratio: float = _f(0.5, kind=float, low=0.0, high=1.0, doc="elasticnet: weight of the L1 part")
+    delta: float = _f(1.0, kind=float, low=0.0, low_open=True, doc="SVM margin")
+    squared_hinge: bool = _f(False, kind=bool, doc="SVM: square each hinge term")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = _f("sgd", kind=str, choices=OPTIMIZERS, doc="update rule")
+    lr: float = _f(1e-3, kind=float, low=0.0, low_open=True, doc="learning rate")
+    lr_decay: float = _f(1.0, kind=float, low=0.0, high=1.0, low_open=True, doc="lr multiplied by this after each epoch")
+    batch_size: int = _f(200, kind=int, low=1, doc="minibatch size")
+    epochs: int = _f(10, kind=int, low=1, doc="passes over the training set")
+    momentum: float = _f(0.9, kind=float, low=0.0, high=1.0, doc="momentum/nesterov coefficient")
+    decay_rate: float = _f(0.99, kind=float, low=0.0, high=1.0, doc="rmsprop decay")
+    beta1: float = _f(0.9, kind=float, low=0.0, high=1.0, doc="adam beta1")
+    beta2: float = _f(0.999, kind=float, low=0.0, high=1.0, doc="adam beta2")
+    eps: float = _f(1e-8, kind=float, low=0.0, low_open=True, doc="adam/rmsprop/adagrad epsilon")
+    init_scale: float = _f(1e-3, kind=float, low=0.0, low_open=True, doc="std of the random initial weights")
+    random_search_tries: int = _f(1000, kind=int, low=1, doc="random_search: random weight matrices tried")
+    checkpoint_every: int = _f(1, kind=int, low=0, doc="write a checkpoint every N epochs (0: only on interrupt)")
+
+
+@dataclass(frozen=True)
+class CVConfig:
+    folds: int = _f(5, kind=int, low=2, doc="number of cross-validation folds")
+    grid: dict = _f({}, kind=dict, doc="dotted key -> list of values to try")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: str = _f("runs", kind=str, doc="runs are written under this directory")
+    name: Optional[str] = _f(None, kind=str, nullable=True, doc="run name prefix (default: the config's name)")
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = _f("mlcv", kind=str, doc="experiment name")
+    seed: int = _f(0, kind=int, low=0, doc="seed for splits, initialisation and minibatches")
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def get(self, dotted: str) -> Any:
+        node = self
+        for part in dotted.split("."):
+            node = getattr(node, part)
+        return node
+
+
+_SECTION_CLASSES = {
+    "data": DataConfig,
+    "preprocess": PreprocessConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "cv": CVConfig,
+    "output": OutputConfig,
+}
+
+# Values that suit each model out of the box (the shipped configs spell them out).
+MODEL_DEFAULTS = {
+    "knn": {"name": "knn", "preprocess.subtract_mean": False, "model.k": 1, "model.metric": "l2"},
+    "svm": {
+        "name": "svm",
+        "preprocess.scale": 1.0 / 255.0,
+        "model.reg": 0.01,
+        "train.optimizer": "sgd",
+        "train.lr": 0.01,
+        "train.lr_decay": 0.95,
+        "train.batch_size": 200,
+        "train.epochs": 10,
+    },
+    "softmax": {
+        "name": "softmax",
+        "preprocess.scale": 1.0 / 255.0,
+        "model.reg": 0.01,
+        "train.optimizer": "sgd",
+        "train.lr": 0.01,
+        "train.lr_decay": 0.95,
+        "train.batch_size": 200,
+        "train.epochs": 10,
+    },
+}
+
+
+def all_keys() -> dict:
+    """Every dotted key -> its field metadata (kind, choices, range, doc)."""
+    keys = {}
+    for f in fields(Config):
+        if f.name in _SECTION_CLASSES:
+            for sub in fields(_SECTION_CLASSES[f.name]):
+                keys[f"{f.name}.{sub.name}"] = dict(sub.metadata)
+        else:
+            keys[f.name] = dict(f.metadata)
+    return keys
+
+
+KEYS = all_keys()
+
+
+def _closest(name, options):
+    import difflib
+
+    match = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def check_value(key: str, value: Any) -> Any:
+    """Type- and range-check one value for a dotted key; return it normalised."""
+    if key not in KEYS:
+        raise ConfigError(f"unknown config key {key!r}{_closest(key, list(KEYS))}; run `mlcv train --print-config` to see all keys")
+    meta = KEYS[key]
+    kind = meta["kind"]
+    if value is None:
+        if meta["nullable"]:
+            return None
+        raise ConfigError(f"{key}: expected {kind.__name__}, found null")
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, found {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, found {value!r}")
+    elif kind is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads "1e-7" (no dot) as a string; accept what a person means.
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected a number, found {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, found {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, found {value!r}")
+    elif kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, found {value!r}")
+    elif kind is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of dotted keys to lists, found {value!r}")
+        return {k: check_grid_values(k, v) for k, v in value.items()}
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ConfigError(f"{key}: expected one of {', '.join(meta['choices'])}; found {value!r}")
+    low, high = meta["low"], meta["high"]
+    if low is not None and (value < low or (meta["low_open"] and value == low)):
+        bound = f"> {low}" if meta["low_open"] else f">= {low}"
+        raise ConfigError(f"{key}: expected a value {bound}{f' and <= {high}' if high is not None else ''}, found {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"{key}: expected a value <= {high}, found {value!r}")
+    return value
+
+
+_RANGE = re.compile(r"^\s*(logspace|linspace|range)\(([^)]*)\)\s*$")
+
+
+def parse_range(text: str) -> Optional[list]:
+    """Expand 'logspace(a,b,n)' (10**a..10**b), 'linspace(a,b,n)' or 'range(a,b[,step])'; None if not one."""
+    m = _RANGE.match(text)
+    if not m:
+        return None
+    fn, args = m.group(1), [a.strip() for a in m.group(2).split(",")]
+    try:
+        nums = [float(a) for a in args]
+    except ValueError:
+        raise ConfigError(f"{text!r}: expected numbers inside {fn}(...), e.g. logspace(-7,-5,5)") from None
+    if fn in ("logspace", "linspace"):
+        if len(nums) != 3 or nums[2] < 1 or nums[2] != int(nums[2]):
+            raise ConfigError(f"{text!r}: expected {fn}(start, stop, count) with a whole count >= 1")
+        a, b, n = nums[0], nums[1], int(nums[2])
+        pts = [a + (b - a) * i / (n - 1) if n > 1 else a for i in range(n)]
+        return [float(f"{10.0 ** p:.6g}") for p in pts] if fn == "logspace" else [float(f"{p:.6g}") for p in pts]
+    if len(nums) not in (2, 3) or any(x != int(x) for x in nums):
+        raise ConfigError(f"{text!r}: expected range(start, stop[, step]) with whole numbers")
+    return list(range(*[int(x) for x in nums]))
+
+
+def check_grid_values(key: str, values: Any) -> list:
+    """A grid entry: a list of values (or a range expression) each valid for ``key``."""
+    if key not in KEYS or KEYS[key]["kind"] is dict or "." not in key or key.startswith(("cv.", "output.")):
+        raise ConfigError(f"cv.grid: {key!r} is not a key that can be searched{_closest(key, list(KEYS))}")
+    if isinstance(values, str):
+        expanded = parse_range(values)
+        values = expanded if expanded is not None else [values]
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"cv.grid.{key}: expected a non-empty list of values or logspace(a,b,n), found {values!r}")
+    return [check_value(key, v) for v in values]
+
+
+def parse_scalar(text: str) -> Any:
+    """A command-line value read as YAML (numbers, true/false, null, [lists])."""
+    try:
+        return safe_load_text(text, "--set value")
+    except ConfigError:
+        return text
+
+
+def parse_override(item: str) -> tuple:
+    if "=" not in item:
+        raise ConfigError(f"--set expects key.path=value, found {item!r} (e.g. --set model.k=5)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if key not in KEYS:
+        raise ConfigError(f"--set: unknown config key {key!r}{_closest(key, list(KEYS))}")
+    return key, parse_scalar(raw)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases (billion-laughs bombs)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError(
+                f"YAML aliases are not allowed in configs (found *{event.anchor} at line {event.start_mark.line + 1}); write the values out"
+            )
+        return super().compose_node(parent, index)
+
+
+def safe_load_text(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError:
+        raise
+    except yaml.constructor.ConstructorError as exc:
+        raise ConfigError(f"{where}: only plain YAML is allowed ({exc.problem}); remove the tag") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{where}: not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+
+
+def read_yaml_file(path) -> dict:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: a config is at most {MAX_CONFIG_BYTES} bytes, this file has {size}")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; shipped examples are in configs/") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config {path} is a directory; give a .yaml file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    data = safe_load_text(text, str(path))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, ...) at the top level, found {type(data).__name__}")
+    return data
+
+
+def flatten(data: dict, where: str = "") -> dict:
+    """Nested YAML mapping -> {dotted key: value}; unknown sections and keys are errors."""
+    flat = {}
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{where or 'config'}: keys must be strings, found {key!r}")
+        dotted = f"{where}.{key}" if where else key
+        if not where and key in _SECTION_CLASSES:
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ConfigError(f"{dotted}: expected a mapping, found {value!r}")
+            flat.update(flatten(value, dotted))
+        elif dotted in KEYS:
+            flat[dotted] = value
+        else:
+            raise ConfigError(f"unknown config key {dotted!r}{_closest(dotted, list(KEYS))}")
+    return flat
+
+
+def build(flat: dict) -> Config:
+    """{dotted key: value} (already checked) -> a frozen Config."""
+    sections = {name: {} for name in _SECTION_CLASSES}
+    top = {}
+    for key, value in flat.items():
+        if "." in key:
+            section, sub = key.split(".", 1)
+            sections[section][sub] = value
+        else:
+            top[key] = value
+    return Config(**top, **{name: cls(**sections[name]) for name, cls in _SECTION_CLASSES.items()})
+
+
+def resolve(path=None, overrides=(), model_type=None, extra=None) -> Config:
+    """Load a config: defaults < per-model defaults < YAML file < extra < --set overrides.
+
+    ``overrides`` are 'key.path=value' strings; ``extra`` a {dotted key: value} mapping
+    from command-line shortcuts (e.g. --folds).
+    """
+    from_file = flatten(read_yaml_file(path)) if path is not None else {}
+    from_cli = dict(extra or {})
+    for item in overrides:
+        key, value = parse_override(item)
+        from_cli[key] = value
+    if model_type is not None:
+        from_cli.setdefault("model.type", model_type)
+    chosen_type = check_value("model.type", from_cli.get("model.type", from_file.get("model.type", "softmax")))
+    merged = dict(MODEL_DEFAULTS[chosen_type])
+    merged.update(from_file)
+    merged.update(from_cli)
+    checked = {key: check_value(key, value) for key, value in merged.items()}
+    return validate(build(checked))
+
+
+def validate(cfg: Config) -> Config:
+    """Checks that involve more than one key."""
+    if cfg.data.dataset == "folder" and not cfg.data.path:
+        raise ConfigError("data.path: data.dataset is folder, so data.path must name an image folder, a .zip, or an imported dataset name")
+    return cfg
+
+
+def replace(cfg: Config, values: dict) -> Config:
+    """A copy of ``cfg`` with {dotted key: value} changed (values checked)."""
+    flat = flatten_config(cfg)
+    for key, value in values.items():
+        flat[key] = check_value(key, value)
+    return validate(build(flat))
+
+
+def flatten_config(cfg: Config) -> dict:
+    return flatten(cfg.to_dict())
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False)
+
+
+def from_dict(data: dict) -> Config:
+    """A resolved config read back from a run directory (checked like any other)."""
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping at the top level of the saved config")
+    flat = flatten(data)
+    return validate(build({key: check_value(key, value) for key, value in flat.items()}))

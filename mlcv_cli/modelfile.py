@@ -1,0 +1,169 @@
+"""model.npz: the learned arrays, class names and preprocessing constants of one model.
+
+Read with ``np.load(..., allow_pickle=False)``; a file that is not an mlcv model, holds
+pickled objects, comes from an incompatible version or has arrays of the wrong shape
+is refused with a ModelFileError, never unpickled.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import atomic
+from .errors import ModelFileError
+
+FORMAT = "mlcv-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Preprocessor:
+    """uint8 images (N, H, W, 3) -> float32 rows (N, D): scale, then subtract the mean image."""
+
+    scale: float
+    mean: np.ndarray  # (D,) float32, or shape (0,) when no mean is subtracted
+
+    @classmethod
+    def fit(cls, images, scale, subtract_mean):
+        if not subtract_mean or len(images) == 0:
+            return cls(float(scale), np.zeros(0, np.float32))
+        # float64 accumulation: a float32 running sum over 50,000 images loses digits.
+        rows = images.reshape(len(images), -1)
+        mean = np.zeros(rows.shape[1], np.float64)
+        for start in range(0, len(rows), 8192):
+            mean += rows[start : start + 8192].sum(axis=0, dtype=np.float64)
+        mean = (mean / len(rows)) * scale
+        return cls(float(scale), mean.astype(np.float32))
+
+    def transform(self, images):
+        X = images.reshape(len(images), -1).astype(np.float32)
+        if self.scale != 1.0:
+            X *= np.float32(self.scale)
+        if self.mean.size:
+            X -= self.mean
+        return X
+
+
+@dataclass
+class ModelFile:
+    model_type: str
+    classes: list
+    image_size: int
+    preprocessor: Preprocessor
+    config_yaml: str
+    arrays: dict  # W, b for linear models; X_train, y_train for knn
+
+    @property
+    def dim(self):
+        return self.image_size * self.image_size * 3
+
+
+def save(path, mf: ModelFile):
+    arrays = {
+        "mlcv_format": np.array(FORMAT),
+        "format_version": np.array(FORMAT_VERSION),
+        "model_type": np.array(mf.model_type),
+        "classes": np.array(list(mf.classes), dtype=np.str_),
+        "image_size": np.array(mf.image_size),
+        "scale": np.array(mf.preprocessor.scale, np.float64),
+        "mean": np.asarray(mf.preprocessor.mean, np.float32),
+        "config_yaml": np.array(mf.config_yaml),
+        **mf.arrays,
+    }
+    atomic.save_npz(path, arrays)
+
+
+_REQUIRED = {
+    "knn": {"X_train", "y_train"},
+    "svm": {"W", "b"},
+    "softmax": {"W", "b"},
+}
+
+
+def load(path) -> ModelFile:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist; give a run directory or its model.npz")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path} is not an mlcv model (expected a .npz written by `mlcv train`)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = set(npz.files)
+            if "mlcv_format" not in names:
+                raise ModelFileError(f"{path} is not an mlcv model (no mlcv_format entry); train one with `mlcv train`")
+            data = {name: npz[name] for name in names}
+    except ModelFileError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise ModelFileError(f"{path} holds pickled objects, which mlcv never loads; use a model written by `mlcv train`") from None
+        raise ModelFileError(f"{path} is damaged or not an mlcv model ({exc})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelFileError(f"{path} is damaged or not an mlcv model ({exc})") from None
+
+    def text(name):
+        value = data.get(name)
+        if value is None or value.dtype.kind != "U" or value.ndim != 0:
+            raise ModelFileError(f"{path}: entry {name!r} is missing or not text; the file is not a valid mlcv model")
+        return str(value)
+
+    def integer(name):
+        value = data.get(name)
+        if value is None or value.dtype.kind not in "iu" or value.ndim != 0:
+            raise ModelFileError(f"{path}: entry {name!r} is missing or not an integer; the file is not a valid mlcv model")
+        return int(value)
+
+    if text("mlcv_format") != FORMAT:
+        raise ModelFileError(f"{path} is not an mlcv model (format {text('mlcv_format')!r})")
+    version = integer("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} was written in model format {version}, this mlcv reads format {FORMAT_VERSION}; retrain it with this version"
+        )
+    model_type = text("model_type")
+    if model_type not in _REQUIRED:
+        raise ModelFileError(f"{path}: unknown model type {model_type!r} (expected knn, svm or softmax)")
+    missing = _REQUIRED[model_type] - set(data)
+    if missing:
+        raise ModelFileError(f"{path}: a {model_type} model needs {', '.join(sorted(missing))}; the file is incomplete")
+    classes = data.get("classes")
+    if classes is None or classes.dtype.kind != "U" or classes.ndim != 1 or len(classes) < 1:
+        raise ModelFileError(f"{path}: 'classes' must be a list of class names")
+    image_size = integer("image_size")
+    if not 1 <= image_size <= 4096:
+        raise ModelFileError(f"{path}: image_size {image_size} is out of range")
+    D, C = image_size * image_size * 3, len(classes)
+    mean = data.get("mean")
+    scale = data.get("scale")
+    if mean is None or mean.ndim != 1 or mean.shape[0] not in (0, D) or scale is None or scale.ndim != 0:
+        raise ModelFileError(f"{path}: preprocessing arrays have the wrong shape (mean should be ({D},) or empty)")
+    arrays = {}
+    if model_type == "knn":
+        X, y = data["X_train"], data["y_train"]
+        if X.ndim != 2 or X.shape[1] != D or y.shape != (X.shape[0],) or y.dtype.kind not in "iu":
+            raise ModelFileError(f"{path}: X_train must be (N, {D}) and y_train (N,) integers; found {X.shape} and {y.shape}")
+        if len(y) and (y.min() < 0 or y.max() >= C):
+            raise ModelFileError(f"{path}: y_train holds labels outside 0..{C - 1}")
+        arrays = {"X_train": X, "y_train": y.astype(np.int64)}
+        for name in ("k", "metric"):
+            if name in data:
+                arrays[name] = data[name]
+    else:
+        W, b = data["W"], data["b"]
+        if W.shape != (D, C) or b.shape != (C,):
+            raise ModelFileError(f"{path}: W must be ({D}, {C}) and b ({C},) for {C} classes of {image_size}x{image_size} images; found {W.shape} and {b.shape}")
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise ModelFileError(f"{path}: the weights hold NaN or inf; the run that wrote them diverged")
+        arrays = {"W": W, "b": b}
+    return ModelFile(
+        model_type=model_type,
+        classes=[str(c) for c in classes],
+        image_size=image_size,
+        preprocessor=Preprocessor(float(scale), mean.astype(np.float32)),
+        config_yaml=text("config_yaml") if "config_yaml" in data else "",
+        arrays=arrays,
+    )

@@ -1,0 +1,541 @@
+"""train / evaluate / predict: config + data + core + run directory. Returns results; never prints.
+
+Progress is reported through an optional ``progress(total, desc)`` factory whose result
+has ``update(n=1, **postfix)`` and ``close()`` (the CLI passes a tqdm bar).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import config as config_mod
+from . import modelfile
+from .config import Config
+from .core import metrics
+from .core.knn import KNearestNeighbor
+from .core.linear import LinearClassifier
+from .errors import ConfigError, DataError, DivergenceError, MlcvError, ModelFileError, TrainingInterrupted
+from .modelfile import ModelFile, Preprocessor
+from .runs import RunDir, command_line
+
+CHECKPOINT = "checkpoint.npz"
+
+
+class _NullProgress:
+    def update(self, n=1, **postfix):
+        pass
+
+    def close(self):
+        pass
+
+
+def _null_progress(total, desc):
+    return _NullProgress()
+
+
+# -- data ---------------------------------------------------------------------------
+
+
+def data_dir_for(cfg: Config) -> Path:
+    """data.dir (set by --data-dir too), else $MLCV_DATA_DIR, else ./data."""
+    return Path(cfg.data.dir or os.environ.get("MLCV_DATA_DIR") or "data")
+
+
+def load_dataset(cfg: Config, progress=None):
+    """The dataset named by the config: the shipped sample, CIFAR-10, or an image folder."""
+    from . import datasets
+
+    kind = cfg.data.dataset
+    if kind == "sample":
+        return datasets.load_sample(size=cfg.data.image_size)
+    if kind == "cifar10":
+        if cfg.data.image_size != 32:
+            raise ConfigError(f"data.image_size: CIFAR-10 images are 32x32, found {cfg.data.image_size}; remove the override")
+        return datasets.load_cifar10(data_dir_for(cfg))
+    path = Path(cfg.data.path)
+    if path.exists():
+        ds, _skipped = datasets.load_folder(path, size=cfg.data.image_size, skip_bad=cfg.data.skip_bad)
+        return ds
+    imported = data_dir_for(cfg) / "folders" / cfg.data.path
+    if imported.exists():
+        return datasets.load_imported(data_dir_for(cfg), cfg.data.path)
+    raise DataError(
+        f"data.path {cfg.data.path!r} is neither an image folder/.zip nor a dataset imported into {data_dir_for(cfg)}; "
+        "check the path or run `mlcv download folder PATH --name NAME`"
+    )
+
+
+@dataclass
+class Splits:
+    classes: list
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    test_x: Optional[np.ndarray]
+    test_y: Optional[np.ndarray]
+
+    def get(self, split):
+        x, y = {"train": (self.train_x, self.train_y), "val": (self.val_x, self.val_y), "test": (self.test_x, self.test_y)}[split]
+        return x, y
+
+
+def split_dataset(cfg: Config, ds) -> Splits:
+    """Seeded train/val/test split: the validation images are carved from the training images."""
+    n = len(ds.train_y)
+    num_val = cfg.data.num_val
+    num_train = cfg.data.num_train if cfg.data.num_train is not None else n - num_val
+    if num_train < 1 or num_train + num_val > n:
+        raise ConfigError(
+            f"data.num_train + data.num_val: the {ds.name} training set has {n} images, "
+            f"asked for {num_train} + {num_val}; lower them (null num_train takes all that is left)"
+        )
+    rng = np.random.default_rng([cfg.seed, 1])
+    order = rng.permutation(n)
+    val_idx = np.sort(order[:num_val])
+    train_idx = np.sort(order[num_val : num_val + num_train])
+    test_x, test_y = ds.test_x, ds.test_y
+    if test_y is not None and cfg.data.num_test is not None:
+        if cfg.data.num_test > len(test_y):
+            raise ConfigError(f"data.num_test: the {ds.name} test set has {len(test_y)} images, asked for {cfg.data.num_test}")
+        pick = np.sort(np.random.default_rng([cfg.seed, 2]).permutation(len(test_y))[: cfg.data.num_test])
+        test_x, test_y = test_x[pick], test_y[pick]
+    return Splits(
+        classes=list(ds.classes),
+        train_x=ds.train_x[train_idx],
+        train_y=np.asarray(ds.train_y[train_idx], np.int64),
+        val_x=ds.train_x[val_idx],
+        val_y=np.asarray(ds.train_y[val_idx], np.int64),
+        test_x=None if test_x is None else np.asarray(test_x),
+        test_y=None if test_y is None else np.asarray(test_y, np.int64),
+    )
+
+
+# -- models ---------------------------------------------------------------------------
+
+
+def build_estimator(cfg: Config):
+    m, t = cfg.model, cfg.train
+    if m.type == "knn":
+        return KNearestNeighbor(k=m.k, metric=m.metric, max_memory=m.max_memory_mb * 2**20)
+    return LinearClassifier(
+        loss=m.type,
+        reg=m.reg,
+        penalty=m.penalty,
+        l1_ratio=m.l1_ratio,
+        delta=m.delta,
+        squared_hinge=m.squared_hinge,
+        optimizer=t.optimizer,
+        lr=t.lr,
+        lr_decay=t.lr_decay,
+        batch_size=t.batch_size,
+        epochs=t.epochs,
+        momentum=t.momentum,
+        decay_rate=t.decay_rate,
+        beta1=t.beta1,
+        beta2=t.beta2,
+        eps=t.eps,
+        init_scale=t.init_scale,
+        random_search_tries=t.random_search_tries,
+        seed=cfg.seed,
+    )
+
+
+def estimator_from_file(mf: ModelFile):
+    """Rebuild a fitted estimator from a loaded model file."""
+    C = len(mf.classes)
+    if mf.model_type == "knn":
+        k = int(mf.arrays.get("k", 1))
+        metric = str(mf.arrays.get("metric", "l2"))
+        X = mf.preprocessor.transform(mf.arrays["X_train"].reshape(-1, mf.image_size, mf.image_size, 3))
+        return KNearestNeighbor(k=k, metric=metric).fit(X, mf.arrays["y_train"], num_classes=C)
+    est = LinearClassifier(loss=mf.model_type)
+    est.W_ = np.asarray(mf.arrays["W"], np.float32)
+    est.b_ = np.asarray(mf.arrays["b"], np.float32)
+    est.num_classes_ = C
+    return est
+
+
+def batched_predict(est, X, progress, desc, chunk=2000):
+    """Predict in query chunks so a long kNN evaluation shows progress."""
+    bar = progress(len(X), desc)
+    out = []
+    try:
+        for start in range(0, len(X), chunk):
+            out.append(est.predict(X[start : start + chunk]))
+            bar.update(min(chunk, len(X) - start))
+    finally:
+        bar.close()
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def split_metrics(y_true, y_pred, C):
+    if y_true is None or len(y_true) == 0:
+        return None
+    return {
+        "accuracy": float(metrics.accuracy(y_true, y_pred)),
+        "n": int(len(y_true)),
+        "per_class_accuracy": metrics.per_class_accuracy(y_true, y_pred, C),
+        "confusion_matrix": metrics.confusion_matrix(y_true, y_pred, C).tolist(),
+    }
+
+
+# -- training -------------------------------------------------------------------------
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM set a flag; training stops after the current step."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __call__(self):
+        return self.signum is not None
+
+    @contextmanager
+    def installed(self):
+        def handler(signum, frame):
+            if self.signum is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now
+            self.signum = signum
+
+        try:
+            old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:  # not the main thread: no handlers, no graceful stop
+            yield self
+            return
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+HISTORY_COLUMNS = ["iteration", "epoch", "loss", "lr", "train_acc", "val_acc"]
+
+
+def _history_rows(est):
+    """One row per iteration; lr and train/val accuracy filled in on the last iteration of each epoch."""
+    losses = getattr(est, "loss_history_", [])
+    ends = {int(info["iteration"]): info for info in getattr(est, "epoch_history_", [])}
+    rows, epoch = [], 1
+    for i, loss in enumerate(losses, start=1):
+        row = {"iteration": i, "epoch": epoch, "loss": float(loss)}
+        if i in ends:
+            row.update({k: ends[i].get(k) for k in ("epoch", "lr", "train_acc", "val_acc")})
+            epoch = int(ends[i]["epoch"]) + 1
+        rows.append(row)
+    return rows
+
+
+def _write_checkpoint(run: RunDir, est):
+    state = est.get_state()
+    run.write_npz(CHECKPOINT, {k: np.asarray(v) for k, v in state.items()})
+
+
+def _read_checkpoint(run: RunDir):
+    path = run.file(CHECKPOINT)
+    if not path.exists():
+        raise MlcvError(f"{run.path} has no {CHECKPOINT} to resume from (was it trained with checkpoint_every: 0?)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise MlcvError(f"{path} is unreadable ({exc}); start a new run instead of resuming") from None
+
+
+def train(cfg: Config, *, progress=None, resume_dir=None, command=None) -> dict:
+    """Train the configured model, evaluate it on val/test, and write a run directory.
+
+    Returns a summary dict (run_dir, model, accuracies, times). Raises DivergenceError
+    (run marked failed) or TrainingInterrupted (checkpoint written, run marked interrupted).
+    """
+    progress = progress or _null_progress
+    t0 = time.perf_counter()
+    ds = load_dataset(cfg)
+    splits = split_dataset(cfg, ds)
+    C = len(splits.classes)
+    pre = Preprocessor.fit(splits.train_x, cfg.preprocess.scale, cfg.preprocess.subtract_mean)
+    X_train = pre.transform(splits.train_x)
+    X_val = pre.transform(splits.val_x) if len(splits.val_y) else None
+    load_s = time.perf_counter() - t0
+
+    if resume_dir is not None:
+        run = RunDir(resume_dir)
+        state = _read_checkpoint(run)
+        run.update_meta(status="running", resumed=command or command_line())
+    else:
+        run = RunDir.create(cfg.output.dir, cfg.output.name or cfg.name)
+        run.write_text("config.yaml", config_mod.to_yaml(cfg))
+        run.start_meta(command or command_line(), cfg.seed, model=cfg.model.type, dataset=ds.name)
+        state = None
+
+    est = build_estimator(cfg)
+    t1 = time.perf_counter()
+    status = "done"
+    try:
+        if cfg.model.type == "knn":
+            est.fit(X_train, splits.train_y, num_classes=C)
+        else:
+            _fit_linear(cfg, est, run, X_train, splits.train_y, X_val, splits.val_y, C, state, progress)
+    except DivergenceError:
+        status = "failed"
+        run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
+        run.update_meta(status="failed", error="diverged")
+        raise
+    except TrainingInterrupted:
+        run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
+        raise
+    except BaseException:
+        run.update_meta(status="failed", error="crashed")
+        raise
+    fit_s = time.perf_counter() - t1
+
+    results = {}
+    for split in ("train", "val", "test"):
+        x, y = splits.get(split)
+        if y is None or len(y) == 0:
+            results[split] = None
+            continue
+        if cfg.model.type == "knn" and split == "train":
+            results[split] = None  # k=1 on its own training set says nothing
+            continue
+        Xs = X_train if split == "train" else pre.transform(x)
+        results[split] = split_metrics(y, batched_predict(est, Xs, progress, f"evaluate {split}"), C)
+
+    final_loss = float(est.loss_history_[-1]) if getattr(est, "loss_history_", None) else None
+    metrics_doc = {
+        "model": cfg.model.type,
+        "classes": splits.classes,
+        "final_loss": final_loss,
+        **{f"{s}_accuracy": (r["accuracy"] if r else None) for s, r in results.items()},
+        "splits": results,
+        "times": {"load_s": round(load_s, 3), "fit_s": round(fit_s, 3), "total_s": round(time.perf_counter() - t0, 3)},
+    }
+    run.write_json("metrics.json", metrics_doc)
+    if cfg.model.type != "knn":
+        run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
+    modelfile.save(run.file("model.npz"), _model_file(cfg, est, pre, splits))
+    ckpt = run.file(CHECKPOINT)
+    if ckpt.exists():
+        ckpt.unlink()
+    run.update_meta(status=status)
+    return {
+        "run_dir": str(run.path),
+        "model": cfg.model.type,
+        "dataset": ds.name,
+        "n_train": int(len(splits.train_y)),
+        "n_val": int(len(splits.val_y)),
+        "n_test": int(0 if splits.test_y is None else len(splits.test_y)),
+        "train_accuracy": metrics_doc["train_accuracy"],
+        "val_accuracy": metrics_doc["val_accuracy"],
+        "test_accuracy": metrics_doc["test_accuracy"],
+        "final_loss": final_loss,
+        "fit_s": round(fit_s, 3),
+        "total_s": metrics_doc["times"]["total_s"],
+    }
+
+
+def _fit_linear(cfg, est, run, X, y, X_val, y_val, C, state, progress):
+    iters_per_epoch = -(-len(y) // cfg.train.batch_size)
+    total = iters_per_epoch * cfg.train.epochs if cfg.train.optimizer != "random_search" else cfg.train.random_search_tries
+    bar = progress(total, f"train {cfg.model.type}")
+    if state is not None:
+        bar.update(int(state.get("iteration", 0)))
+    stop = _StopRequest()
+    every = cfg.train.checkpoint_every
+
+    def on_step(iteration, loss):
+        bar.update(1, loss=f"{loss:.4g}")
+
+    def on_epoch(info):
+        bar.update(0, loss=f"{info['loss']:.4g}", val=None if info.get("val_acc") is None else f"{info['val_acc']:.3f}")
+        if every and info["epoch"] % every == 0 and info["epoch"] < cfg.train.epochs:
+            _write_checkpoint(run, est)
+            run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
+
+    try:
+        with stop.installed():
+            est.fit(
+                X,
+                y,
+                num_classes=C,
+                X_val=X_val,
+                y_val=y_val if X_val is not None else None,
+                state=state,
+                on_step=on_step,
+                on_epoch=on_epoch,
+                should_stop=stop,
+            )
+    except DivergenceError as exc:
+        raise DivergenceError(
+            f"training diverged at iteration {exc.iteration} (loss {exc.loss}): the learning rate "
+            f"{cfg.train.lr:g} is too high for reg {cfg.model.reg:g}; try --set train.lr={cfg.train.lr / 10:g}",
+            iteration=exc.iteration,
+            loss=exc.loss,
+        ) from None
+    finally:
+        bar.close()
+    if getattr(est, "stopped_", False):
+        _write_checkpoint(run, est)
+        run.update_meta(status="interrupted")
+        code = 143 if stop.signum == signal.SIGTERM else 130
+        err = TrainingInterrupted(
+            f"interrupted after iteration {est.n_iter_}; checkpoint saved. Resume with: mlcv train --resume {run.path}"
+        )
+        err.exit_code = code
+        err.run_dir = str(run.path)
+        raise err
+
+
+def _model_file(cfg, est, pre, splits) -> ModelFile:
+    if cfg.model.type == "knn":
+        arrays = {
+            "X_train": splits.train_x.reshape(len(splits.train_x), -1),
+            "y_train": splits.train_y,
+            "k": np.array(cfg.model.k),
+            "metric": np.array(cfg.model.metric),
+        }
+    else:
+        arrays = {"W": est.W_.astype(np.float32), "b": est.b_.astype(np.float32)}
+    return ModelFile(cfg.model.type, splits.classes, cfg.data.image_size, pre, config_mod.to_yaml(cfg), arrays)
+
+
+def resume(run_dir, *, progress=None, command=None) -> dict:
+    """Continue an interrupted `mlcv train` run from its checkpoint."""
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise MlcvError(f"{run.path} is not a run directory; give the path printed when the run was interrupted")
+    status = run.status
+    if status == "done":
+        raise MlcvError(f"{run.path} already finished (status done); nothing to resume")
+    cfg_path = run.file("config.yaml")
+    if not cfg_path.exists():
+        raise MlcvError(f"{run.path} has no config.yaml; it is not an mlcv run directory")
+    cfg = config_mod.from_dict(config_mod.read_yaml_file(cfg_path))
+    if cfg.model.type == "knn":
+        raise MlcvError("kNN runs have nothing to resume; run `mlcv train` again")
+    return train(cfg, progress=progress, resume_dir=run.path, command=command)
+
+
+# -- evaluate / predict -----------------------------------------------------------------
+
+
+def locate_model(target) -> tuple:
+    """A run directory or a model.npz path -> (model path, warning or None)."""
+    target = Path(target)
+    if target.is_dir():
+        path = target / "model.npz"
+        run = RunDir(target)
+        if not path.exists():
+            status = run.status
+            raise MlcvError(f"{target} has no model.npz (run status: {status}); train it to completion or resume it")
+    else:
+        path = target
+        run = RunDir(target.parent)
+    warning = None
+    if run.file("meta.json").exists():
+        status = run.status
+        if status != "done":
+            warning = f"run {run.path} has status {status!r}, not done: its model may be incomplete"
+    return path, warning
+
+
+def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None) -> dict:
+    progress = progress or _null_progress
+    path, warning = locate_model(target)
+    mf = modelfile.load(path)
+    cfg = _config_of(mf, path, data_cfg_overrides)
+    ds = load_dataset(cfg)
+    if list(ds.classes) != list(mf.classes):
+        raise DataError(f"the data's classes {list(ds.classes)} differ from the model's {mf.classes}; evaluate on a dataset with the same classes")
+    splits = split_dataset(cfg, ds)
+    x, y = splits.get(split)
+    if y is None or len(y) == 0:
+        raise DataError(f"the {ds.name} dataset has no {split} split; choose --split val or train")
+    est = estimator_from_file(mf)
+    X = mf.preprocessor.transform(_resize_if_needed(x, mf.image_size))
+    pred = batched_predict(est, X, progress, f"evaluate {split}")
+    result = {"model_path": str(path), "model": mf.model_type, "dataset": ds.name, "split": split, "classes": mf.classes}
+    result.update(split_metrics(y, pred, len(mf.classes)))
+    if warning:
+        result["warning"] = warning
+    return result
+
+
+def _resize_if_needed(x, size):
+    if x.shape[1:3] != (size, size):
+        raise DataError(f"images are {x.shape[1]}x{x.shape[2]} but the model expects {size}x{size}; set data.image_size={size}")
+    return x
+
+
+def _config_of(mf, path, overrides):
+    if not mf.config_yaml:
+        raise ModelFileError(f"{path} has no saved config; it was not written by `mlcv train`")
+    try:
+        cfg = config_mod.from_dict(config_mod.safe_load_text(mf.config_yaml, f"{path} config"))
+    except ConfigError as exc:
+        raise MlcvError(f"{path}: the saved config is not valid for this mlcv ({exc})") from None
+    if overrides:
+        cfg = config_mod.replace(cfg, overrides)
+    return cfg
+
+
+def predict(target, files, *, top=3) -> dict:
+    """Top-k classes for each image file; unreadable files are reported, the rest predicted."""
+    from .datasets.images import read_image
+
+    path, warning = locate_model(target)
+    mf = modelfile.load(path)
+    est = estimator_from_file(mf)
+    C = len(mf.classes)
+    top = max(1, min(top, C))
+    images, ok, failed = [], [], []
+    for f in expand_image_paths(files):
+        try:
+            images.append(read_image(f, size=mf.image_size))
+            ok.append(str(f))
+        except MlcvError as exc:
+            failed.append({"path": str(f), "error": str(exc)})
+    rows = []
+    if images:
+        X = mf.preprocessor.transform(np.stack(images))
+        if mf.model_type == "knn":
+            votes = est.vote_counts(X)
+            kind, values = "votes", votes.astype(np.float64)
+            order = np.argsort(-votes, axis=1, kind="stable")[:, :top]
+        elif mf.model_type == "softmax":
+            kind, values = "probability", est.predict_proba(X)
+            order = np.argsort(-values, axis=1, kind="stable")[:, :top]
+        else:
+            kind, values = "score", est.decision_function(X)
+            order = np.argsort(-values, axis=1, kind="stable")[:, :top]
+        for i, f in enumerate(ok):
+            rows.append(
+                {
+                    "path": f,
+                    "top": [{"class": mf.classes[j], kind: (int(values[i, j]) if kind == "votes" else float(values[i, j]))} for j in order[i]],
+                }
+            )
+    return {"model_path": str(path), "model": mf.model_type, "value": kind if images else None, "predictions": rows, "failed": failed, "warning": warning}
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+def expand_image_paths(items):
+    """Files as given; directories expand to the image files inside them (sorted, recursive)."""
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            yield from sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield p

@@ -1,0 +1,138 @@
+"""A run directory (runs/<name>-<timestamp>/) and the files in it.
+
+Every file is written atomically (see atomic.py). ``meta.json`` carries the run's
+status: running, done, failed or interrupted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__, atomic
+from .errors import MlcvError
+
+STATUSES = ("running", "done", "failed", "interrupted")
+
+
+def _now():
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def versions():
+    import numpy
+
+    return {"mlcv": __version__, "python": platform.python_version(), "numpy": numpy.__version__}
+
+
+class RunDir:
+    """One run's directory: config.yaml, meta.json, metrics.json, history.csv, model.npz, ..."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, root, name):
+        """Make a new, unique run directory under ``root``.
+
+        ``os.mkdir`` is atomic, so two processes started in the same second with the
+        same config get different directories (the second gets a ``-2`` suffix).
+        """
+        root = Path(root)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MlcvError(f"cannot create runs directory {root}: {exc.strerror}; set output.dir to a writable directory") from None
+        for attempt in range(1, 1000):
+            path = root / (f"{name}-{stamp}" if attempt == 1 else f"{name}-{stamp}-{attempt}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise MlcvError(f"cannot create run directory {path}: {exc.strerror}; set output.dir to a writable directory") from None
+            return cls(path)
+        raise MlcvError(f"too many runs named {name}-{stamp} in {root}")
+
+    def file(self, name):
+        return self.path / name
+
+    def exists(self, name):
+        return (self.path / name).exists()
+
+    # -- meta.json --------------------------------------------------------------
+    def read_meta(self):
+        try:
+            return json.loads(self.file("meta.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise MlcvError(f"{self.file('meta.json')} is unreadable ({exc}); the run directory is damaged") from None
+
+    def start_meta(self, command, seed, **extra):
+        meta = {
+            "command": command,
+            "status": "running",
+            "seed": seed,
+            "started": _now(),
+            "ended": None,
+            "pid": os.getpid(),
+            "versions": versions(),
+            **extra,
+        }
+        self.write_json("meta.json", meta)
+        return meta
+
+    def update_meta(self, **changes):
+        meta = self.read_meta()
+        meta.update(changes)
+        if changes.get("status") in ("done", "failed", "interrupted"):
+            meta["ended"] = _now()
+        self.write_json("meta.json", meta)
+        return meta
+
+    @property
+    def status(self):
+        return self.read_meta().get("status", "unknown")
+
+    # -- writers ------------------------------------------------------------------
+    def write_json(self, name, obj):
+        atomic.write_json(self.file(name), obj)
+
+    def write_text(self, name, text):
+        atomic.write_text(self.file(name), text)
+
+    def write_csv(self, name, rows, columns):
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+        atomic.write_text(self.file(name), buf.getvalue())
+
+    def write_npz(self, name, arrays):
+        atomic.save_npz(self.file(name), arrays)
+
+    def read_json(self, name):
+        try:
+            return json.loads(self.file(name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MlcvError(f"{self.file(name)} does not exist") from None
+        except (OSError, ValueError) as exc:
+            raise MlcvError(f"{self.file(name)} is unreadable ({exc})") from None
+
+
+def command_line():
+    return " ".join(["mlcv", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("mlcv") else " ".join(sys.argv)
+
+
+def elapsed_since(t0):
+    return round(time.perf_counter() - t0, 3)
