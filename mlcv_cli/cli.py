@@ -184,8 +184,9 @@ def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=N
 @_data_dir_option
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run from its checkpoint.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--plot", is_flag=True, help="Write loss.png, templates.png and confusion.png into the run. Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def train(config_path, overrides, model_type, data_dir, resume_dir, print_config, as_json):
+def train(config_path, overrides, model_type, data_dir, resume_dir, print_config, plot, as_json):
     """Train a model from a config and write a run directory.
 
     \b
@@ -196,6 +197,8 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
     from . import config as config_mod
     from . import pipeline
 
+    if plot:
+        _require_matplotlib()
     progress = _progress_factory(not as_json)
     if resume_dir:
         if config_path or overrides or model_type:
@@ -209,6 +212,10 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
             click.echo(config_mod.to_yaml(cfg), nl=False)
             return
         result = pipeline.train(cfg, progress=progress)
+    if plot:
+        from . import plots
+
+        result["plots"] = plots.plot_run(result["run_dir"], which=("loss", "templates", "confusion"))
     if as_json:
         _emit_json(result)
         return
@@ -229,6 +236,8 @@ def _print_train_summary(r):
     con.print(table)
     if r.get("final_loss") is not None:
         con.print(f"final loss {r['final_loss']:.4f}; trained in {r['fit_s']:.1f} s ({r['total_s']:.1f} s in all)")
+    for p in r.get("plots", []):
+        con.print(f"plot: {p}")
     con.print(f"run directory: {r['run_dir']}")
 
 
@@ -239,10 +248,106 @@ def _print_train_summary(r):
 @_config_option
 @_set_option
 @click.option("--model", "model_type", type=click.Choice(["knn", "svm", "softmax"]), help="Model to tune when no --config is given.")
-@click.option("--folds", type=int, help="Number of folds (cv.folds).")
-def cv(config_path, overrides, model_type, folds):
-    """Choose hyperparameters by k-fold cross-validation on the training images."""
-    raise MlcvError("cross-validation is not built yet in this version of mlcv; use `mlcv train` with --set to try values")
+@click.option("--folds", type=click.IntRange(2), help="Number of folds (cv.folds).")
+@click.option("--grid", "grid_items", multiple=True, metavar="KEY=V1,V2,...", help="Values to try, e.g. model.k=1,3,5 or train.lr=logspace(-7,-5,5) (repeatable; replaces cv.grid).")
+@click.option("--random", "random_n", type=click.IntRange(1), help="Sample N random points (log scale for numbers) instead of the full grid.")
+@click.option("--jobs", "n_jobs", default=1, show_default=True, type=click.IntRange(1), help="Local worker processes.")
+@click.option("--dask-scheduler", metavar="ADDRESS", help="Run the jobs on a Dask cluster (tcp://host:8786), or 'local' for a LocalCluster on 127.0.0.1.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), help="Finish an interrupted cv run, skipping finished jobs.")
+@click.option("--refit", is_flag=True, help="Retrain the best setting on all training images and score the test split once.")
+@click.option("--plot", is_flag=True, help="Write cv.png (accuracy per fold, mean and std per value). Needs mlcv[plot].")
+@_data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, dask_scheduler, resume_dir, refit, plot, data_dir, as_json):
+    """Choose hyperparameters by k-fold cross-validation on the training images.
+
+    \b
+    Folds are stratified and seeded; the test split is not touched unless --refit.
+    Writes cv_results.csv (one row per grid point and fold), best.yaml and jobs.jsonl
+    into runs/<name>-cv-<timestamp>/.
+    \b
+    Examples:
+      mlcv cv --model knn --folds 5
+      mlcv cv --config configs/svm.yaml --grid train.lr=logspace(-3,-1,3) --jobs 2
+    """
+    from . import crossval
+
+    if plot:
+        _require_matplotlib()
+    progress = _progress_factory(not as_json)
+    if resume_dir:
+        if config_path or overrides or model_type or grid_items or folds:
+            raise UsageError("--resume continues a cv run with its saved plan; drop --config/--set/--model/--grid/--folds")
+        result = crossval.cross_validate(resume_dir=resume_dir, n_jobs=n_jobs, dask_scheduler=dask_scheduler, refit=refit, progress=progress)
+    else:
+        if not config_path and not model_type:
+            raise UsageError("give --config FILE (see configs/) or --model knn|svm|softmax")
+        extra = {}
+        if folds:
+            extra["cv.folds"] = folds
+        if grid_items:
+            extra["cv.grid"] = crossval.parse_grid_option(grid_items)
+        cfg = _load_config(config_path, overrides, model_type, extra=extra, data_dir=data_dir)
+        if not cfg.cv.grid:
+            from . import config as config_mod
+
+            cfg = config_mod.replace(cfg, {"cv.grid": config_mod.DEFAULT_GRIDS[cfg.model.type]})
+        result = crossval.cross_validate(cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, refit=refit, progress=progress)
+    if plot:
+        from . import plots
+
+        result["plots"] = plots.plot_run(result["run_dir"], which=("cv",))
+    if as_json:
+        _emit_json(result)
+        return
+    _print_cv_summary(result)
+
+
+def _require_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MlcvError("plots need matplotlib; install it with: pip install 'mlcv[plot]'") from None
+
+
+def _print_cv_summary(r):
+    from rich.table import Table
+
+    con = _stdout_console()
+    keys = list(r["grid"])
+    table = Table(title=f"{r['folds']}-fold cross-validation of {r['model']} on {r['n_images']} {r['dataset']} images", header_style="bold")
+    table.add_column("rank", justify="right")
+    for k in keys:
+        table.add_column(k, justify="right")
+    table.add_column("accuracy (mean ± std)", justify="right")
+    table.add_column("folds", justify="left")
+    for rank, s in enumerate(r["summary"], start=1):
+        style = "bold green" if rank == 1 else None
+        table.add_row(
+            str(rank),
+            *[_fmt_value(s["params"].get(k)) for k in keys],
+            f"{100 * s['mean']:.2f}% ± {100 * s['std']:.2f}",
+            " ".join(f"{100 * a:.1f}" for a in s["folds"]),
+            style=style,
+        )
+    con.print(table)
+    if r.get("warning"):
+        con.print(f"[yellow]Warning:[/yellow] {r['warning']}")
+    best = ", ".join(f"{k}={_fmt_value(v)}" for k, v in r["best_params"].items())
+    con.print(f"best: {best} ({100 * r['best_mean']:.2f}% ± {100 * r['best_std']:.2f}); {r['jobs']} jobs in {r['time_s']:.1f} s"
+              + (f" ({r['jobs_resumed']} resumed)" if r.get("jobs_resumed") else ""))
+    if r.get("refit"):
+        f = r["refit"]
+        con.print(f"refit on {f['n_train'] + f['n_val']} images: test accuracy {_pct(f['test_accuracy'])}")
+    for p in r.get("plots", []):
+        con.print(f"plot: {p}")
+    con.print(f"run directory: {r['run_dir']} (best config: {r['run_dir']}/best.yaml)")
+
+
+def _fmt_value(v):
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
 
 
 # -- evaluate -----------------------------------------------------------------------------
@@ -253,8 +358,9 @@ def cv(config_path, overrides, model_type, folds):
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True, help="Which split to score.")
 @click.option("--data", "data_spec", help="Score on another dataset: sample, cifar10, or an image folder/.zip/imported name.")
 @_data_dir_option
+@click.option("--plot", is_flag=True, help="Write the confusion matrix (and, for kNN, the nearest-neighbours grid) as PNG. Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def evaluate(target, split, data_spec, data_dir, as_json):
+def evaluate(target, split, data_spec, data_dir, plot, as_json):
     """Reload a model (run directory or model.npz) and score it on a split.
 
     The split is rebuilt exactly as in training (same config and seed).
@@ -269,7 +375,9 @@ def evaluate(target, split, data_spec, data_dir, as_json):
             overrides.update({"data.dataset": "folder", "data.path": data_spec})
     if data_dir:
         overrides["data.dir"] = data_dir
-    result = pipeline.evaluate(target, split=split, data_cfg_overrides=overrides, progress=_progress_factory(not as_json))
+    if plot:
+        _require_matplotlib()
+    result = pipeline.evaluate(target, split=split, data_cfg_overrides=overrides, progress=_progress_factory(not as_json), plot=plot)
     if result.get("warning"):
         click.echo(f"Warning: {result['warning']}", err=True)
     if as_json:
@@ -297,6 +405,24 @@ def _print_evaluation(r):
     for name, row in zip(classes, r["confusion_matrix"]):
         cm.add_row(name, *[str(v) for v in row])
     con.print(cm)
+    for p in r.get("plots", []):
+        con.print(f"plot: {p}")
+
+
+# -- plot -----------------------------------------------------------------------------------
+
+
+@cli.command("plot", context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+def plot_cmd(run_dir):
+    """(Re)draw every plot a run directory's files allow: cv.png, loss.png, templates.png, confusion.png."""
+    from . import plots
+
+    made = plots.plot_run(run_dir)
+    if not made:
+        raise MlcvError(f"{run_dir} holds nothing to plot (no cv_summary.json, history.csv, model.npz or metrics.json)")
+    for p in made:
+        click.echo(p)
 
 
 # -- predict ------------------------------------------------------------------------------

@@ -401,3 +401,11 @@ def from_dict(data: dict) -> Config:
         raise ConfigError("expected a mapping at the top level of the saved config")
     flat = flatten(data)
     return validate(build({key: check_value(key, value) for key, value in flat.items()}))
+
+
+# What `mlcv cv --model X` searches when neither the config nor --grid gives a grid.
+DEFAULT_GRIDS = {
+    "knn": {"model.k": [1, 3, 5, 8, 10, 12, 15, 20, 50, 100]},
+    "svm": {"train.lr": [0.001, 0.01, 0.1], "model.reg": [0.001, 0.01, 0.1]},
+    "softmax": {"train.lr": [0.001, 0.01, 0.1], "model.reg": [0.001, 0.01, 0.1]},
+}

@@ -252,9 +252,10 @@ def _read_checkpoint(run: RunDir):
         raise MlcvError(f"{path} is unreadable ({exc}); start a new run instead of resuming") from None
 
 
-def train(cfg: Config, *, progress=None, resume_dir=None, command=None) -> dict:
+def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None) -> dict:
     """Train the configured model, evaluate it on val/test, and write a run directory.
 
+    ``run``: write into this existing RunDir (``mlcv cv --refit``) instead of a new one.
     Returns a summary dict (run_dir, model, accuracies, times). Raises DivergenceError
     (run marked failed) or TrainingInterrupted (checkpoint written, run marked interrupted).
     """
@@ -268,15 +269,15 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None) -> dict:
     X_val = pre.transform(splits.val_x) if len(splits.val_y) else None
     load_s = time.perf_counter() - t0
 
+    state = None
     if resume_dir is not None:
         run = RunDir(resume_dir)
         state = _read_checkpoint(run)
         run.update_meta(status="running", resumed=command or command_line())
-    else:
+    elif run is None:
         run = RunDir.create(cfg.output.dir, cfg.output.name or cfg.name)
         run.write_text("config.yaml", config_mod.to_yaml(cfg))
         run.start_meta(command or command_line(), cfg.seed, model=cfg.model.type, dataset=ds.name)
-        state = None
 
     est = build_estimator(cfg)
     t1 = time.perf_counter()
@@ -449,7 +450,7 @@ def locate_model(target) -> tuple:
     return path, warning
 
 
-def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None) -> dict:
+def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, plot=False) -> dict:
     progress = progress or _null_progress
     path, warning = locate_model(target)
     mf = modelfile.load(path)
@@ -468,7 +469,24 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None) ->
     result.update(split_metrics(y, pred, len(mf.classes)))
     if warning:
         result["warning"] = warning
+    if plot:
+        result["plots"] = _evaluation_plots(path, mf, est, X, x, y, pred, split)
     return result
+
+
+def _evaluation_plots(path, mf, est, X, images, y, pred, split, n_queries=10, n_neighbors=10):
+    from . import plots
+
+    out_dir = Path(path).parent
+    made = [plots._draw_confusion(np.array(metrics.confusion_matrix(y, pred, len(mf.classes))), mf.classes,
+                                  f"{mf.model_type}: {split} confusion matrix", out_dir / f"confusion-{split}.png")]
+    if mf.model_type == "knn":
+        k = min(n_neighbors, len(est.y_train_))
+        q = np.arange(min(n_queries, len(y)))
+        _, ind = est.kneighbors(X[q], k)
+        train_images = mf.arrays["X_train"].reshape(-1, mf.image_size, mf.image_size, 3)
+        made.append(plots.plot_neighbors(images[q], train_images[ind], y[q], est.y_train_[ind], mf.classes, out_dir / "neighbors.png"))
+    return made
 
 
 def _resize_if_needed(x, size):

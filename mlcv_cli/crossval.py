@@ -1,0 +1,407 @@
+"""k-fold cross-validation over a hyperparameter grid: plan, run (serially, in local
+processes, or on a Dask cluster), record, resume, summarise. Returns results; never prints.
+
+A *job* is one fold of one grid point (linear models) or one fold of a group of kNN
+points that differ only in k: the group's distances are computed once and every k is
+scored from one sorted neighbour list. Each job's seed comes from (run seed, grid point,
+fold), so results do not depend on the executor or the order in which jobs finish.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import config as config_mod
+from .config import Config
+from .core.model_selection import job_seed, stratified_kfold
+from .errors import ConfigError, MlcvError, UsageError
+from .runs import RunDir, command_line
+
+JOBS_FILE = "jobs.jsonl"
+PLAN_FILE = "cv_plan.json"
+RESULTS_FILE = "cv_results.csv"
+
+
+# -- the plan ---------------------------------------------------------------------------
+
+
+def grid_points(grid: dict, random_n: int | None = None, seed: int = 0) -> list:
+    """The full grid as a list of {dotted key: value}, or ``random_n`` random points.
+
+    Random points are drawn per key: positive numbers on a log scale between the
+    smallest and largest listed value (integers rounded), anything else from the list.
+    """
+    if not grid:
+        return [{}]
+    keys = list(grid)
+    if not random_n:
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+    rng = np.random.default_rng([seed, 7])
+    points = []
+    for _ in range(random_n):
+        point = {}
+        for key in keys:
+            values = grid[key]
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+            if numeric and len(values) > 1 and min(values) > 0:
+                lo, hi = math.log10(min(values)), math.log10(max(values))
+                v = 10 ** rng.uniform(lo, hi)
+                if all(isinstance(x, int) for x in values):
+                    v = int(round(v))
+                else:
+                    v = float(f"{v:.4g}")
+                point[key] = v
+            else:
+                point[key] = values[int(rng.integers(len(values)))]
+        points.append(point)
+    return points
+
+
+def plan_jobs(cfg: Config, points: list) -> list:
+    """Jobs for every (grid point, fold); kNN points that differ only in model.k share one job."""
+    jobs = []
+    if cfg.model.type == "knn":
+        groups = {}
+        for i, point in enumerate(points):
+            rest = tuple(sorted((k, json.dumps(v)) for k, v in point.items() if k != "model.k"))
+            groups.setdefault(rest, []).append(i)
+        for g, members in enumerate(groups.values()):
+            for fold in range(cfg.cv.folds):
+                jobs.append({"id": f"g{g}-f{fold}", "points": members, "fold": fold})
+    else:
+        for i in range(len(points)):
+            for fold in range(cfg.cv.folds):
+                jobs.append({"id": f"p{i}-f{fold}", "points": [i], "fold": fold})
+    return jobs
+
+
+# -- one job ------------------------------------------------------------------------------
+
+
+def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None) -> list:
+    """Score one job; returns one result row per grid point in it.
+
+    ``data`` is (images uint8 (N, H, W, 3), labels (N,), num_classes); the fold's
+    preprocessing (mean image) is fitted on the fold's training part only.
+    """
+    from . import pipeline
+    from .modelfile import Preprocessor
+
+    images, labels, C = data
+    cfg = config_mod.from_dict(plan["config"])
+    folds = stratified_kfold(labels, cfg.cv.folds, seed=cfg.seed)
+    train_idx, val_idx = folds[job["fold"]]
+    points = [plan["points"][i] for i in job["points"]]
+    base = config_mod.replace(cfg, points[0])
+    pre = Preprocessor.fit(images[train_idx], base.preprocess.scale, base.preprocess.subtract_mean)
+    Xtr, Xva = pre.transform(images[train_idx]), pre.transform(images[val_idx])
+    ytr, yva = labels[train_idx], labels[val_idx]
+    t0 = time.perf_counter()
+    rows = []
+    if cfg.model.type == "knn":
+        ks = [config_mod.replace(cfg, p).model.k for p in points]
+        if max(ks) > len(ytr):
+            raise ConfigError(f"model.k: {max(ks)} is larger than a fold's training set ({len(ytr)} images); lower the largest k or use fewer folds")
+        est = pipeline.build_estimator(base)
+        est.n_jobs = blas_threads
+        est.fit(Xtr, ytr, num_classes=C)
+        preds = est.predict_for_ks(Xva, ks)
+        elapsed = time.perf_counter() - t0
+        for i, k in zip(job["points"], ks):
+            rows.append(_row(i, job["fold"], float(np.mean(preds[k] == yva)), elapsed / len(ks)))
+    else:
+        i = job["points"][0]
+        job_cfg = config_mod.replace(base, {"seed": job_seed(cfg.seed, i, job["fold"])})
+        est = pipeline.build_estimator(job_cfg)
+        try:
+            est.fit(Xtr, ytr, num_classes=C)
+            acc = float(np.mean(est.predict(Xva) == yva))
+            note = ""
+        except MlcvError as exc:  # a diverging grid point scores 0, the search goes on
+            acc, note = 0.0, f"diverged: {exc}"
+        rows.append(_row(i, job["fold"], acc, time.perf_counter() - t0, note))
+    return rows
+
+
+def _row(point, fold, accuracy, seconds, note=""):
+    return {"point": point, "fold": fold, "accuracy": accuracy, "time_s": round(seconds, 4), "note": note}
+
+
+_WORKER_STATE = {}
+
+
+def _init_worker(plan, data, threads):
+    _WORKER_STATE.update(plan=plan, data=data, threads=threads)
+
+
+def _run_in_worker(job):
+    return job["id"], run_job(job, _WORKER_STATE["plan"], _WORKER_STATE["data"], _WORKER_STATE["threads"])
+
+
+def _run_on_dask(job, plan, data):
+    return job["id"], run_job(job, plan, data, 1)
+
+
+# -- executors ------------------------------------------------------------------------------
+
+
+_BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def _execute(jobs, plan, data, n_jobs, dask_scheduler, on_done):
+    if dask_scheduler:
+        _execute_dask(jobs, plan, data, n_jobs, dask_scheduler, on_done)
+    elif n_jobs <= 1:
+        for job in jobs:
+            on_done(job["id"], run_job(job, plan, data))
+    else:
+        _execute_processes(jobs, plan, data, n_jobs, on_done)
+
+
+def _execute_processes(jobs, plan, data, n_jobs, on_done):
+    import concurrent.futures as cf
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    # Workers are spawned (fresh interpreters), so these limits apply before their BLAS
+    # starts: N workers x threads never oversubscribes the cores.
+    saved = {k: os.environ.get(k) for k in _BLAS_ENV}
+    os.environ.update({k: str(threads) for k in _BLAS_ENV})
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(n_jobs, mp_context=ctx, initializer=_init_worker, initargs=(plan, data, threads)) as pool:
+            futures = [pool.submit(_run_in_worker, job) for job in jobs]
+            try:
+                for fut in cf.as_completed(futures):
+                    on_done(*fut.result())
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _execute_dask(jobs, plan, data, n_jobs, address, on_done):
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise MlcvError("--dask-scheduler needs dask.distributed; install it with: pip install 'mlcv[dask]'") from None
+    cluster = None
+    try:
+        if address == "local":
+            cluster = LocalCluster(
+                n_workers=max(1, n_jobs), threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            )
+            client = Client(cluster)
+        else:
+            client = Client(address, timeout=30)
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise MlcvError(f"cannot reach the Dask scheduler at {address} ({exc}); check the address or use --dask-scheduler local") from None
+    try:
+        # One copy of the data per worker, not one per job.
+        [data_f] = client.scatter([data], broadcast=True)
+        [plan_f] = client.scatter([plan], broadcast=True)
+        futures = [client.submit(_run_on_dask, job, plan_f, data_f, key=f"mlcv-{job['id']}-{os.getpid()}", pure=False) for job in jobs]
+        for fut in as_completed(futures):
+            on_done(*fut.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def _read_finished(run: RunDir) -> dict:
+    """job id -> rows, from jobs.jsonl; a torn last line (crash mid-write) is ignored."""
+    finished = {}
+    path = run.file(JOBS_FILE)
+    if not path.exists():
+        return finished
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+            finished[rec["id"]] = rec["rows"]
+        except (ValueError, KeyError, TypeError):
+            continue
+    return finished
+
+
+def _append_job(run: RunDir, job_id, rows):
+    line = json.dumps({"id": job_id, "rows": rows}) + "\n"
+    with open(run.file(JOBS_FILE), "a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def summarise(points, rows) -> list:
+    """Per grid point: params, mean and std of the fold accuracies, sorted best first."""
+    by_point = {}
+    for r in rows:
+        by_point.setdefault(r["point"], []).append(r)
+    summary = []
+    for i, point in enumerate(points):
+        accs = [r["accuracy"] for r in sorted(by_point.get(i, []), key=lambda r: r["fold"])]
+        if not accs:
+            continue
+        summary.append(
+            {
+                "point": i,
+                "params": point,
+                "mean": float(np.mean(accs)),
+                "std": float(np.std(accs)),
+                "folds": accs,
+                "time_s": float(sum(r["time_s"] for r in by_point[i])),
+            }
+        )
+    summary.sort(key=lambda s: (-s["mean"], s["std"], s["point"]))
+    return summary
+
+
+def cross_validate(
+    cfg: Config | None = None,
+    *,
+    random_n=None,
+    n_jobs=1,
+    dask_scheduler=None,
+    resume_dir=None,
+    refit=False,
+    progress=None,
+    command=None,
+) -> dict:
+    """Run (or resume) a cross-validation over cfg.cv.grid; write the run directory."""
+    from . import pipeline
+
+    progress = progress or pipeline._null_progress
+    if resume_dir is not None:
+        run = RunDir(resume_dir)
+        if not run.file(PLAN_FILE).exists():
+            raise UsageError(f"{run.path} is not an `mlcv cv` run directory (no {PLAN_FILE})")
+        plan = run.read_json(PLAN_FILE)
+        cfg = config_mod.from_dict(plan["config"])
+        run.update_meta(status="running", resumed=command or command_line())
+    else:
+        if not cfg.cv.grid:
+            raise ConfigError("cv.grid is empty: give --grid KEY=V1,V2,... or a cv.grid section in the config")
+        points = grid_points(cfg.cv.grid, random_n, cfg.seed)
+        plan = {"config": cfg.to_dict(), "points": points, "random": random_n}
+        run = None
+
+    t0 = time.perf_counter()
+    ds = pipeline.load_dataset(cfg)
+    splits = pipeline.split_dataset(cfg, ds)
+    images = np.concatenate([splits.train_x, splits.val_x]) if len(splits.val_y) else splits.train_x
+    labels = np.concatenate([splits.train_y, splits.val_y]) if len(splits.val_y) else splits.train_y
+    C = len(splits.classes)
+    if cfg.cv.folds > len(labels):
+        raise ConfigError(f"cv.folds: {cfg.cv.folds} folds need at least that many images; the training set has {len(labels)}")
+    counts = np.bincount(labels, minlength=C)
+    present = counts[counts > 0]
+    if len(present) < 2:
+        raise MlcvError("cross-validation needs at least two classes in the training images; found one")
+    if present.min() < cfg.cv.folds:
+        warn = f"some classes have fewer images ({present.min()}) than folds ({cfg.cv.folds}); those folds miss the class"
+    else:
+        warn = None
+
+    jobs = plan_jobs(cfg, plan["points"])
+    if run is None:
+        run = RunDir.create(cfg.output.dir, f"{cfg.output.name or cfg.name}-cv")
+        run.write_text("config.yaml", config_mod.to_yaml(cfg))
+        run.write_json(PLAN_FILE, plan)
+        run.start_meta(command or command_line(), cfg.seed, kind="cv", model=cfg.model.type, dataset=ds.name, jobs=len(jobs))
+    finished = _read_finished(run)
+    todo = [j for j in jobs if j["id"] not in finished]
+    bar = progress(len(jobs), f"cv {cfg.model.type} ({len(plan['points'])} points x {cfg.cv.folds} folds)")
+    bar.update(len(jobs) - len(todo))
+
+    def on_done(job_id, rows):
+        finished[job_id] = rows
+        _append_job(run, job_id, rows)
+        bar.update(1)
+
+    try:
+        _execute(todo, plan, (images, labels, C), n_jobs, dask_scheduler, on_done)
+    except KeyboardInterrupt:
+        run.update_meta(status="interrupted")
+        bar.close()
+        err = MlcvError(f"cross-validation interrupted with {len(finished)} of {len(jobs)} jobs done; resume with: mlcv cv --resume {run.path}")
+        err.exit_code = 130
+        raise err from None
+    except BaseException:
+        run.update_meta(status="failed")
+        bar.close()
+        raise
+    bar.close()
+
+    rows = sorted((r for rs in finished.values() for r in rs), key=lambda r: (r["point"], r["fold"]))
+    _write_results(run, plan["points"], rows)
+    summary = summarise(plan["points"], rows)
+    best = summary[0]
+    best_cfg = config_mod.replace(cfg, best["params"])
+    run.write_text("best.yaml", config_mod.to_yaml(best_cfg))
+    result = {
+        "run_dir": str(run.path),
+        "model": cfg.model.type,
+        "dataset": ds.name,
+        "folds": cfg.cv.folds,
+        "n_images": int(len(labels)),
+        "grid": cfg.cv.grid,
+        "summary": summary,
+        "best_params": best["params"],
+        "best_mean": best["mean"],
+        "best_std": best["std"],
+        "jobs": len(jobs),
+        "jobs_resumed": len(jobs) - len(todo),
+        "time_s": round(time.perf_counter() - t0, 3),
+        "warning": warn,
+    }
+    run.write_json("cv_summary.json", result)
+    if refit:
+        result["refit"] = pipeline.train(best_cfg, progress=progress, run=run)
+    run.update_meta(status="done")
+    return result
+
+
+def _write_results(run, points, rows):
+    keys = sorted({k for p in points for k in p})
+    columns = ["point", *keys, "fold", "accuracy", "time_s", "note"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**{k: points[r["point"]].get(k, "") for k in keys}, **r})
+    run.write_text(RESULTS_FILE, buf.getvalue())
+
+
+def parse_grid_option(items) -> dict:
+    """--grid model.k=1,3,5 / --grid train.lr=logspace(-7,-5,5) -> {key: [values]}."""
+    grid = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--grid expects KEY=V1,V2,... or KEY=logspace(a,b,n), found {item!r}")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        expanded = config_mod.parse_range(raw)
+        if expanded is None:
+            expanded = [config_mod.parse_scalar(v.strip()) for v in raw.strip().strip("[]").split(",") if v.strip()]
+        grid[key] = config_mod.check_grid_values(key, expanded)
+    return grid

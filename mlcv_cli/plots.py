@@ -1,0 +1,237 @@
+"""The figures people look at, drawn with matplotlib's Agg backend from a run's files.
+
+Imported only when a plot is asked for (matplotlib is the optional extra mlcv[plot]).
+Every PNG is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import atomic
+from .errors import MlcvError
+
+
+def _plt():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MlcvError("plots need matplotlib; install it with: pip install 'mlcv[plot]'") from None
+    return plt
+
+
+def _save(fig, path):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    atomic.write_bytes(path, buf.getvalue())
+    return str(path)
+
+
+def _is_log(values):
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return len(nums) == len(values) and min(nums) > 0 and max(nums) / min(nums) >= 50
+
+
+# -- cross-validation ---------------------------------------------------------------------
+
+
+def plot_cv(run_dir) -> str:
+    """cv.png: accuracy per fold (points) for each value, mean line and +-1 std error bars;
+    a heat map of the mean when two hyperparameters are swept."""
+    run_dir = Path(run_dir)
+    summary = json.loads((run_dir / "cv_summary.json").read_text())
+    keys = list(summary["grid"])
+    rows = sorted(summary["summary"], key=lambda s: s["point"])
+    plt = _plt()
+    title = f"{summary['folds']}-fold cross-validation: {summary['model']} on {summary['dataset']}"
+    swept = [k for k in keys if len({json.dumps(s["params"].get(k)) for s in rows}) > 1]
+    if len(swept) == 2:
+        kx, ky = swept
+        xs = sorted({s["params"][kx] for s in rows}, key=_sort_key)
+        ys = sorted({s["params"][ky] for s in rows}, key=_sort_key)
+        grid = np.full((len(ys), len(xs)), np.nan)
+        for s in rows:
+            grid[ys.index(s["params"][ky]), xs.index(s["params"][kx])] = s["mean"]
+        fig, ax = plt.subplots(figsize=(1.2 * len(xs) + 3, 0.8 * len(ys) + 2.5))
+        im = ax.imshow(grid * 100, cmap="viridis", origin="lower", aspect="auto")
+        ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, float) else str(v) for v in xs], rotation=45)
+        ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else str(v) for v in ys])
+        for (i, j), v in np.ndenumerate(grid):
+            if not np.isnan(v):
+                ax.text(j, i, f"{100 * v:.1f}", ha="center", va="center", color="white" if v < np.nanmax(grid) * 0.9 else "black", fontsize=8)
+        ax.set_xlabel(kx)
+        ax.set_ylabel(ky)
+        fig.colorbar(im, ax=ax, label="mean cross-validation accuracy (%)")
+    else:
+        key = swept[0] if swept else (keys[0] if keys else None)
+        fig, ax = plt.subplots(figsize=(7.5, 4.8))
+        labels = [s["params"].get(key) if key else "default" for s in rows]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels)
+        order = sorted(range(len(rows)), key=lambda i: _sort_key(labels[i]))
+        xs = [labels[i] if numeric else n for n, i in enumerate(order)]
+        for x, i in zip(xs, order):
+            folds = rows[i]["folds"]
+            ax.scatter([x] * len(folds), np.array(folds) * 100, color="tab:blue", s=14, alpha=0.7)
+        means = np.array([rows[i]["mean"] for i in order]) * 100
+        stds = np.array([rows[i]["std"] for i in order]) * 100
+        ax.errorbar(xs, means, yerr=stds, color="tab:orange", capsize=4, marker="o", label="mean ± 1 std")
+        if numeric and _is_log(labels):
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(range(len(order)), [str(labels[i]) for i in order], rotation=30)
+        ax.set_xlabel(key or "")
+        ax.set_ylabel("cross-validation accuracy (%)")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    ax.set_title(title)
+    return _save(fig, run_dir / "cv.png")
+
+
+def _sort_key(v):
+    return (0, float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, str(v))
+
+
+# -- training -------------------------------------------------------------------------------
+
+
+def _read_history(run_dir):
+    with open(Path(run_dir) / "history.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def plot_loss(run_dir) -> str:
+    """loss.png: training loss per iteration, and train/val accuracy per epoch."""
+    run_dir = Path(run_dir)
+    rows = _read_history(run_dir)
+    if not rows:
+        raise MlcvError(f"{run_dir}/history.csv is empty; nothing to plot")
+    plt = _plt()
+    it = np.array([int(r["iteration"]) for r in rows])
+    loss = np.array([float(r["loss"]) for r in rows])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    a1.plot(it, loss, lw=0.8)
+    a1.set_xlabel("iteration")
+    a1.set_ylabel("training loss (minibatch)")
+    a1.set_title("loss")
+    a1.grid(alpha=0.3)
+    ends = [r for r in rows if r.get("train_acc")]
+    if ends:
+        ep = [int(r["epoch"]) for r in ends]
+        a2.plot(ep, [100 * float(r["train_acc"]) for r in ends], marker="o", label="train")
+        if any(r.get("val_acc") for r in ends):
+            a2.plot(ep, [100 * float(r["val_acc"]) if r.get("val_acc") else np.nan for r in ends], marker="o", label="val")
+        a2.legend()
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("accuracy (%)")
+    a2.set_title("accuracy per epoch")
+    a2.grid(alpha=0.3)
+    return _save(fig, run_dir / "loss.png")
+
+
+def plot_templates(model_path, out_path) -> str:
+    """templates.png: each class's weights as a colour image (the 'templates' picture)."""
+    from . import modelfile
+
+    mf = modelfile.load(model_path)
+    if mf.model_type == "knn":
+        raise MlcvError("a kNN model has no weights to show as templates")
+    W = np.asarray(mf.arrays["W"], np.float64)
+    s = mf.image_size
+    plt = _plt()
+    C = len(mf.classes)
+    cols = min(C, 5)
+    rows = math.ceil(C / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+    for c, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if c >= C:
+            continue
+        img = W[:, c].reshape(s, s, 3)
+        lo, hi = img.min(), img.max()
+        ax.imshow((img - lo) / (hi - lo) if hi > lo else np.zeros_like(img), interpolation="nearest")
+        ax.set_title(mf.classes[c], fontsize=9)
+    fig.suptitle(f"{mf.model_type} weights per class")
+    return _save(fig, out_path)
+
+
+def plot_confusion(metrics_path, out_path, split=None) -> str:
+    """confusion.png: the confusion matrix of the test split (else val)."""
+    doc = json.loads(Path(metrics_path).read_text())
+    splits = doc.get("splits", {})
+    split = split or next((s for s in ("test", "val", "train") if splits.get(s)), None)
+    if split is None:
+        raise MlcvError(f"{metrics_path} holds no evaluated split to draw")
+    return _draw_confusion(np.array(splits[split]["confusion_matrix"]), doc["classes"], f"{doc['model']}: {split} confusion matrix", out_path)
+
+
+def _draw_confusion(cm, classes, title, out_path):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(0.6 * len(classes) + 3, 0.6 * len(classes) + 2.5))
+    im = ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > cm.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax)
+    return _save(fig, out_path)
+
+
+def plot_neighbors(queries, neighbors, query_labels, neighbor_labels, classes, out_path) -> str:
+    """neighbors.png: query images in the first column, their nearest training images along the row.
+
+    queries: uint8 (Q, H, W, 3); neighbors: uint8 (Q, k, H, W, 3); labels as class indices.
+    """
+    plt = _plt()
+    Q, k = neighbors.shape[:2]
+    fig, axes = plt.subplots(Q, k + 1, figsize=(1.1 * (k + 1), 1.15 * Q), squeeze=False)
+    for i in range(Q):
+        axes[i, 0].imshow(queries[i], interpolation="nearest")
+        axes[i, 0].set_title(classes[query_labels[i]], fontsize=6, color="black")
+        for j in range(k):
+            same = neighbor_labels[i, j] == query_labels[i]
+            axes[i, j + 1].imshow(neighbors[i, j], interpolation="nearest")
+            axes[i, j + 1].set_title(classes[neighbor_labels[i, j]], fontsize=6, color="green" if same else "red")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("test images (left) and their nearest training images", fontsize=9)
+    return _save(fig, out_path)
+
+
+# -- a whole run --------------------------------------------------------------------------
+
+
+def plot_run(run_dir, which=None) -> list:
+    """(Re)draw every plot that the run directory's files allow; returns the PNG paths."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise MlcvError(f"{run_dir} is not a run directory")
+    made = []
+    want = set(which or ("cv", "loss", "templates", "confusion"))
+    if "cv" in want and (run_dir / "cv_summary.json").exists():
+        made.append(plot_cv(run_dir))
+    if "loss" in want and (run_dir / "history.csv").exists() and (run_dir / "history.csv").stat().st_size > 0:
+        if len(_read_history(run_dir)) > 0:
+            made.append(plot_loss(run_dir))
+    model = run_dir / "model.npz"
+    if "templates" in want and model.exists():
+        from . import modelfile
+
+        if modelfile.load(model).model_type != "knn":
+            made.append(plot_templates(model, run_dir / "templates.png"))
+    if "confusion" in want and (run_dir / "metrics.json").exists():
+        made.append(plot_confusion(run_dir / "metrics.json", run_dir / "confusion.png"))
+    return made
