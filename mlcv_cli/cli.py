@@ -79,7 +79,32 @@ def _pct(x):
 # -- the group ------------------------------------------------------------------------
 
 
-@click.group(context_settings=CONTEXT)
+class MlcvGroup(click.Group):
+    """Turns MlcvError into one `Error: ...` line and its exit code, Ctrl-C into 130."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        debug = _debug_enabled()
+        try:
+            code = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        except MlcvError as exc:
+            if debug:
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            if debug:
+                raise
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=MlcvGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="mlcv")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors (or set MLCV_DEBUG=1).")
 def cli(debug):
@@ -520,29 +545,8 @@ def gradcheck(model_type, reg, checks, seed):
 
 
 def main(argv=None):
-    """Console-script entry: run the group and turn errors into one line and an exit code."""
-    debug = _debug_enabled()
-    try:
-        code = cli.main(args=argv, prog_name="mlcv", standalone_mode=False)
-    except MlcvError as exc:
-        if debug:
-            raise
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="mlcv")
 
 
 if __name__ == "__main__":
