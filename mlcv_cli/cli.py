@@ -440,7 +440,15 @@ def _print_evaluation(r):
 @cli.command("plot", context_settings=CONTEXT)
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 def plot_cmd(run_dir):
-    """(Re)draw every plot a run directory's files allow: cv.png, loss.png, templates.png, confusion.png."""
+    """(Re)draw every plot that a run directory's files allow.
+
+    \b
+    cv.png          accuracy per fold and value, mean +- std   (an `mlcv cv` run)
+    loss.png        loss per iteration, accuracy per epoch      (linear models)
+    templates.png   each class's weights as a colour image      (linear models)
+    confusion.png   confusion matrix of the test split          (any trained run)
+    Needs matplotlib: pip install 'mlcv[plot]'.
+    """
     from . import plots
 
     made = plots.plot_run(run_dir)
@@ -525,15 +533,16 @@ def gradcheck(model_type, reg, checks, seed):
         table.add_column(col, justify="right")
     bad = 0
     kinks = 0
-    for row in rows:
-        ok = row["rel_error"] < 1e-7
-        note = "ok" if ok else ("kink" if row["near_kink"] else "FAIL")
+    worst = 0.0
+    for index, analytic, numeric, rel_error, near_kink in rows:
+        note = "ok" if rel_error < 1e-7 else ("kink" if near_kink else "FAIL")
         bad += note == "FAIL"
         kinks += note == "kink"
-        table.add_row(str(tuple(int(i) for i in row["index"])), f"{row['analytic']:.8g}", f"{row['numeric']:.8g}", f"{row['rel_error']:.2e}", note)
+        if note != "kink":
+            worst = max(worst, rel_error)
+        table.add_row(str(index), f"{analytic:.8g}", f"{numeric:.8g}", f"{rel_error:.2e}", note)
     con = _stdout_console()
     con.print(table)
-    worst = max(r["rel_error"] for r in rows)
     if kinks:
         con.print(f"{kinks} entries sit at an SVM kink, where the numerical gradient straddles max(0, .); they are not counted.")
     con.print(f"max relative error {worst:.2e}: {'PASS' if not bad else 'FAIL'}")

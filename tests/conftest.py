@@ -1,0 +1,27 @@
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run in an empty directory with its own data dir, as a new user would."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLCV_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MLCV_DEBUG", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def image_files(tmp_path):
+    """A few real-looking image files of different sizes and modes, plus one corrupt file."""
+    rng = np.random.default_rng(0)
+    d = tmp_path / "imgs"
+    d.mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(d / "a.png")
+    Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8), mode="L").save(d / "b.jpg")
+    Image.fromarray(rng.integers(0, 256, (64, 64, 4), dtype=np.uint8), mode="RGBA").save(d / "c.png")
+    (d / "broken.png").write_bytes(b"this is not an image")
+    return d

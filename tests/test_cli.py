@@ -1,0 +1,150 @@
+"""The mlcv command as a user drives it: train, evaluate, predict, gradcheck, errors."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlcv_cli.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--set", "data.num_train=400", "--set", "data.num_val=100", "--set", "data.num_test=200"]
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", catch_exceptions=False)
+    return result
+
+
+def run_dir_of(result):
+    return Path(json.loads(result.stdout)["run_dir"])
+
+
+@pytest.mark.parametrize("cmd", [[], ["train"], ["cv"], ["evaluate"], ["predict"], ["gradcheck"], ["plot"], ["download"], ["download", "cifar10"], ["download", "folder"]])
+def test_every_command_has_help(cmd):
+    result = run(*cmd, "--help")
+    assert result.exit_code == 0
+    assert "Usage: mlcv" in result.output and len(result.output) > 200
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and "0.1.0" in result.output
+
+
+def test_print_config_shows_resolved_values():
+    result = run("train", "--config", ROOT / "configs/knn.yaml", "--set", "model.k=7", "--print-config")
+    assert result.exit_code == 0
+    assert "k: 7" in result.output and "num_val: 500" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["train", "--model", "knn", "--set", "model.k=0"], "model.k: expected a value >= 1, found 0"),
+        (["train", "--model", "svm", "--set", "train.optimizer=adamw"], "train.optimizer: expected one of"),
+        (["train"], "give --config FILE"),
+        (["train", "--config", "missing.yaml"], "does not exist"),
+        (["cv", "--model", "knn", "--folds", "5", "--grid", "model.k=0,1"], "model.k: expected a value >= 1"),
+    ],
+)
+def test_user_mistakes_are_one_line_with_exit_2(in_tmp, args, fragment):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert fragment in result.stderr
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_knn_train_evaluate_predict(in_tmp, image_files):
+    result = run("train", "--config", ROOT / "configs/knn.yaml", *SMALL, "--set", "model.k=3", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    rd = Path(summary["run_dir"])
+    for name in ("config.yaml", "meta.json", "metrics.json", "model.npz"):
+        assert (rd / name).is_file()
+    assert json.loads((rd / "meta.json").read_text())["status"] == "done"
+    metrics = json.loads((rd / "metrics.json").read_text())
+    assert metrics["test_accuracy"] == summary["test_accuracy"]
+    assert 0.1 < metrics["test_accuracy"] < 0.6  # 10 classes: clearly above chance on real images
+    cm = np.array(metrics["splits"]["test"]["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == 200
+    with np.load(rd / "model.npz", allow_pickle=False) as npz:
+        assert npz["X_train"].shape == (400, 3072) and npz["X_train"].dtype == np.uint8
+
+    ev = run("evaluate", rd, "--json")
+    assert ev.exit_code == 0, ev.output
+    assert json.loads(ev.stdout)["accuracy"] == pytest.approx(summary["test_accuracy"])
+    table = run("evaluate", rd, "--split", "val")
+    assert "per-class accuracy" in table.stdout and "confusion matrix" in table.stdout
+
+    pr = run("predict", rd, image_files / "a.png", image_files / "b.jpg", image_files / "broken.png", "--top", "2", "--json")
+    assert pr.exit_code == 1  # one file failed
+    out = json.loads(pr.stdout)
+    assert [Path(p["path"]).name for p in out["predictions"]] == ["a.png", "b.jpg"]
+    assert all(len(p["top"]) == 2 and sum(t["votes"] for t in p["top"]) <= 3 for p in out["predictions"])
+    assert "broken.png" in pr.stderr
+
+
+def test_softmax_train_writes_history_and_predicts_probabilities(in_tmp, image_files):
+    result = run("train", "--config", ROOT / "configs/softmax.yaml", *SMALL, "--set", "train.epochs=3", "--json")
+    assert result.exit_code == 0, result.output
+    rd = run_dir_of(result)
+    lines = (rd / "history.csv").read_text().splitlines()
+    assert lines[0] == "iteration,epoch,loss,lr,train_acc,val_acc"
+    assert len(lines) - 1 == 3 * 2  # 400 images / batch 200 = 2 iterations per epoch
+    with np.load(rd / "model.npz", allow_pickle=False) as npz:
+        assert npz["W"].shape == (3072, 10) and npz["b"].shape == (10,)
+        assert str(npz["model_type"]) == "softmax"
+    pr = run("predict", rd, image_files / "a.png", image_files / "c.png", "--top", "10", "--csv")
+    assert pr.exit_code == 0
+    rows = pr.stdout.strip().splitlines()
+    assert rows[0] == "path,rank,class,probability" and len(rows) == 1 + 2 * 10
+    probs = [float(r.split(",")[3]) for r in rows[1:11]]
+    assert sum(probs) == pytest.approx(1.0, abs=1e-4) and probs == sorted(probs, reverse=True)
+
+
+def test_predict_directory_and_svm_scores(in_tmp, image_files):
+    result = run("train", "--model", "svm", *SMALL, "--set", "train.epochs=1", "--json")
+    rd = run_dir_of(result)
+    pr = run("predict", rd / "model.npz", image_files, "--json")
+    assert pr.exit_code == 1  # broken.png inside the directory
+    out = json.loads(pr.stdout)
+    assert out["value"] == "score" and len(out["predictions"]) == 3 and len(out["failed"]) == 1
+
+
+def test_evaluate_warns_on_unfinished_run(in_tmp):
+    rd = run_dir_of(run("train", "--model", "knn", *SMALL, "--json"))
+    meta = json.loads((rd / "meta.json").read_text())
+    meta["status"] = "running"
+    (rd / "meta.json").write_text(json.dumps(meta))
+    ev = run("evaluate", rd)
+    assert ev.exit_code == 0 and "not done" in ev.stderr
+
+
+def test_evaluate_refuses_non_model(in_tmp):
+    bogus = in_tmp / "model.npz"
+    with zipfile.ZipFile(bogus, "w") as z:
+        z.writestr("x.npy", b"nope")
+    result = run("evaluate", bogus)
+    assert result.exit_code == 1 and "not an mlcv model" in result.stderr
+
+
+@pytest.mark.parametrize("model", ["svm", "softmax"])
+def test_gradcheck_passes(model):
+    result = run("gradcheck", "--model", model, "--checks", "8")
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.stdout and "relative error" in result.stdout
+
+
+def test_console_script_exit_codes(in_tmp):
+    import subprocess
+    import sys
+
+    bad = subprocess.run([sys.executable, "-m", "mlcv_cli.cli", "train", "--model", "knn", "--set", "model.k=-3"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("Error: model.k") and "Traceback" not in bad.stderr
+    debug = subprocess.run([sys.executable, "-m", "mlcv_cli.cli", "--debug", "train", "--model", "knn", "--set", "model.k=-3"], capture_output=True, text=True)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
