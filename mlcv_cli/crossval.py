@@ -376,7 +376,9 @@ def cross_validate(
     }
     run.write_json("cv_summary.json", result)
     if refit:
-        result["refit"] = pipeline.train(best_cfg, progress=progress, run=run)
+        # The same images the folds used (the split's permutation is seeded), now all for training.
+        refit_cfg = config_mod.replace(best_cfg, {"data.num_train": int(len(labels)), "data.num_val": 0})
+        result["refit"] = pipeline.train(refit_cfg, progress=progress, run=run)
     run.update_meta(status="done")
     return result
 
