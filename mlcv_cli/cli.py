@@ -89,7 +89,8 @@ class MlcvGroup(click.Group):
         except MlcvError as exc:
             if debug:
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            prefix = "Interrupted" if exc.exit_code in (130, 143) else "Error"
+            click.echo(f"{prefix}: {exc}", err=True)
             sys.exit(exc.exit_code)
         except (KeyboardInterrupt, click.exceptions.Abort):
             if debug:

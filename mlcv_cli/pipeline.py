@@ -295,8 +295,11 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
     except TrainingInterrupted:
         run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
         raise
-    except BaseException:
-        run.update_meta(status="failed", error="crashed")
+    except KeyboardInterrupt:  # a second Ctrl-C, or one during kNN fitting: no checkpoint
+        run.update_meta(status="interrupted")
+        raise
+    except BaseException as exc:
+        run.update_meta(status="failed", error=str(exc)[:500] or type(exc).__name__)
         raise
     fit_s = time.perf_counter() - t1
 

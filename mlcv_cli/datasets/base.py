@@ -1,0 +1,210 @@
+"""The Dataset record and its on-disk cache (four .npy files plus a manifest.json).
+
+The manifest is written last and is the "complete" marker: a cache directory without a
+valid manifest, or whose files disagree with it, is not trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+
+from ..atomic import save_npy, write_json
+from ..errors import DataError
+
+MANIFEST = "manifest.json"
+CACHE_FORMAT = "mlcv-dataset-cache"
+CACHE_VERSION = 1
+ARRAYS = ("train_x", "train_y", "test_x", "test_y")
+
+
+@dataclass
+class Dataset:
+    """Images and labels of one dataset.
+
+    train_x: uint8 ndarray of shape (N, H, W, 3); train_y: int64 ndarray of shape (N,)
+    with values in [0, C); test_x/test_y likewise with M examples, or None when the
+    dataset has no test split. ``classes`` are the C class names (label i is classes[i]).
+    """
+
+    name: str
+    classes: list[str]
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray | None
+    test_y: np.ndarray | None
+    source: str
+
+    @property
+    def has_test(self):
+        return self.test_x is not None
+
+
+def save_cache(directory, dataset, extra=None):
+    """Write ``dataset`` to ``directory`` as .npy files, then manifest.json last.
+
+    ``extra`` (JSON-serialisable dict) is stored in the manifest too. Returns the manifest.
+    """
+    directory = Path(directory)
+    # Retract the old "complete" marker before touching any array file.
+    _remove_manifest(directory)
+    arrays = {}
+    for key in ARRAYS:
+        array = getattr(dataset, key)
+        path = directory / f"{key}.npy"
+        if array is None:
+            _remove(path)
+            continue
+        save_npy(path, array)
+        arrays[key] = {
+            "file": path.name,
+            "shape": list(array.shape),
+            "dtype": str(np.dtype(array.dtype)),
+            "bytes": path.stat().st_size,
+            "sha256": file_digest(path, "sha256"),
+        }
+    manifest = {
+        "format": CACHE_FORMAT,
+        "version": CACHE_VERSION,
+        "name": dataset.name,
+        "classes": list(dataset.classes),
+        "source": dataset.source,
+        "arrays": arrays,
+    }
+    for key, value in (extra or {}).items():
+        manifest.setdefault(key, value)
+    write_json(directory / MANIFEST, manifest)
+    return manifest
+
+
+def read_manifest(directory, *, verify=False):
+    """Return the cache's manifest if the cache is complete and consistent, else None.
+
+    Checks the manifest's format, that every listed file exists with the recorded size
+    and, with ``verify``, the recorded sha256 (slow: reads every byte).
+    """
+    try:
+        return _check_cache(Path(directory), verify)
+    except DataError:
+        return None
+
+
+def load_cache(directory, *, mmap=True, fix="delete it and import the data again", verify=False):
+    """Load a cache written by save_cache as a Dataset, memory-mapped by default.
+
+    Raises DataError (ending with ``fix``) when the cache is missing, incomplete or damaged.
+    Without ``verify`` this only reads headers, so it takes milliseconds at any size.
+    """
+    directory = Path(directory)
+    manifest = _check_cache(directory, verify, fix)
+    mode = "r" if mmap else None
+    loaded = {}
+    for key, info in manifest["arrays"].items():
+        path = directory / info["file"]
+        try:
+            array = np.load(path, mmap_mode=mode, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cache file {path} is damaged ({exc}); {fix}") from exc
+        if list(array.shape) != info["shape"] or str(array.dtype) != info["dtype"]:
+            raise DataError(
+                f"cache file {path} holds {array.dtype} {tuple(array.shape)}, but the manifest "
+                f"says {info['dtype']} {tuple(info['shape'])}; {fix}"
+            )
+        loaded[key] = array
+    n_classes = len(manifest["classes"])
+    for split in ("train", "test"):
+        y = loaded.get(f"{split}_y")
+        if y is not None and y.size and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+            raise DataError(
+                f"cache {directory} has {split} labels outside 0..{n_classes - 1} "
+                f"({n_classes} classes); {fix}"
+            )
+    return Dataset(
+        name=manifest["name"],
+        classes=list(manifest["classes"]),
+        train_x=loaded["train_x"],
+        train_y=loaded["train_y"],
+        test_x=loaded.get("test_x"),
+        test_y=loaded.get("test_y"),
+        source=manifest.get("source", str(directory)),
+    )
+
+
+def _check_cache(directory, verify, fix="delete it and import the data again"):
+    path = directory / MANIFEST
+    if not path.is_file():
+        if directory.is_dir() and any(directory.iterdir()):
+            raise DataError(f"cache {directory} is incomplete (no {MANIFEST}: an import was interrupted); {fix}")
+        raise DataError(f"no dataset cache in {directory}; {fix}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cache manifest {path} is unreadable ({exc}); {fix}") from exc
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise DataError(f"cache manifest {path} is not valid ({problem}); {fix}")
+    for info in manifest["arrays"].values():
+        file = directory / info["file"]
+        try:
+            size = file.stat().st_size
+        except OSError:
+            raise DataError(f"cache file {file} is missing; {fix}") from None
+        if size != info["bytes"]:
+            raise DataError(f"cache file {file} is {size} bytes, the manifest says {info['bytes']}; {fix}")
+        if verify and file_digest(file, "sha256") != info["sha256"]:
+            raise DataError(f"cache file {file} does not match its checksum in {MANIFEST}; {fix}")
+    return manifest
+
+
+def _manifest_problem(manifest):
+    if not isinstance(manifest, dict) or manifest.get("format") != CACHE_FORMAT:
+        return f"expected format {CACHE_FORMAT!r}"
+    if manifest.get("version") != CACHE_VERSION:
+        return f"expected version {CACHE_VERSION}, found {manifest.get('version')!r}"
+    classes = manifest.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        return "no class names"
+    if not isinstance(manifest.get("name"), str):
+        return "no dataset name"
+    arrays = manifest.get("arrays")
+    if not isinstance(arrays, dict) or "train_x" not in arrays or "train_y" not in arrays:
+        return "no training arrays"
+    if ("test_x" in arrays) != ("test_y" in arrays):
+        return "test images without labels or labels without images"
+    for key, info in arrays.items():
+        if key not in ARRAYS:
+            return f"unknown array {key!r}"
+        if not isinstance(info, dict) or info.get("file") != f"{key}.npy":
+            return f"bad entry for {key}"
+        if not isinstance(info.get("shape"), list) or not isinstance(info.get("bytes"), int):
+            return f"bad entry for {key}"
+        if not isinstance(info.get("dtype"), str) or not isinstance(info.get("sha256"), str):
+            return f"bad entry for {key}"
+    return None
+
+
+def file_digest(path, algorithm="sha256", chunk=1 << 20):
+    """Hex digest of a file's contents, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _remove_manifest(directory):
+    _remove(directory / MANIFEST)
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise DataError(f"could not remove {path}: {exc.strerror or exc}; check its permissions") from exc

@@ -1,0 +1,207 @@
+"""HTTP(S) download with a progress bar, resume (Range requests), md5 check and atomic rename.
+
+Bytes go to ``DEST.part``; only a complete, verified file is renamed to ``DEST``, so a
+file at ``DEST`` is always whole. A failed download keeps the ``.part`` for resuming.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import re
+import socket
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from . import __version__
+from .errors import DataError
+
+CHUNK = 1 << 20
+_SCHEMES = ("http", "https", "ftp", "file")
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIABLE_TOTAL = re.compile(r"bytes\s+\*/(\d+)")
+
+
+class _Restart(Exception):
+    """The server cannot continue the partial file: start again from byte 0."""
+
+
+def fetch(url, dest, md5=None, *, progress=True, resume=True, timeout=30):
+    """Download ``url`` to ``dest`` and return ``dest``.
+
+    Streams into ``dest + ".part"``, continuing an existing ``.part`` with an HTTP Range
+    request when ``resume`` (a server that ignores Range is handled by starting over).
+    With ``md5`` (hex) the finished file must match it or it is deleted. Every failure
+    (unreachable host, HTTP error, timeout, disk full, checksum) raises DataError.
+    """
+    dest = os.fspath(dest)
+    part = dest + ".part"
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in _SCHEMES:
+        raise DataError(
+            f"cannot download {url!r}: expected an http(s):// URL, found scheme {scheme or 'none'!r}; "
+            "check the URL (or pass a local file with --archive)"
+        )
+    directory = os.path.dirname(os.path.abspath(dest))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        if not resume:
+            _unlink(part)
+    except OSError as exc:
+        raise DataError(f"could not prepare {dest}: {exc.strerror or exc}; choose a writable --data-dir") from exc
+
+    try:
+        _download(url, part, progress, timeout, allow_resume=resume)
+    except _Restart:
+        _unlink(part)
+        _download(url, part, progress, timeout, allow_resume=False)
+
+    if md5:
+        try:
+            found = _md5(part)
+        except OSError as exc:
+            raise DataError(f"could not read {part}: {exc.strerror or exc}; check the directory") from exc
+        if found.lower() != md5.lower():
+            _unlink(part)
+            raise DataError(
+                f"checksum mismatch for {url}: expected md5 {md5.lower()}, found {found} "
+                "(the download was deleted); run again with --force to download afresh, pass --md5 "
+                "with the checksum a mirror publishes, or check the URL"
+            )
+    try:
+        _fsync(part)
+        os.replace(part, dest)
+    except OSError as exc:
+        raise DataError(f"could not move {part} to {dest}: {exc.strerror or exc}; check the directory") from exc
+    return dest
+
+
+def _download(url, part, progress, timeout, allow_resume):
+    offset = os.path.getsize(part) if allow_resume and os.path.exists(part) else 0
+    headers = {"User-Agent": f"mlcv/{__version__}", "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        with contextlib.closing(exc):
+            if exc.code == 416 and offset:
+                # The .part is already as long as the file, or longer (the file changed).
+                match = _UNSATISFIABLE_TOTAL.search(exc.headers.get("Content-Range", "") or "")
+                if match and int(match.group(1)) == offset:
+                    return
+                raise _Restart() from None
+            raise DataError(f"could not download {url}: HTTP {exc.code} {exc.reason}; check the URL") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+        raise DataError(f"could not download {url}: {_reason(exc)}; check the URL and your connection") from None
+
+    with contextlib.closing(response):
+        status = getattr(response, "status", None) or 200
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        if offset and status == 206:
+            match = _CONTENT_RANGE.search(response.headers.get("Content-Range", "") or "")
+            if not match or int(match.group(1)) != offset:
+                raise _Restart()
+            total = int(match.group(3)) if match.group(3) != "*" else None
+        else:
+            offset = 0  # a 200 reply (Range ignored) carries the whole file
+            total = length
+        _stream(response, url, part, offset, total, progress)
+
+
+def _stream(response, url, part, offset, total, progress):
+    from tqdm import tqdm
+
+    received = offset
+    bar = tqdm(
+        total=total,
+        initial=offset,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=os.path.basename(part)[: -len(".part")] or "download",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    )
+    try:
+        out = open(part, "ab" if offset else "wb")
+    except OSError as exc:
+        bar.close()
+        raise DataError(
+            f"could not save the download of {url} to {part}: {exc.strerror or exc}; choose a writable --data-dir"
+        ) from exc
+    with bar, out:
+        while True:
+            try:
+                block = response.read(CHUNK)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                # Network failure: keep what arrived, so the next run resumes.
+                raise DataError(
+                    f"download of {url} stopped after {received:,} bytes: {_reason(exc)}; "
+                    "run the same command again to resume"
+                ) from None
+            if not block:
+                break
+            try:
+                out.write(block)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    out.close()
+                _unlink(part)
+                raise DataError(
+                    f"could not save the download of {url} to {part}: {exc.strerror or exc}; free some "
+                    "disk space or choose another --data-dir"
+                ) from None
+            received += len(block)
+            bar.update(len(block))
+        try:
+            out.flush()
+        except OSError as exc:
+            _unlink(part)
+            raise DataError(
+                f"could not save the download of {url} to {part}: {exc.strerror or exc}; free some disk space"
+            ) from None
+    if total is not None and received < total:
+        raise DataError(
+            f"download of {url} stopped after {received:,} of {total:,} bytes (the connection closed); "
+            "run the same command again to resume"
+        )
+
+
+def _reason(exc):
+    if isinstance(exc, urllib.error.URLError):
+        if not isinstance(exc.reason, BaseException):
+            return str(exc.reason)
+        exc = exc.reason
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, http.client.IncompleteRead):
+        return "connection closed early"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _md5(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path):
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def _unlink(path):
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
