@@ -1,0 +1,72 @@
+"""Ctrl-C and SIGTERM during `mlcv train`: checkpoint, exit code, and a bit-for-bit resume."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["train", "--config", str(ROOT / "configs/svm.yaml"), "--set", "data.num_train=1000", "--set", "train.epochs=30",
+        "--set", "train.checkpoint_every=1"]
+
+
+def mlcv(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def start_and_signal(cwd, signum):
+    proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli", *ARGS], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((cwd / "runs").glob("*/checkpoint.npz")):
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err, next((cwd / "runs").glob("svm-*"))
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_checkpoints_and_resume_is_bit_for_bit(tmp_path, signum, code):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    rc, _, err, run = start_and_signal(a, signum)
+    assert rc == code, err
+    assert "mlcv train --resume" in err and "Traceback" not in err
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "interrupted"
+    assert (run / "checkpoint.npz").is_file() and not (run / "model.npz").exists()
+    with np.load(run / "checkpoint.npz", allow_pickle=False) as ck:
+        assert 0 < int(ck["iteration"]) < 150  # stopped part-way: 1000/200 x 30 = 150 steps
+    history_rows = len((run / "history.csv").read_text().splitlines()) - 1
+    assert history_rows == int(np.load(run / "checkpoint.npz")["iteration"])
+
+    resumed = mlcv("train", "--resume", str(run), cwd=a)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "meta.json").read_text())["status"] == "done"
+    assert not (run / "checkpoint.npz").exists()
+
+    full = mlcv(*ARGS, "--json", cwd=b)
+    assert full.returncode == 0, full.stderr
+    other = Path(b / json.loads(full.stdout)["run_dir"])
+    with np.load(run / "model.npz", allow_pickle=False) as m1, np.load(other / "model.npz", allow_pickle=False) as m2:
+        assert np.array_equal(m1["W"], m2["W"]) and np.array_equal(m1["b"], m2["b"])
+    assert (run / "history.csv").read_text() == (other / "history.csv").read_text()
+    assert json.loads((run / "metrics.json").read_text())["test_accuracy"] == json.loads((other / "metrics.json").read_text())["test_accuracy"]
+
+
+def test_resume_refuses_finished_or_foreign_dirs(tmp_path):
+    done = mlcv("train", "--model", "svm", "--set", "data.num_train=300", "--set", "train.epochs=1", "--json", cwd=tmp_path)
+    run = tmp_path / json.loads(done.stdout)["run_dir"]
+    again = mlcv("train", "--resume", str(run), cwd=tmp_path)
+    assert again.returncode == 1 and "already finished" in again.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    foreign = mlcv("train", "--resume", str(empty), cwd=tmp_path)
+    assert foreign.returncode == 1 and "Error:" in foreign.stderr and "Traceback" not in foreign.stderr
