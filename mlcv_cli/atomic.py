@@ -36,6 +36,7 @@ def atomic_open(path, mode="wb"):
     try:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; results should be readable like any file
     except OSError as exc:
         raise _describe_os_error(path, exc) from exc
     try:
@@ -51,6 +52,15 @@ def atomic_open(path, mode="wb"):
         _remove_quietly(tmp)
         raise
     _fsync_dir(directory)
+
+
+def _default_file_mode():
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()
 
 
 def _remove_quietly(path):
