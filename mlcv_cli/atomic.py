@@ -5,6 +5,7 @@ destination directory, flushed and fsynced, then renamed into place.
 """
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -15,9 +16,9 @@ from .errors import MlcvError
 
 def _describe_os_error(path, exc):
     reason = exc.strerror or str(exc)
-    if exc.errno == 28:  # ENOSPC
+    if exc.errno == errno.ENOSPC:
         hint = "free some disk space or choose another directory"
-    elif exc.errno in (13, 30, 1):  # EACCES, EROFS, EPERM
+    elif exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOTDIR, errno.EEXIST):
         hint = "choose a writable directory (--data-dir / output.dir) or fix its permissions"
     else:
         hint = "check the path and try again"
@@ -106,3 +107,18 @@ def save_npz(path, arrays):
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     write_bytes(path, buf.getvalue())
+
+
+def append_line(path, line):
+    """Append one line to an append-only log (jobs.jsonl) and fsync it.
+
+    Not atomic by design: a crash can leave a torn last line, which readers skip.
+    OSErrors (disk full, permission denied) become an MlcvError naming the path.
+    """
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line if line.endswith("\n") else line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise _describe_os_error(path, exc) from exc

@@ -287,8 +287,10 @@ class _NoAliasLoader(yaml.SafeLoader):
 def safe_load_text(text: str, where: str) -> Any:
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
-    except ConfigError:
-        raise
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not valid YAML: nested too deeply; a config is a few levels of mappings") from None
     except yaml.constructor.ConstructorError as exc:
         raise ConfigError(f"{where}: only plain YAML is allowed ({exc.problem}); remove the tag") from None
     except yaml.YAMLError as exc:
@@ -357,7 +359,7 @@ def resolve(path=None, overrides=(), model_type=None, extra=None) -> Config:
     ``overrides`` are 'key.path=value' strings; ``extra`` a {dotted key: value} mapping
     from command-line shortcuts (e.g. --folds).
     """
-    from_file = flatten(read_yaml_file(path)) if path is not None else {}
+    from_file = _in_file(path, lambda: flatten(read_yaml_file(path))) if path is not None else {}
     from_cli = dict(extra or {})
     for item in overrides:
         key, value = parse_override(item)
@@ -368,8 +370,21 @@ def resolve(path=None, overrides=(), model_type=None, extra=None) -> Config:
     merged = dict(MODEL_DEFAULTS[chosen_type])
     merged.update(from_file)
     merged.update(from_cli)
-    checked = {key: check_value(key, value) for key, value in merged.items()}
+    checked = {}
+    for key, value in merged.items():
+        from_yaml = key in from_file and key not in from_cli
+        checked[key] = _in_file(path, lambda: check_value(key, value)) if from_yaml else check_value(key, value)
     return validate(build(checked))
+
+
+def _in_file(path, fn):
+    """Run fn(); a ConfigError it raises is prefixed with the config file's name."""
+    try:
+        return fn()
+    except ConfigError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def validate(cfg: Config) -> Config:

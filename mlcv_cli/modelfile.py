@@ -77,6 +77,28 @@ def save(path, mf: ModelFile):
     atomic.save_npz(path, arrays)
 
 
+def _check_declared_sizes(path):
+    """Refuse a member whose .npy header declares more bytes than the member holds.
+
+    np.load allocates what the header says before reading, so a 1 kB file could ask
+    for terabytes; checking the header against the zip's size first keeps it honest.
+    """
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if not dtype.hasobject and declared > info.file_size:
+                raise ModelFileError(
+                    f"{path}: entry {info.filename!r} declares {declared:,} bytes of data but holds "
+                    f"{info.file_size:,}; the file is damaged or not an mlcv model"
+                )
+
+
 _REQUIRED = {
     "knn": {"X_train", "y_train"},
     "svm": {"W", "b"},
@@ -91,6 +113,7 @@ def load(path) -> ModelFile:
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path} is not an mlcv model (expected a .npz written by `mlcv train`)")
     try:
+        _check_declared_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)
             if "mlcv_format" not in names:
@@ -104,6 +127,8 @@ def load(path) -> ModelFile:
         raise ModelFileError(f"{path} is damaged or not an mlcv model ({exc})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ModelFileError(f"{path} is damaged or not an mlcv model ({exc})") from None
+    except MemoryError:
+        raise ModelFileError(f"{path} holds arrays too large for this machine's memory; it is not a model mlcv wrote") from None
 
     def text(name):
         value = data.get(name)
@@ -141,17 +166,27 @@ def load(path) -> ModelFile:
     scale = data.get("scale")
     if mean is None or mean.ndim != 1 or mean.shape[0] not in (0, D) or scale is None or scale.ndim != 0:
         raise ModelFileError(f"{path}: preprocessing arrays have the wrong shape (mean should be ({D},) or empty)")
+    if mean.dtype.kind != "f" or not np.isfinite(mean).all():
+        raise ModelFileError(f"{path}: the mean image must be finite numbers; the file is damaged")
+    if scale.dtype.kind not in "fiu" or not (np.isfinite(scale) and scale > 0):
+        raise ModelFileError(f"{path}: the pixel scale must be a finite number > 0; the file is damaged")
     arrays = {}
     if model_type == "knn":
         X, y = data["X_train"], data["y_train"]
-        if X.ndim != 2 or X.shape[1] != D or y.shape != (X.shape[0],) or y.dtype.kind not in "iu":
+        if X.ndim != 2 or X.shape[1] != D or X.shape[0] < 1 or y.shape != (X.shape[0],) or y.dtype.kind not in "iu":
             raise ModelFileError(f"{path}: X_train must be (N, {D}) and y_train (N,) integers; found {X.shape} and {y.shape}")
-        if len(y) and (y.min() < 0 or y.max() >= C):
+        if X.dtype != np.uint8:
+            raise ModelFileError(f"{path}: X_train must hold uint8 pixels, found {X.dtype}; the file is not a valid mlcv model")
+        if y.min() < 0 or y.max() >= C:
             raise ModelFileError(f"{path}: y_train holds labels outside 0..{C - 1}")
         arrays = {"X_train": X, "y_train": y.astype(np.int64)}
-        for name in ("k", "metric"):
-            if name in data:
-                arrays[name] = data[name]
+        k = integer("k") if "k" in data else 1
+        if not 1 <= k <= len(y):
+            raise ModelFileError(f"{path}: entry 'k' is {k}, expected 1..{len(y)} (the stored training images)")
+        metric = text("metric") if "metric" in data else "l2"
+        if metric not in ("l2", "l1"):
+            raise ModelFileError(f"{path}: entry 'metric' is {metric!r}, expected l2 or l1")
+        arrays.update(k=np.array(k), metric=np.array(metric))
     else:
         W, b = data["W"], data["b"]
         if W.shape != (D, C) or b.shape != (C,):

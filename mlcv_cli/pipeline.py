@@ -264,6 +264,11 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
     ds = load_dataset(cfg)
     splits = split_dataset(cfg, ds)
     C = len(splits.classes)
+    if cfg.model.type == "knn" and cfg.model.k > len(splits.train_y):
+        raise ConfigError(
+            f"model.k: {cfg.model.k} neighbours asked for, but the training set has {len(splits.train_y)} images; "
+            f"use model.k <= {len(splits.train_y)} or more data.num_train"
+        )
     pre = Preprocessor.fit(splits.train_x, cfg.preprocess.scale, cfg.preprocess.subtract_mean)
     X_train = pre.transform(splits.train_x)
     X_val = pre.transform(splits.val_x) if len(splits.val_y) else None
@@ -289,19 +294,43 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
             _fit_linear(cfg, est, run, X_train, splits.train_y, X_val, splits.val_y, C, state, progress)
     except DivergenceError:
         status = "failed"
-        run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
-        run.update_meta(status="failed", error="diverged")
+        try:
+            run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
+        finally:
+            _mark(run, "failed", "diverged")
         raise
     except TrainingInterrupted:
         run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
         raise
     except KeyboardInterrupt:  # a second Ctrl-C, or one during kNN fitting: no checkpoint
-        run.update_meta(status="interrupted")
+        _mark(run, "interrupted")
         raise
     except BaseException as exc:
-        run.update_meta(status="failed", error=str(exc)[:500] or type(exc).__name__)
+        _mark(run, "failed", exc)
         raise
     fit_s = time.perf_counter() - t1
+    try:
+        return _finish(cfg, run, est, pre, splits, ds, X_train, progress, t0, load_s, fit_s, status)
+    except KeyboardInterrupt:
+        _mark(run, "interrupted")
+        raise
+    except BaseException as exc:  # disk full or unwritable while saving: never left "running"
+        _mark(run, "failed", exc)
+        raise
+
+
+def _mark(run, status, exc=None):
+    """Record a run's end status; best effort, so the original error is the one reported."""
+    extra = {} if exc is None else {"error": str(exc)[:500] or type(exc).__name__}
+    try:
+        run.update_meta(status=status, **extra)
+    except MlcvError:
+        pass
+
+
+def _finish(cfg, run, est, pre, splits, ds, X_train, progress, t0, load_s, fit_s, status):
+    """Score every split, then write metrics.json, history.csv, model.npz and status done."""
+    C = len(splits.classes)
 
     results = {}
     for split in ("train", "val", "test"):

@@ -50,7 +50,8 @@ class RunDir:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise MlcvError(f"cannot create runs directory {root}: {exc.strerror}; set output.dir to a writable directory") from None
+            reason = "it is a file, not a directory" if root.is_file() else exc.strerror
+            raise MlcvError(f"cannot create runs directory {root}: {reason}; set output.dir to a writable directory") from None
         for attempt in range(1, 1000):
             path = root / (f"{name}-{stamp}" if attempt == 1 else f"{name}-{stamp}-{attempt}")
             try:

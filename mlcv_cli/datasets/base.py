@@ -204,7 +204,7 @@ def _remove_manifest(directory):
 def _remove(path):
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there to remove
         pass
     except OSError as exc:
         raise DataError(f"could not remove {path}: {exc.strerror or exc}; check its permissions") from exc

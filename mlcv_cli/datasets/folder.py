@@ -232,6 +232,11 @@ class _ZipListing:
                     f"refusing {self.path}: member {name!r} points outside the archive "
                     "(absolute path or '..'); re-create the zip from inside the folder"
                 )
+            if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                raise DataError(
+                    f"refusing {self.path}: member {name!r} is a symbolic link; "
+                    "re-create the zip without links (zip without --symlinks)"
+                )
             if info.is_dir() or not _visible(parts):
                 continue
             rel = "/".join(parts)

@@ -1,0 +1,13 @@
+import subprocess
+import sys
+
+
+def test_core_imports_no_cli_libraries():
+    code = (
+        "import mlcv_cli.core, mlcv_cli.core.knn, mlcv_cli.core.losses, mlcv_cli.core.optim, "
+        "mlcv_cli.core.linear, mlcv_cli.core.gradcheck, mlcv_cli.core.metrics, "
+        "mlcv_cli.core.model_selection; import sys; "
+        "bad = [m for m in ('click', 'yaml', 'rich', 'tqdm', 'PIL', 'sklearn', 'matplotlib') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from mlcv_cli.core.gradcheck import check_loss_gradient, numerical_gradient, relative_error
+
+
+def test_numerical_gradient_of_quadratic_and_restores_x():
+    A = np.random.default_rng(0).standard_normal((4, 4))
+    x = np.random.default_rng(1).standard_normal((4, 2))
+    x0 = x.copy()
+    g = numerical_gradient(lambda w: np.sum((A @ w) ** 2), x)
+    np.testing.assert_allclose(g, 2 * A.T @ A @ x0, rtol=1e-7)
+    assert np.array_equal(x, x0)
+
+
+def test_numerical_gradient_selected_indices():
+    x = np.arange(6.0).reshape(2, 3)
+    g = numerical_gradient(lambda w: np.sum(w**3), x, indices=[(1, 2)])
+    assert g[1, 2] == pytest.approx(3 * 25, rel=1e-8)
+    assert np.count_nonzero(g) == 1
+
+
+def test_relative_error():
+    np.testing.assert_allclose(relative_error([1.0, 0.0, 1.0], [1.0, 0.0, -1.0]), [0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("reg", [0.0, 0.5])
+@pytest.mark.parametrize("penalty", ["l2", "elasticnet"])
+def test_softmax_gradient_check(reg, penalty):
+    rows = check_loss_gradient("softmax", reg, num_checks=15, seed=2, penalty=penalty)
+    assert len(rows) == 15
+    assert max(r[3] for r in rows) < 1e-7
+
+
+def test_svm_gradient_check_away_from_kinks():
+    rows = check_loss_gradient("svm", 0.3, num_checks=20, seed=4)
+    smooth = [r for r in rows if not r[4]]
+    assert len(smooth) >= 15
+    assert max(r[3] for r in smooth) < 1e-7
+
+
+def test_unknown_loss():
+    with pytest.raises(ValueError, match="svm"):
+        check_loss_gradient("hinge", 0.1)
