@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import atomic
 from . import config as config_mod
 from .config import Config
 from .core.model_selection import job_seed, stratified_kfold
@@ -245,11 +246,7 @@ def _read_finished(run: RunDir) -> dict:
 
 
 def _append_job(run: RunDir, job_id, rows):
-    line = json.dumps({"id": job_id, "rows": rows}) + "\n"
-    with open(run.file(JOBS_FILE), "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    atomic.append_line(run.file(JOBS_FILE), json.dumps({"id": job_id, "rows": rows}))
 
 
 def summarise(points, rows) -> list:
@@ -322,6 +319,15 @@ def cross_validate(
     else:
         warn = None
 
+    if cfg.model.type == "knn":
+        smallest_fold_train = len(labels) - math.ceil(len(labels) / cfg.cv.folds)
+        k_max = max(config_mod.replace(cfg, p).model.k for p in plan["points"])
+        if k_max > smallest_fold_train:
+            raise ConfigError(
+                f"model.k: {k_max} is larger than a fold's training set ({smallest_fold_train} images); "
+                "lower the largest k or use fewer folds"
+            )
+
     jobs = plan_jobs(cfg, plan["points"])
     if run is None:
         run = RunDir.create(cfg.output.dir, f"{cfg.output.name or cfg.name}-cv")
@@ -341,13 +347,13 @@ def cross_validate(
     try:
         _execute(todo, plan, (images, labels, C), n_jobs, dask_scheduler, on_done)
     except KeyboardInterrupt:
-        run.update_meta(status="interrupted")
+        pipeline.mark_run(run, "interrupted")
         bar.close()
         err = MlcvError(f"cross-validation interrupted with {len(finished)} of {len(jobs)} jobs done; resume with: mlcv cv --resume {run.path}")
         err.exit_code = 130
         raise err from None
-    except BaseException:
-        run.update_meta(status="failed")
+    except BaseException as exc:
+        pipeline.mark_run(run, "failed", exc)
         bar.close()
         raise
     bar.close()

@@ -297,29 +297,29 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
         try:
             run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
         finally:
-            _mark(run, "failed", "diverged")
+            mark_run(run, "failed", "diverged")
         raise
     except TrainingInterrupted:
         run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
         raise
     except KeyboardInterrupt:  # a second Ctrl-C, or one during kNN fitting: no checkpoint
-        _mark(run, "interrupted")
+        mark_run(run, "interrupted")
         raise
     except BaseException as exc:
-        _mark(run, "failed", exc)
+        mark_run(run, "failed", exc)
         raise
     fit_s = time.perf_counter() - t1
     try:
         return _finish(cfg, run, est, pre, splits, ds, X_train, progress, t0, load_s, fit_s, status)
     except KeyboardInterrupt:
-        _mark(run, "interrupted")
+        mark_run(run, "interrupted")
         raise
     except BaseException as exc:  # disk full or unwritable while saving: never left "running"
-        _mark(run, "failed", exc)
+        mark_run(run, "failed", exc)
         raise
 
 
-def _mark(run, status, exc=None):
+def mark_run(run, status, exc=None):
     """Record a run's end status; best effort, so the original error is the one reported."""
     extra = {} if exc is None else {"error": str(exc)[:500] or type(exc).__name__}
     try:

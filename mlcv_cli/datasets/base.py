@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -20,6 +22,7 @@ MANIFEST = "manifest.json"
 CACHE_FORMAT = "mlcv-dataset-cache"
 CACHE_VERSION = 1
 ARRAYS = ("train_x", "train_y", "test_x", "test_y")
+_ARRAY_FILE = re.compile(r"^(train|test)_[xy]-[0-9a-f]{8}\.npy$")
 
 
 @dataclass
@@ -47,37 +50,49 @@ class Dataset:
 def save_cache(directory, dataset, extra=None):
     """Write ``dataset`` to ``directory`` as .npy files, then manifest.json last.
 
+    The arrays get fresh file names (``train_x-<token>.npy``) and the manifest that names
+    them is renamed into place last, so a crash at any moment leaves the previous cache
+    complete and trusted; the previous generation's files are removed afterwards.
     ``extra`` (JSON-serialisable dict) is stored in the manifest too. Returns the manifest.
     """
     directory = Path(directory)
-    # Retract the old "complete" marker before touching any array file.
-    _remove_manifest(directory)
+    token = secrets.token_hex(4)
     arrays = {}
-    for key in ARRAYS:
-        array = getattr(dataset, key)
-        path = directory / f"{key}.npy"
-        if array is None:
-            _remove(path)
-            continue
-        save_npy(path, array)
-        arrays[key] = {
-            "file": path.name,
-            "shape": list(array.shape),
-            "dtype": str(np.dtype(array.dtype)),
-            "bytes": path.stat().st_size,
-            "sha256": file_digest(path, "sha256"),
+    written = []
+    try:
+        for key in ARRAYS:
+            array = getattr(dataset, key)
+            if array is None:
+                continue
+            path = directory / f"{key}-{token}.npy"
+            written.append(path)
+            save_npy(path, array)
+            arrays[key] = {
+                "file": path.name,
+                "shape": list(array.shape),
+                "dtype": str(np.dtype(array.dtype)),
+                "bytes": path.stat().st_size,
+                "sha256": file_digest(path, "sha256"),
+            }
+        manifest = {
+            "format": CACHE_FORMAT,
+            "version": CACHE_VERSION,
+            "name": dataset.name,
+            "classes": list(dataset.classes),
+            "source": dataset.source,
+            "arrays": arrays,
         }
-    manifest = {
-        "format": CACHE_FORMAT,
-        "version": CACHE_VERSION,
-        "name": dataset.name,
-        "classes": list(dataset.classes),
-        "source": dataset.source,
-        "arrays": arrays,
-    }
-    for key, value in (extra or {}).items():
-        manifest.setdefault(key, value)
-    write_json(directory / MANIFEST, manifest)
+        for key, value in (extra or {}).items():
+            manifest.setdefault(key, value)
+        write_json(directory / MANIFEST, manifest)
+    except BaseException:
+        for path in written:
+            _remove_quietly(path)
+        raise
+    keep = {info["file"] for info in arrays.values()}
+    for path in directory.iterdir():
+        if _ARRAY_FILE.match(path.name) and path.name not in keep:
+            _remove_quietly(path)
     return manifest
 
 
@@ -179,7 +194,7 @@ def _manifest_problem(manifest):
     for key, info in arrays.items():
         if key not in ARRAYS:
             return f"unknown array {key!r}"
-        if not isinstance(info, dict) or info.get("file") != f"{key}.npy":
+        if not isinstance(info, dict) or not _ARRAY_FILE.match(str(info.get("file"))) or not info["file"].startswith(key + "-"):
             return f"bad entry for {key}"
         if not isinstance(info.get("shape"), list) or not isinstance(info.get("bytes"), int):
             return f"bad entry for {key}"
@@ -197,14 +212,8 @@ def file_digest(path, algorithm="sha256", chunk=1 << 20):
     return digest.hexdigest()
 
 
-def _remove_manifest(directory):
-    _remove(directory / MANIFEST)
-
-
-def _remove(path):
+def _remove_quietly(path):
     try:
         os.unlink(path)
-    except (FileNotFoundError, NotADirectoryError):  # nothing there to remove
+    except OSError:
         pass
-    except OSError as exc:
-        raise DataError(f"could not remove {path}: {exc.strerror or exc}; check its permissions") from exc

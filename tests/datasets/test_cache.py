@@ -1,10 +1,16 @@
 import json
+import re
 
 import numpy as np
 import pytest
 
 from mlcv_cli.datasets.base import Dataset, load_cache, read_manifest, save_cache
 from mlcv_cli.errors import DataError
+
+
+def array_file(directory, key):
+    [path] = directory.glob(f"{key}-*.npy")
+    return path
 
 
 def small_dataset(with_test=True):
@@ -37,9 +43,8 @@ def test_round_trip(tmp_path, with_test):
     assert not isinstance(load_cache(tmp_path / "c", mmap=False).train_x, np.memmap)
     assert read_manifest(tmp_path / "c", verify=True)["name"] == "tiny"
     # No temporary files left behind.
-    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == sorted(
-        ["manifest.json", "train_x.npy", "train_y.npy"] + (["test_x.npy", "test_y.npy"] if with_test else [])
-    )
+    names = sorted(re.sub(r"-[0-9a-f]{8}\.npy$", ".npy", p.name) for p in (tmp_path / "c").iterdir())
+    assert names == sorted(["manifest.json", "train_x.npy", "train_y.npy"] + (["test_x.npy", "test_y.npy"] if with_test else []))
 
 
 def test_missing_manifest_not_trusted(tmp_path):
@@ -61,16 +66,16 @@ def test_corrupt_manifest_not_trusted(tmp_path, text):
 
 def test_truncated_array_not_trusted(tmp_path):
     save_cache(tmp_path, small_dataset())
-    data = (tmp_path / "train_x.npy").read_bytes()
-    (tmp_path / "train_x.npy").write_bytes(data[:-10])
+    path = array_file(tmp_path, "train_x")
+    path.write_bytes(path.read_bytes()[:-10])
     assert read_manifest(tmp_path) is None
-    with pytest.raises(DataError, match="train_x.npy.*bytes"):
+    with pytest.raises(DataError, match="train_x-.*npy.*bytes"):
         load_cache(tmp_path)
 
 
 def test_changed_bytes_caught_by_verify(tmp_path):
     save_cache(tmp_path, small_dataset())
-    path = tmp_path / "train_x.npy"
+    path = array_file(tmp_path, "train_x")
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -82,8 +87,8 @@ def test_changed_bytes_caught_by_verify(tmp_path):
 
 def test_missing_array_file(tmp_path):
     save_cache(tmp_path, small_dataset())
-    (tmp_path / "test_y.npy").unlink()
-    with pytest.raises(DataError, match="test_y.npy is missing"):
+    array_file(tmp_path, "test_y").unlink()
+    with pytest.raises(DataError, match="test_y-.*npy is missing"):
         load_cache(tmp_path)
 
 
@@ -104,14 +109,29 @@ def test_manifest_shape_mismatch(tmp_path):
         load_cache(tmp_path)
 
 
-def test_rewrite_retracts_manifest_first(tmp_path, monkeypatch):
+def test_failed_rewrite_keeps_the_previous_cache(tmp_path, monkeypatch):
     save_cache(tmp_path, small_dataset())
+    before = sorted(p.name for p in tmp_path.iterdir())
+    import mlcv_cli.atomic as atomic
     import mlcv_cli.datasets.base as base
 
-    def crash(path, array):
-        raise RuntimeError("disk on fire")
+    real_save = base.save_npy
+    calls = []
 
-    monkeypatch.setattr(base, "save_npy", crash)
+    def crash_on_third(path, array):
+        calls.append(path)
+        if len(calls) == 3:
+            raise RuntimeError("disk on fire")
+        real_save(path, array)
+
+    monkeypatch.setattr(base, "save_npy", crash_on_third)
     with pytest.raises(RuntimeError):
         save_cache(tmp_path, small_dataset())
-    assert read_manifest(tmp_path) is None
+    assert read_manifest(tmp_path, verify=True) is not None  # the old cache is still complete
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # and the half-written one is gone
+
+
+def test_rewrite_replaces_the_old_generation(tmp_path):
+    save_cache(tmp_path, small_dataset())
+    save_cache(tmp_path, small_dataset())
+    assert len(list(tmp_path.glob("*.npy"))) == 4  # one generation of train/test x/y
