@@ -77,7 +77,7 @@ def save(path, mf: ModelFile):
     atomic.save_npz(path, arrays)
 
 
-def _check_declared_sizes(path):
+def check_declared_sizes(path):
     """Refuse a member whose .npy header declares more bytes than the member holds.
 
     np.load allocates what the header says before reading, so a 1 kB file could ask
@@ -113,7 +113,7 @@ def load(path) -> ModelFile:
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path} is not an mlcv model (expected a .npz written by `mlcv train`)")
     try:
-        _check_declared_sizes(path)
+        check_declared_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)
             if "mlcv_format" not in names:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,9 +247,10 @@ def _read_checkpoint(run: RunDir):
     if not path.exists():
         raise MlcvError(f"{run.path} has no {CHECKPOINT} to resume from (was it trained with checkpoint_every: 0?)")
     try:
+        modelfile.check_declared_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, ModelFileError) as exc:
         raise MlcvError(f"{path} is unreadable ({exc}); start a new run instead of resuming") from None
 
 
@@ -286,14 +288,12 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
 
     est = build_estimator(cfg)
     t1 = time.perf_counter()
-    status = "done"
     try:
         if cfg.model.type == "knn":
             est.fit(X_train, splits.train_y, num_classes=C)
         else:
             _fit_linear(cfg, est, run, X_train, splits.train_y, X_val, splits.val_y, C, state, progress)
     except DivergenceError:
-        status = "failed"
         try:
             run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
         finally:
@@ -310,7 +310,7 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
         raise
     fit_s = time.perf_counter() - t1
     try:
-        return _finish(cfg, run, est, pre, splits, ds, X_train, progress, t0, load_s, fit_s, status)
+        return _finish(cfg, run, est, pre, splits, ds, X_train, progress, t0, load_s, fit_s)
     except KeyboardInterrupt:
         mark_run(run, "interrupted")
         raise
@@ -328,7 +328,7 @@ def mark_run(run, status, exc=None):
         pass
 
 
-def _finish(cfg, run, est, pre, splits, ds, X_train, progress, t0, load_s, fit_s, status):
+def _finish(cfg, run, est, pre, splits, ds, X_train, progress, t0, load_s, fit_s):
     """Score every split, then write metrics.json, history.csv, model.npz and status done."""
     C = len(splits.classes)
 
@@ -360,7 +360,7 @@ def _finish(cfg, run, est, pre, splits, ds, X_train, progress, t0, load_s, fit_s
     ckpt = run.file(CHECKPOINT)
     if ckpt.exists():
         ckpt.unlink()
-    run.update_meta(status=status)
+    run.update_meta(status="done")
     return {
         "run_dir": str(run.path),
         "model": cfg.model.type,

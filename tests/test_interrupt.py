@@ -70,3 +70,13 @@ def test_resume_refuses_finished_or_foreign_dirs(tmp_path):
     empty.mkdir()
     foreign = mlcv("train", "--resume", str(empty), cwd=tmp_path)
     assert foreign.returncode == 1 and "Error:" in foreign.stderr and "Traceback" not in foreign.stderr
+
+
+def test_damaged_checkpoint_is_refused(tmp_path):
+    rc, _, err, run = start_and_signal(tmp_path, signal.SIGINT)
+    assert rc == 130, err
+    ck = run / "checkpoint.npz"
+    ck.write_bytes(ck.read_bytes()[:200])
+    resumed = mlcv("train", "--resume", str(run), cwd=tmp_path)
+    assert resumed.returncode == 1 and "checkpoint.npz is unreadable" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
