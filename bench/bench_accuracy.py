@@ -56,7 +56,7 @@ if __name__ == "__main__" and "--load-only" in sys.argv:
 
 # Found by a search on a 35,000/5,000 train/validation split of the training part (momentum 0.9,
 # init_scale 1e-3, seed 0; inputs scaled to [0, 1] with the training mean image subtracted).
-SVM_PARAMS = dict(loss="svm", optimizer="momentum", lr=3e-3, reg=3e-3, batch_size=200, epochs=30, lr_decay=0.85)
+SVM_PARAMS = dict(loss="svm", optimizer="momentum", lr=3e-3, reg=3e-3, batch_size=200, epochs=20, lr_decay=0.85)
 SOFTMAX_PARAMS = dict(loss="softmax", optimizer="momentum", lr=1e-2, reg=1e-3, batch_size=200, epochs=20, lr_decay=0.9)
 
 
