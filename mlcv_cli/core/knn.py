@@ -152,12 +152,13 @@ class KNearestNeighbor(ParamsMixin):
         return self
 
     # ------------------------------------------------------------------ search
-    def kneighbors(self, X, k=None):
+    def kneighbors(self, X, k=None, return_distance=True):
         """The k nearest training examples of each query.
 
         X: (N, D) queries. k: defaults to self.k. Returns (distances (N, k) float64,
         indices (N, k) int64 into the training set), sorted by distance ascending, ties by
-        smaller training index.
+        smaller training index. With ``return_distance=False`` only the indices are returned
+        (voting needs no distances, which saves recomputing them).
         """
         self._check_fitted()
         k = self.k if k is None else k
@@ -176,16 +177,19 @@ class KNearestNeighbor(ParamsMixin):
                 f"{self.X_train_.shape[1]}; preprocess queries like the training data."
             )
         if Q.shape[0] == 0:
-            return np.empty((0, k)), np.empty((0, k), np.int64)
+            ind = np.empty((0, k), np.int64)
+            return (np.empty((0, k)), ind) if return_distance else ind
         if self._fit_metric == "l2":
-            return self._kneighbors_l2(Q, int(k))
-        return self._kneighbors_l1(Q, int(k))
+            dist, ind = self._kneighbors_l2(Q, int(k), return_distance)
+        else:
+            dist, ind = self._kneighbors_l1(Q, int(k))
+        return (dist, ind) if return_distance else ind
 
     def _bytes_per_pair(self, k):
         # float32 distance + (for k > 1) int64 argpartition indices, a comparison mask and slack.
         return 5 if k == 1 else 21
 
-    def _kneighbors_l2(self, Q, k):
+    def _kneighbors_l2(self, Q, k, exact_distances=True):
         N, D = Q.shape
         M = self.X_train_.shape[0]
         q_step, m_step = _plan(N, M, D, self._bytes_per_pair(k), int(self.max_memory))
@@ -199,13 +203,15 @@ class KNearestNeighbor(ParamsMixin):
                 key = q @ self._X_search[j:j + m_step].T
                 key += self._sum_train[j:j + m_step]
                 best = _merge(best, _topk_rows(key, min(k, key.shape[1]), j), k)
+            ind[i:i + q_step] = best[1]
+            if not exact_distances:
+                continue
             # The expanded form ranks well but loses absolute precision near 0, so the k
             # reported distances are recomputed directly from the differences (N * k * D work).
             q *= np.float32(-0.5)
             for c in range(k):
                 diff = q - self._X_search[best[1][:, c]]
                 dist[i:i + q_step, c] = np.sqrt(np.einsum("nd,nd->n", diff, diff, dtype=np.float64))
-            ind[i:i + q_step] = best[1]
         return dist, ind
 
     def _kneighbors_l1(self, Q, k):
@@ -258,7 +264,7 @@ class KNearestNeighbor(ParamsMixin):
     # ------------------------------------------------------------------ prediction
     def vote_counts(self, X, k=None):
         """Counts of each class among the k nearest neighbours: (N, C) int64."""
-        _, ind = self.kneighbors(X, k)
+        ind = self.kneighbors(X, k, return_distance=False)
         return _counts(self.y_train_[ind], self.num_classes_)
 
     def predict(self, X):
@@ -266,7 +272,7 @@ class KNearestNeighbor(ParamsMixin):
 
         A vote tie goes to the smallest label among the tied classes.
         """
-        _, ind = self.kneighbors(X)
+        ind = self.kneighbors(X, return_distance=False)
         return vote(self.y_train_[ind], self.num_classes_)
 
     def predict_for_ks(self, X, ks):
@@ -278,7 +284,7 @@ class KNearestNeighbor(ParamsMixin):
         ks = [int(k) for k in ks]
         if not ks:
             raise ValueError("ks is empty; give at least one k.")
-        _, ind = self.kneighbors(X, max(ks))
+        ind = self.kneighbors(X, max(ks), return_distance=False)
         labels = self.y_train_[ind]
         return {k: vote(labels[:, :k], self.num_classes_) for k in ks}
 
@@ -311,4 +317,4 @@ def _as_2d(X, name):
         )
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool) or np.iscomplexobj(X):
         raise ValueError(f"{name} must hold real numbers; found dtype {X.dtype}.")
-    return X.reshape(X.shape[0], -1)
+    return X.reshape(X.shape[0], int(np.prod(X.shape[1:])))

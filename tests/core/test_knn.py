@@ -172,3 +172,15 @@ def test_errors():
         KNearestNeighbor().fit(np.zeros(5), np.zeros(5, int))
     with pytest.raises(ValueError, match="NaN"):
         KNearestNeighbor().fit(np.full((5, 3), np.nan), np.zeros(5, int))
+
+
+def test_indices_without_distances_match():
+    rng = np.random.default_rng(5)
+    Xtr = rng.integers(0, 256, (300, 48)).astype(np.float32)
+    Q = rng.integers(0, 256, (40, 48)).astype(np.float32)
+    y = rng.integers(0, 4, 300)
+    for metric in ("l2", "l1"):
+        knn = KNearestNeighbor(k=7, metric=metric).fit(Xtr, y, num_classes=4)
+        _, ind = knn.kneighbors(Q)
+        assert np.array_equal(knn.kneighbors(Q, return_distance=False), ind)
+    assert knn.kneighbors(Q[:0], return_distance=False).shape == (0, 7)
