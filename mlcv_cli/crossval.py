@@ -287,7 +287,7 @@ def cross_validate(
     """Run (or resume) a cross-validation over cfg.cv.grid; write the run directory."""
     from . import pipeline
 
-    progress = progress or pipeline._null_progress
+    progress = progress or pipeline.null_progress
     if resume_dir is not None:
         run = RunDir(resume_dir)
         if not run.file(PLAN_FILE).exists():

@@ -38,7 +38,7 @@ class _NullProgress:
         pass
 
 
-def _null_progress(total, desc):
+def null_progress(total, desc):
     return _NullProgress()
 
 
@@ -261,7 +261,7 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
     Returns a summary dict (run_dir, model, accuracies, times). Raises DivergenceError
     (run marked failed) or TrainingInterrupted (checkpoint written, run marked interrupted).
     """
-    progress = progress or _null_progress
+    progress = progress or null_progress
     t0 = time.perf_counter()
     ds = load_dataset(cfg)
     splits = split_dataset(cfg, ds)
@@ -483,7 +483,7 @@ def locate_model(target) -> tuple:
 
 
 def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, plot=False) -> dict:
-    progress = progress or _null_progress
+    progress = progress or null_progress
     path, warning = locate_model(target)
     mf = modelfile.load(path)
     cfg = _config_of(mf, path, data_cfg_overrides)
@@ -495,7 +495,7 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, pl
     if y is None or len(y) == 0:
         raise DataError(f"the {ds.name} dataset has no {split} split; choose --split val or train")
     est = estimator_from_file(mf)
-    X = mf.preprocessor.transform(_resize_if_needed(x, mf.image_size))
+    X = mf.preprocessor.transform(_check_image_size(x, mf.image_size))
     pred = batched_predict(est, X, progress, f"evaluate {split}")
     result = {"model_path": str(path), "model": mf.model_type, "dataset": ds.name, "split": split, "classes": mf.classes}
     result.update(split_metrics(y, pred, len(mf.classes)))
@@ -510,7 +510,7 @@ def _evaluation_plots(path, mf, est, X, images, y, pred, split, n_queries=10, n_
     from . import plots
 
     out_dir = Path(path).parent
-    made = [plots._draw_confusion(np.array(metrics.confusion_matrix(y, pred, len(mf.classes))), mf.classes,
+    made = [plots.draw_confusion(np.array(metrics.confusion_matrix(y, pred, len(mf.classes))), mf.classes,
                                   f"{mf.model_type}: {split} confusion matrix", out_dir / f"confusion-{split}.png")]
     if mf.model_type == "knn":
         k = min(n_neighbors, len(est.y_train_))
@@ -521,7 +521,7 @@ def _evaluation_plots(path, mf, est, X, images, y, pred, split, n_queries=10, n_
     return made
 
 
-def _resize_if_needed(x, size):
+def _check_image_size(x, size):
     if x.shape[1:3] != (size, size):
         raise DataError(f"images are {x.shape[1]}x{x.shape[2]} but the model expects {size}x{size}; set data.image_size={size}")
     return x
@@ -559,33 +559,25 @@ def predict(target, files, *, top=3) -> dict:
     if images:
         X = mf.preprocessor.transform(np.stack(images))
         if mf.model_type == "knn":
-            votes = est.vote_counts(X)
-            kind, values = "votes", votes.astype(np.float64)
-            order = np.argsort(-votes, axis=1, kind="stable")[:, :top]
+            kind, values, cast = "votes", est.vote_counts(X), int
         elif mf.model_type == "softmax":
-            kind, values = "probability", est.predict_proba(X)
-            order = np.argsort(-values, axis=1, kind="stable")[:, :top]
+            kind, values, cast = "probability", est.predict_proba(X), float
         else:
-            kind, values = "score", est.decision_function(X)
-            order = np.argsort(-values, axis=1, kind="stable")[:, :top]
+            kind, values, cast = "score", est.decision_function(X), float
+        # Stable sort on the negated values: equal values keep the smaller class index first.
+        order = np.argsort(-values, axis=1, kind="stable")[:, :top]
         for i, f in enumerate(ok):
-            rows.append(
-                {
-                    "path": f,
-                    "top": [{"class": mf.classes[j], kind: (int(values[i, j]) if kind == "votes" else float(values[i, j]))} for j in order[i]],
-                }
-            )
+            rows.append({"path": f, "top": [{"class": mf.classes[j], kind: cast(values[i, j])} for j in order[i]]})
     return {"model_path": str(path), "model": mf.model_type, "value": kind if images else None, "predictions": rows, "failed": failed, "warning": warning}
-
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
 def expand_image_paths(items):
     """Files as given; directories expand to the image files inside them (sorted, recursive)."""
+    from .datasets.images import IMAGE_EXTENSIONS
+
     for item in items:
         p = Path(item)
         if p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+            yield from sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
         else:
             yield p

@@ -171,10 +171,10 @@ def plot_confusion(metrics_path, out_path, split=None) -> str:
     split = split or next((s for s in ("test", "val", "train") if splits.get(s)), None)
     if split is None:
         raise MlcvError(f"{metrics_path} holds no evaluated split to draw")
-    return _draw_confusion(np.array(splits[split]["confusion_matrix"]), doc["classes"], f"{doc['model']}: {split} confusion matrix", out_path)
+    return draw_confusion(np.array(splits[split]["confusion_matrix"]), doc["classes"], f"{doc['model']}: {split} confusion matrix", out_path)
 
 
-def _draw_confusion(cm, classes, title, out_path):
+def draw_confusion(cm, classes, title, out_path):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(0.6 * len(classes) + 3, 0.6 * len(classes) + 2.5))
     im = ax.imshow(cm, cmap="Blues")
