@@ -25,9 +25,9 @@ DATASETS = ("sample", "cifar10", "folder")
 MAX_CONFIG_BYTES = 1 << 20
 
 
-def _f(default, *, kind, choices=None, low=None, high=None, low_open=False, nullable=False, doc=""):
+def _f(default, *, kind, choices=None, low=None, high=None, low_open=False, high_open=False, nullable=False, doc=""):
     """A config field: its type, its allowed values or range, and a one-line description."""
-    meta = dict(kind=kind, choices=choices, low=low, high=high, low_open=low_open, nullable=nullable, doc=doc)
+    meta = dict(kind=kind, choices=choices, low=low, high=high, low_open=low_open, high_open=high_open, nullable=nullable, doc=doc)
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -71,10 +71,10 @@ class TrainConfig:
     lr_decay: float = _f(1.0, kind=float, low=0.0, high=1.0, low_open=True, doc="lr multiplied by this after each epoch")
     batch_size: int = _f(200, kind=int, low=1, doc="minibatch size")
     epochs: int = _f(10, kind=int, low=1, doc="passes over the training set")
-    momentum: float = _f(0.9, kind=float, low=0.0, high=1.0, doc="momentum/nesterov coefficient")
-    decay_rate: float = _f(0.99, kind=float, low=0.0, high=1.0, doc="rmsprop decay")
-    beta1: float = _f(0.9, kind=float, low=0.0, high=1.0, doc="adam beta1")
-    beta2: float = _f(0.999, kind=float, low=0.0, high=1.0, doc="adam beta2")
+    momentum: float = _f(0.9, kind=float, low=0.0, high=1.0, high_open=True, doc="momentum/nesterov coefficient")
+    decay_rate: float = _f(0.99, kind=float, low=0.0, high=1.0, high_open=True, doc="rmsprop decay")
+    beta1: float = _f(0.9, kind=float, low=0.0, high=1.0, high_open=True, doc="adam beta1")
+    beta2: float = _f(0.999, kind=float, low=0.0, high=1.0, high_open=True, doc="adam beta2")
     eps: float = _f(1e-8, kind=float, low=0.0, low_open=True, doc="adam/rmsprop/adagrad epsilon")
     init_scale: float = _f(1e-3, kind=float, low=0.0, low_open=True, doc="std of the random initial weights")
     random_search_tries: int = _f(1000, kind=int, low=1, doc="random_search: random weight matrices tried")
@@ -200,11 +200,15 @@ def check_value(key: str, value: Any) -> Any:
     if meta["choices"] is not None and value not in meta["choices"]:
         raise ConfigError(f"{key}: expected one of {', '.join(meta['choices'])}; found {value!r}")
     low, high = meta["low"], meta["high"]
-    if low is not None and (value < low or (meta["low_open"] and value == low)):
-        bound = f"> {low}" if meta["low_open"] else f">= {low}"
-        raise ConfigError(f"{key}: expected a value {bound}{f' and <= {high}' if high is not None else ''}, found {value!r}")
-    if high is not None and value > high:
-        raise ConfigError(f"{key}: expected a value <= {high}, found {value!r}")
+    too_low = low is not None and (value < low or (meta["low_open"] and value == low))
+    too_high = high is not None and (value > high or (meta["high_open"] and value == high))
+    if too_low or too_high:
+        bounds = []
+        if low is not None:
+            bounds.append(f"> {low}" if meta["low_open"] else f">= {low}")
+        if high is not None:
+            bounds.append(f"< {high}" if meta["high_open"] else f"<= {high}")
+        raise ConfigError(f"{key}: expected a value {' and '.join(bounds)}, found {value!r}")
     return value
 
 

@@ -403,30 +403,31 @@ class LinearClassifier(ParamsMixin):
         integer("seed", self.seed, 0)
 
 
-class LinearSVM(LinearClassifier):
+class _FixedLoss(LinearClassifier):
+    """A LinearClassifier whose loss is set by the subclass, not by a parameter."""
+
+    fixed_loss = None
+
+    def __init__(self, **kw):
+        if "loss" in kw:
+            raise TypeError(f"{type(self).__name__} fixes loss={self.fixed_loss!r}; use LinearClassifier to choose the loss.")
+        super().__init__(loss=self.fixed_loss, **kw)
+
+    @classmethod
+    def _param_names(cls):
+        return [n for n in LinearClassifier._param_names() if n != "loss"]
+
+
+class LinearSVM(_FixedLoss):
     """LinearClassifier with the multiclass hinge loss (loss="svm")."""
 
-    def __init__(self, **kw):
-        if "loss" in kw:
-            raise TypeError("LinearSVM fixes loss='svm'; use LinearClassifier to choose the loss.")
-        super().__init__(loss="svm", **kw)
-
-    @classmethod
-    def _param_names(cls):
-        return [n for n in LinearClassifier._param_names() if n != "loss"]
+    fixed_loss = "svm"
 
 
-class Softmax(LinearClassifier):
+class Softmax(_FixedLoss):
     """LinearClassifier with the softmax cross-entropy loss (loss="softmax")."""
 
-    def __init__(self, **kw):
-        if "loss" in kw:
-            raise TypeError("Softmax fixes loss='softmax'; use LinearClassifier to choose the loss.")
-        super().__init__(loss="softmax", **kw)
-
-    @classmethod
-    def _param_names(cls):
-        return [n for n in LinearClassifier._param_names() if n != "loss"]
+    fixed_loss = "softmax"
 
 
 def _as_2d(X, name, dtype):
