@@ -469,8 +469,12 @@ def locate_model(target) -> tuple:
         path = target / "model.npz"
         run = RunDir(target)
         if not path.exists():
-            status = run.status
-            raise MlcvError(f"{target} has no model.npz (run status: {status}); train it to completion or resume it")
+            if run.exists("cv_plan.json"):
+                raise MlcvError(
+                    f"{target} is a cross-validation run with no refit model; train its best setting with "
+                    f"`mlcv train --config {target / 'best.yaml'}` (or rerun cv with --refit)"
+                )
+            raise MlcvError(f"{target} has no model.npz (run status: {run.status}); train it to completion or resume it")
     else:
         path = target
         run = RunDir(target.parent)
