@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import click
@@ -23,16 +24,12 @@ def _debug_enabled():
     return os.environ.get("MLCV_DEBUG", "") not in ("", "0") or "--debug" in sys.argv[1:]
 
 
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
-
-
 def _stdout_console():
+    """Rich output; when piped, lines are not wrapped at 80 columns (scripts grep them)."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    piped = not sys.stdout.isatty()
+    return Console(highlight=False, soft_wrap=piped, width=200 if piped else None)
 
 
 def _progress_factory(enabled=True):
@@ -179,7 +176,7 @@ def download_folder(path, name, data_dir, size, skip_bad):
         click.echo(f"skipped {bad_path}: {reason}", err=True)
     click.echo(
         f"Imported {result['n_train']} training and {result['n_test']} test images in "
-        f"{len(result['classes'])} classes into {result['path']}. Use it with: --set data.dataset=folder --set data.path={name}"
+        f"{len(result['classes'])} class{'' if len(result['classes']) == 1 else 'es'} into {result['path']}. Use it with: --set data.dataset=folder --set data.path={name}"
     )
 
 
@@ -192,6 +189,13 @@ _config_option = click.option(
     "-c", "--config", "config_path", type=click.Path(dir_okay=False), help="YAML experiment config (see configs/)."
 )
 _data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), help="Data dir (default $MLCV_DATA_DIR or ./data).")
+
+
+def _check_config_or_model(config_path, model_type):
+    if not config_path and not model_type:
+        raise UsageError("give --config FILE (see configs/) or --model knn|svm|softmax")
+    if config_path and model_type:
+        raise UsageError("give either --config or --model, not both (to change a config's model: --set model.type=...)")
 
 
 def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=None):
@@ -208,7 +212,7 @@ def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=N
 @_set_option
 @click.option("--model", "model_type", type=click.Choice(["knn", "svm", "softmax"]), help="Model to train when no --config is given.")
 @_data_dir_option
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue an interrupted run from its checkpoint.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), help="Continue an interrupted run from its checkpoint.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--plot", is_flag=True, help="Write loss.png, templates.png and confusion.png into the run. Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
@@ -217,7 +221,7 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
 
     \b
     The run directory (output.dir/<name>-<timestamp>/) holds config.yaml, meta.json,
-    metrics.json, history.csv and model.npz. Ctrl-C stops after the current step,
+    metrics.json, model.npz and (linear models) history.csv. Ctrl-C stops after the current step,
     saves a checkpoint and prints how to resume.
     """
     from . import config as config_mod
@@ -231,8 +235,7 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
             raise UsageError("--resume continues a run with its saved config; drop --config/--set/--model")
         result = pipeline.resume(resume_dir, progress=progress)
     else:
-        if not config_path and not model_type:
-            raise UsageError("give --config FILE (see configs/) or --model knn|svm|softmax")
+        _check_config_or_model(config_path, model_type)
         cfg = _load_config(config_path, overrides, model_type, data_dir=data_dir)
         if print_config:
             click.echo(config_mod.to_yaml(cfg), nl=False)
@@ -300,14 +303,15 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
 
     if plot:
         _require_matplotlib()
+    if dask_scheduler and dask_scheduler != "local" and not re.fullmatch(r"([a-z]+://)?[^/:\s]+:\d+", dask_scheduler):
+        raise UsageError(f"--dask-scheduler: expected tcp://HOST:PORT or local, found {dask_scheduler!r}")
     progress = _progress_factory(not as_json)
     if resume_dir:
         if config_path or overrides or model_type or grid_items or folds:
             raise UsageError("--resume continues a cv run with its saved plan; drop --config/--set/--model/--grid/--folds")
         result = crossval.cross_validate(resume_dir=resume_dir, n_jobs=n_jobs, dask_scheduler=dask_scheduler, refit=refit, progress=progress)
     else:
-        if not config_path and not model_type:
-            raise UsageError("give --config FILE (see configs/) or --model knn|svm|softmax")
+        _check_config_or_model(config_path, model_type)
         extra = {}
         if folds:
             extra["cv.folds"] = folds
@@ -341,7 +345,7 @@ def _print_cv_summary(r):
 
     con = _stdout_console()
     keys = list(r["grid"])
-    table = Table(title=f"{r['folds']}-fold cross-validation of {r['model']} on {r['n_images']} {r['dataset']} images", header_style="bold")
+    table = Table(title=f"{r['folds']}-fold cross-validation of {r['model']} on {r['n_images']} {r['dataset']} training images", header_style="bold")
     table.add_column("rank", justify="right")
     for k in keys:
         table.add_column(k, justify="right")
@@ -364,7 +368,7 @@ def _print_cv_summary(r):
               + (f" ({r['jobs_resumed']} resumed)" if r.get("jobs_resumed") else ""))
     if r.get("refit"):
         f = r["refit"]
-        con.print(f"refit on {f['n_train'] + f['n_val']} images: test accuracy {_pct(f['test_accuracy'])}")
+        con.print(f"refit on {f['n_train'] + f['n_val']} images: test accuracy {_pct(f['test_accuracy'])}; model: {r['run_dir']}/model.npz")
     for p in r.get("plots", []):
         con.print(f"plot: {p}")
     con.print(f"run directory: {r['run_dir']} (best config: {r['run_dir']}/best.yaml)")

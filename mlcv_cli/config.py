@@ -23,11 +23,14 @@ PENALTIES = ("l2", "l1", "elasticnet", "none")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "random_search")
 DATASETS = ("sample", "cifar10", "folder")
 MAX_CONFIG_BYTES = 1 << 20
+# Names that become directory names: no separators, no "..", nothing hidden.
+SAFE_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}"
 
 
-def _f(default, *, kind, choices=None, low=None, high=None, low_open=False, high_open=False, nullable=False, doc=""):
+def _f(default, *, kind, choices=None, low=None, high=None, low_open=False, high_open=False, nullable=False, pattern=None, doc=""):
     """A config field: its type, its allowed values or range, and a one-line description."""
-    meta = dict(kind=kind, choices=choices, low=low, high=high, low_open=low_open, high_open=high_open, nullable=nullable, doc=doc)
+    meta = dict(kind=kind, choices=choices, low=low, high=high, low_open=low_open, high_open=high_open, nullable=nullable,
+                pattern=pattern, doc=doc)
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -90,12 +93,12 @@ class CVConfig:
 @dataclass(frozen=True)
 class OutputConfig:
     dir: str = _f("runs", kind=str, doc="runs are written under this directory")
-    name: Optional[str] = _f(None, kind=str, nullable=True, doc="run name prefix (default: the config's name)")
+    name: Optional[str] = _f(None, kind=str, nullable=True, pattern=SAFE_NAME, doc="run name prefix (default: the config's name)")
 
 
 @dataclass(frozen=True)
 class Config:
-    name: str = _f("mlcv", kind=str, doc="experiment name")
+    name: str = _f("mlcv", kind=str, pattern=SAFE_NAME, doc="experiment name")
     seed: int = _f(0, kind=int, low=0, doc="seed for splits, initialisation and minibatches")
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -197,6 +200,8 @@ def check_value(key: str, value: Any) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping of dotted keys to lists, found {value!r}")
         return {k: check_grid_values(k, v) for k, v in value.items()}
+    if meta["pattern"] is not None and not re.fullmatch(meta["pattern"], value):
+        raise ConfigError(f"{key}: expected a name of letters, digits, '_', '.' and '-' (it names a directory), found {value!r}")
     if meta["choices"] is not None and value not in meta["choices"]:
         raise ConfigError(f"{key}: expected one of {', '.join(meta['choices'])}; found {value!r}")
     low, high = meta["low"], meta["high"]

@@ -209,7 +209,7 @@ def _execute_dask(jobs, plan, data, n_jobs, address, on_done):
             )
             client = Client(cluster)
         else:
-            client = Client(address, timeout=30)
+            client = Client(address, timeout=10)
     except (OSError, TimeoutError) as exc:
         if cluster is not None:
             cluster.close()
@@ -298,6 +298,7 @@ def cross_validate(
     else:
         if not cfg.cv.grid:
             raise ConfigError("cv.grid is empty: give --grid KEY=V1,V2,... or a cv.grid section in the config")
+        cfg = pipeline.pin_data_location(cfg)
         points = grid_points(cfg.cv.grid, random_n, cfg.seed)
         plan = {"config": cfg.to_dict(), "points": points, "random": random_n}
         run = None
@@ -314,6 +315,11 @@ def cross_validate(
     present = counts[counts > 0]
     if len(present) < 2:
         raise MlcvError("cross-validation needs at least two classes in the training images; found one")
+    if present.max() < cfg.cv.folds:
+        raise ConfigError(
+            f"cv.folds: {cfg.cv.folds} folds but no class has that many images (the largest has {present.max()}); "
+            f"use at most {present.max()} folds (5 or 10 is usual)"
+        )
     if present.min() < cfg.cv.folds:
         warn = f"some classes have fewer images ({present.min()}) than folds ({cfg.cv.folds}); those folds miss the class"
     else:
@@ -371,6 +377,7 @@ def cross_validate(
         "folds": cfg.cv.folds,
         "n_images": int(len(labels)),
         "grid": cfg.cv.grid,
+        "random": plan.get("random"),
         "summary": summary,
         "best_params": best["params"],
         "best_mean": best["mean"],

@@ -50,6 +50,14 @@ def data_dir_for(cfg: Config) -> Path:
     return Path(cfg.data.dir or os.environ.get("MLCV_DATA_DIR") or "data")
 
 
+def pin_data_location(cfg: Config) -> Config:
+    """The config with absolute data locations, so a saved run works from any directory."""
+    values = {"data.dir": str(data_dir_for(cfg).resolve())}
+    if cfg.data.path and Path(cfg.data.path).exists():
+        values["data.path"] = str(Path(cfg.data.path).resolve())
+    return config_mod.replace(cfg, values)
+
+
 def load_dataset(cfg: Config, progress=None):
     """The dataset named by the config: the shipped sample, CIFAR-10, or an image folder."""
     from . import datasets
@@ -94,7 +102,12 @@ def split_dataset(cfg: Config, ds) -> Splits:
     n = len(ds.train_y)
     num_val = cfg.data.num_val
     num_train = cfg.data.num_train if cfg.data.num_train is not None else n - num_val
-    if num_train < 1 or num_train + num_val > n:
+    if num_val >= n:
+        raise ConfigError(
+            f"data.num_val: {num_val} validation images asked for, but the {ds.name} training set has only {n}; "
+            f"set data.num_val below {n} (e.g. --set data.num_val={n // 10})"
+        )
+    if num_train + num_val > n:
         raise ConfigError(
             f"data.num_train + data.num_val: the {ds.name} training set has {n} images, "
             f"asked for {num_train} + {num_val}; lower them (null num_train takes all that is left)"
@@ -263,6 +276,7 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
     """
     progress = progress or null_progress
     t0 = time.perf_counter()
+    cfg = pin_data_location(cfg)
     ds = load_dataset(cfg)
     splits = split_dataset(cfg, ds)
     C = len(splits.classes)
@@ -518,10 +532,13 @@ def _evaluation_plots(path, mf, est, X, images, y, pred, split, n_queries=10, n_
                                   f"{mf.model_type}: {split} confusion matrix", out_dir / f"confusion-{split}.png")]
     if mf.model_type == "knn":
         k = min(n_neighbors, len(est.y_train_))
-        q = np.arange(min(n_queries, len(y)))
-        _, ind = est.kneighbors(X[q], k)
+        # One query per class present (the first of each), so the rows show every class.
+        _, first = np.unique(y, return_index=True)
+        q = np.sort(first)[:n_queries]
+        ind = est.kneighbors(X[q], k, return_distance=False)
         train_images = mf.arrays["X_train"].reshape(-1, mf.image_size, mf.image_size, 3)
-        made.append(plots.plot_neighbors(images[q], train_images[ind], y[q], est.y_train_[ind], mf.classes, out_dir / "neighbors.png"))
+        made.append(plots.plot_neighbors(images[q], train_images[ind], y[q], est.y_train_[ind], mf.classes,
+                                         out_dir / f"neighbors-{split}.png", split))
     return made
 
 
@@ -545,7 +562,7 @@ def _config_of(mf, path, overrides):
 
 def predict(target, files, *, top=3) -> dict:
     """Top-k classes for each image file; unreadable files are reported, the rest predicted."""
-    from .datasets.images import read_image
+    from .datasets.images import IMAGE_EXTENSIONS, read_image
 
     path, warning = locate_model(target)
     mf = modelfile.load(path)
@@ -559,6 +576,8 @@ def predict(target, files, *, top=3) -> dict:
             ok.append(str(f))
         except MlcvError as exc:
             failed.append({"path": str(f), "error": str(exc)})
+    if not images and not failed:
+        raise MlcvError(f"no image files found in {', '.join(str(f) for f in files)} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     rows = []
     if images:
         X = mf.preprocessor.transform(np.stack(images))

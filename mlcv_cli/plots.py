@@ -39,7 +39,7 @@ def _save(fig, path):
 
 def _is_log(values):
     nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return len(nums) == len(values) and min(nums) > 0 and max(nums) / min(nums) >= 50
+    return bool(nums) and len(nums) == len(values) and min(nums) > 0 and max(nums) / min(nums) >= 20
 
 
 # -- cross-validation ---------------------------------------------------------------------
@@ -55,7 +55,24 @@ def plot_cv(run_dir) -> str:
     plt = _plt()
     title = f"{summary['folds']}-fold cross-validation: {summary['model']} on {summary['dataset']}"
     swept = [k for k in keys if len({json.dumps(s["params"].get(k)) for s in rows}) > 1]
-    if len(swept) == 2:
+    if len(swept) == 2 and summary.get("random"):
+        # Random points do not form a grid: a scatter, coloured by mean accuracy.
+        kx, ky = swept
+        xs = [s["params"][kx] for s in rows]
+        ys = [s["params"][ky] for s in rows]
+        fig, ax = plt.subplots(figsize=(7.5, 5))
+        sc = ax.scatter(xs, ys, c=[100 * s["mean"] for s in rows], cmap="viridis", s=80, edgecolors="black")
+        for x, y, s in zip(xs, ys, rows):
+            ax.annotate(f"{100 * s['mean']:.1f}", (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        if _is_log(xs):
+            ax.set_xscale("log")
+        if _is_log(ys):
+            ax.set_yscale("log")
+        ax.set_xlabel(kx)
+        ax.set_ylabel(ky)
+        ax.grid(alpha=0.3)
+        fig.colorbar(sc, ax=ax, label="mean cross-validation accuracy (%)")
+    elif len(swept) == 2:
         kx, ky = swept
         xs = sorted({s["params"][kx] for s in rows}, key=_sort_key)
         ys = sorted({s["params"][ky] for s in rows}, key=_sort_key)
@@ -189,8 +206,8 @@ def draw_confusion(cm, classes, title, out_path):
     return _save(fig, out_path)
 
 
-def plot_neighbors(queries, neighbors, query_labels, neighbor_labels, classes, out_path) -> str:
-    """neighbors.png: query images in the first column, their nearest training images along the row.
+def plot_neighbors(queries, neighbors, query_labels, neighbor_labels, classes, out_path, split="test") -> str:
+    """neighbors-<split>.png: query images in the first column, their nearest training images along the row.
 
     queries: uint8 (Q, H, W, 3); neighbors: uint8 (Q, k, H, W, 3); labels as class indices.
     """
@@ -207,7 +224,7 @@ def plot_neighbors(queries, neighbors, query_labels, neighbor_labels, classes, o
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("test images (left) and their nearest training images", fontsize=9)
+    fig.suptitle(f"{split} images (left) and their nearest training images (green: same class)", fontsize=9)
     return _save(fig, out_path)
 
 

@@ -50,7 +50,10 @@ class RunDir:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            reason = "it is a file, not a directory" if root.is_file() else exc.strerror
+            try:
+                reason = "it is a file, not a directory" if root.is_file() else exc.strerror
+            except OSError:
+                reason = exc.strerror
             raise MlcvError(f"cannot create runs directory {root}: {reason}; set output.dir to a writable directory") from None
         for attempt in range(1, 1000):
             path = root / (f"{name}-{stamp}" if attempt == 1 else f"{name}-{stamp}-{attempt}")

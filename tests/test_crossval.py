@@ -154,6 +154,6 @@ def test_plots(tmp_path):
     knn_cfg = config.replace(config.resolve(model_type="knn"), {**SMALL, "output.dir": str(tmp_path / "runs")})
     knn_rd = pipeline.train(knn_cfg)["run_dir"]
     ev = pipeline.evaluate(knn_rd, plot=True)
-    assert sorted(Path(p).name for p in ev["plots"]) == ["confusion-test.png", "neighbors.png"]
+    assert sorted(Path(p).name for p in ev["plots"]) == ["confusion-test.png", "neighbors-test.png"]
     for p in ev["plots"]:
         _assert_png(p)

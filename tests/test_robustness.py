@@ -258,7 +258,7 @@ def test_bad_config_is_refused_with_exit_2(tmp_path, name):
 
 
 def test_set_override_with_a_tag_is_plain_text(tmp_path):
-    result = mlcv("train", "--model", "knn", "--set", "name=!!python/object/apply:os.mkdir ['X']", "--print-config")
+    result = mlcv("train", "--model", "knn", "--set", "data.path=!!python/object/apply:os.mkdir ['X']", "--print-config")
     assert result.exit_code == 0 and not (tmp_path / "X").exists()
 
 

@@ -256,6 +256,6 @@ class _ZipListing:
         if info.file_size > MAX_MEMBER_BYTES:
             raise DataError(
                 f"{display} is {info.file_size:,} bytes uncompressed (at most {MAX_MEMBER_BYTES:,} "
-                "expected for an image); remove it or use --skip-bad"
+                "expected for an image)"
             )
         return self.zip.read(info)

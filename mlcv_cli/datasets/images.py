@@ -27,7 +27,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # long tail of plugins means a hostile file cannot reach an exotic decoder (or Ghostscript).
 _FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
 
-_FIX = "; remove it or use --skip-bad"
 
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSE = {
@@ -56,13 +55,13 @@ def read_image(source, size=32, *, name=None):
     if isinstance(source, (bytes, bytearray, memoryview)):
         label = name or "<bytes>"
         if len(source) == 0:
-            raise DataError(f"{label} is an empty (0-byte) file, not an image" + _FIX)
+            raise DataError(f"{label} is an empty (0-byte) file, not an image")
         fh = io.BytesIO(source)
     else:
         label = name or os.fspath(source)
         try:
             if os.path.getsize(source) == 0:
-                raise DataError(f"{label} is an empty (0-byte) file, not an image" + _FIX)
+                raise DataError(f"{label} is an empty (0-byte) file, not an image")
             fh = open(source, "rb")
         except OSError as exc:
             raise DataError(f"could not read image {label}: {exc.strerror or exc}") from exc
@@ -79,7 +78,7 @@ def _decode(fh, size, label):
                 if width * height > MAX_PIXELS:
                     raise DataError(_bomb_message(label, f"{width}x{height}"))
                 if width == 0 or height == 0:
-                    raise DataError(f"{label} has no pixels ({width}x{height})" + _FIX)
+                    raise DataError(f"{label} has no pixels ({width}x{height})")
                 # JPEG only: let libjpeg decode at 1/2..1/8 scale when the target is small.
                 im.draft("RGB", (size, size))
                 im.load()
@@ -94,17 +93,17 @@ def _decode(fh, size, label):
         raise DataError(_bomb_message(label, str(exc).split(",")[0])) from exc
     except UnidentifiedImageError as exc:
         raise DataError(
-            f"{label} is not an image Pillow can read (expected {', '.join(IMAGE_EXTENSIONS)})" + _FIX
+            f"{label} is not an image Pillow can read (expected {', '.join(IMAGE_EXTENSIONS)})"
         ) from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, MemoryError) as exc:
         # Pillow's truncated/corrupt-file errors come through as these types.
-        raise DataError(f"{label} is damaged or truncated ({exc})" + _FIX) from exc
+        raise DataError(f"{label} is damaged or truncated ({exc})") from exc
 
 
 def _bomb_message(label, found):
     return (
         f"{label} is too large to decode (found {found}; the limit is {MAX_PIXELS:,} pixels, "
-        "it may be a decompression bomb)" + _FIX
+        "it may be a decompression bomb)"
     )
 
 
@@ -156,7 +155,7 @@ def read_images(paths, size=32, skip_bad=False, *, read=None, progress=False, wh
             else:
                 pixels = read_image(_read_or_fail(read, path), size, name=str(path))
         except DataError as exc:
-            bad.append((str(path), str(exc).replace(_FIX, "")))
+            bad.append((str(path), str(exc)))
             continue
         out[len(ok)] = pixels
         ok.append(path)
@@ -181,7 +180,7 @@ def describe_bad(bad, limit=5):
     first_reason = bad[0][1]
     return (
         f"{len(bad)} unreadable image file(s): {names}{more} (first: {first_reason}); "
-        "remove or fix them, or pass --skip-bad (data.skip_bad: true) to leave them out"
+        "remove or fix them, or leave them out with --skip-bad (mlcv download folder) or --set data.skip_bad=true"
     )
 
 
@@ -192,4 +191,4 @@ def _progress(items, enabled, what):
 
     from tqdm import tqdm
 
-    return tqdm(items, desc=f"decoding {what}", unit="img", file=sys.stderr, leave=False)
+    return tqdm(items, desc=f"decoding {what}", unit="img", file=sys.stderr, leave=False, disable=None)
