@@ -521,8 +521,9 @@ def predict(target, images, top, as_json, as_csv):
 @click.option("--model", "model_type", type=click.Choice(["svm", "softmax"]), required=True, help="Which loss to check.")
 @click.option("--reg", default=0.1, show_default=True, type=click.FloatRange(0), help="Regularization strength.")
 @click.option("--checks", default=10, show_default=True, type=click.IntRange(1, 1000), help="Number of random weights checked.")
+@click.option("--penalty", default="l2", show_default=True, type=click.Choice(["l2", "l1", "elasticnet", "none"]), help="Regularizer (l1 has a kink at 0 too).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random problem.")
-def gradcheck(model_type, reg, checks, seed):
+def gradcheck(model_type, reg, checks, penalty, seed):
     """Compare the analytic gradient with a centred numerical one (float64).
 
     Relative error |a - n| / max(|a| + |n|, tiny): below 1e-7 is good. The SVM loss has
@@ -532,8 +533,8 @@ def gradcheck(model_type, reg, checks, seed):
 
     from .core.gradcheck import check_loss_gradient
 
-    rows = check_loss_gradient(model_type, reg, num_checks=checks, seed=seed)
-    table = Table(title=f"{model_type} gradient check (reg={reg:g})", header_style="bold")
+    rows = check_loss_gradient(model_type, reg, num_checks=checks, seed=seed, penalty=penalty)
+    table = Table(title=f"{model_type} gradient check (reg={reg:g}, penalty {penalty})", header_style="bold")
     for col in ("index", "analytic", "numerical", "relative error", ""):
         table.add_column(col, justify="right")
     bad = 0

@@ -335,7 +335,7 @@ def flatten(data: dict, where: str = "") -> dict:
         elif dotted in KEYS:
             flat[dotted] = value
         else:
-            raise ConfigError(f"unknown config key {dotted!r}{_closest(dotted, list(KEYS))}")
+            raise ConfigError(f"unknown config key {dotted!r}{_closest(dotted, list(KEYS) + list(_SECTION_CLASSES))}")
     return flat
 
 

@@ -590,7 +590,9 @@ def predict(target, files, *, top=3) -> dict:
         # Stable sort on the negated values: equal values keep the smaller class index first.
         order = np.argsort(-values, axis=1, kind="stable")[:, :top]
         for i, f in enumerate(ok):
-            rows.append({"path": f, "top": [{"class": mf.classes[j], kind: cast(values[i, j])} for j in order[i]]})
+            # A class no neighbour voted for is not a prediction: list only classes with votes.
+            picks = [j for n, j in enumerate(order[i]) if n == 0 or kind != "votes" or values[i, j] > 0]
+            rows.append({"path": f, "top": [{"class": mf.classes[j], kind: cast(values[i, j])} for j in picks]})
     return {"model_path": str(path), "model": mf.model_type, "value": kind if images else None, "predictions": rows, "failed": failed, "warning": warning}
 
 
