@@ -13,6 +13,7 @@ import csv
 import io
 import itertools
 import json
+import logging
 import math
 import os
 import time
@@ -205,7 +206,12 @@ def _execute_dask(jobs, plan, data, n_jobs, address, on_done):
     try:
         if address == "local":
             cluster = LocalCluster(
-                n_workers=max(1, n_jobs), threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+                n_workers=max(1, n_jobs),
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
             )
             client = Client(cluster)
         else:
