@@ -9,6 +9,7 @@ fold), so results do not depend on the executor or the order in which jobs finis
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
@@ -159,14 +160,24 @@ def _run_on_dask(job, plan, data):
 _BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
-def _execute(jobs, plan, data, n_jobs, dask_scheduler, on_done):
+@contextlib.contextmanager
+def _executor(n_jobs, dask_scheduler):
+    """Yield ``execute(jobs, plan, data, on_done)`` for the chosen executor.
+
+    A Dask cluster is reached on entry, so an unreachable scheduler fails before any
+    run directory is made.
+    """
     if dask_scheduler:
-        _execute_dask(jobs, plan, data, n_jobs, dask_scheduler, on_done)
+        with _dask_client(dask_scheduler, n_jobs) as client:
+            yield lambda jobs, plan, data, on_done: _execute_dask(client, jobs, plan, data, on_done)
     elif n_jobs <= 1:
-        for job in jobs:
-            on_done(job["id"], run_job(job, plan, data))
+        def serial(jobs, plan, data, on_done):
+            for job in jobs:
+                on_done(job["id"], run_job(job, plan, data))
+
+        yield serial
     else:
-        _execute_processes(jobs, plan, data, n_jobs, on_done)
+        yield lambda jobs, plan, data, on_done: _execute_processes(jobs, plan, data, n_jobs, on_done)
 
 
 def _execute_processes(jobs, plan, data, n_jobs, on_done):
@@ -197,9 +208,10 @@ def _execute_processes(jobs, plan, data, n_jobs, on_done):
                 os.environ[k] = v
 
 
-def _execute_dask(jobs, plan, data, n_jobs, address, on_done):
+@contextlib.contextmanager
+def _dask_client(address, n_jobs):
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster
     except ImportError:
         raise MlcvError("--dask-scheduler needs dask.distributed; install it with: pip install 'mlcv[dask]'") from None
     cluster = None
@@ -221,16 +233,22 @@ def _execute_dask(jobs, plan, data, n_jobs, address, on_done):
             cluster.close()
         raise MlcvError(f"cannot reach the Dask scheduler at {address} ({exc}); check the address or use --dask-scheduler local") from None
     try:
-        # One copy of the data per worker, not one per job.
-        [data_f] = client.scatter([data], broadcast=True)
-        [plan_f] = client.scatter([plan], broadcast=True)
-        futures = [client.submit(_run_on_dask, job, plan_f, data_f, key=f"mlcv-{job['id']}-{os.getpid()}", pure=False) for job in jobs]
-        for fut in as_completed(futures):
-            on_done(*fut.result())
+        yield client
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _execute_dask(client, jobs, plan, data, on_done):
+    from dask.distributed import as_completed
+
+    # One copy of the data per worker, not one per job.
+    [data_f] = client.scatter([data], broadcast=True)
+    [plan_f] = client.scatter([plan], broadcast=True)
+    futures = [client.submit(_run_on_dask, job, plan_f, data_f, key=f"mlcv-{job['id']}-{os.getpid()}", pure=False) for job in jobs]
+    for fut in as_completed(futures):
+        on_done(*fut.result())
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -341,34 +359,34 @@ def cross_validate(
             )
 
     jobs = plan_jobs(cfg, plan["points"])
-    if run is None:
-        run = RunDir.create(cfg.output.dir, f"{cfg.output.name or cfg.name}-cv")
-        run.write_text("config.yaml", config_mod.to_yaml(cfg))
-        run.write_json(PLAN_FILE, plan)
-        run.start_meta(command or command_line(), cfg.seed, kind="cv", model=cfg.model.type, dataset=ds.name, jobs=len(jobs))
-    finished = _read_finished(run)
-    todo = [j for j in jobs if j["id"] not in finished]
-    bar = progress(len(jobs), f"cv {cfg.model.type} ({len(plan['points'])} points x {cfg.cv.folds} folds)")
-    bar.update(len(jobs) - len(todo))
+    with _executor(n_jobs, dask_scheduler) as execute:
+        if run is None:
+            run = RunDir.create(cfg.output.dir, f"{cfg.output.name or cfg.name}-cv")
+            run.write_text("config.yaml", config_mod.to_yaml(cfg))
+            run.write_json(PLAN_FILE, plan)
+            run.start_meta(command or command_line(), cfg.seed, kind="cv", model=cfg.model.type, dataset=ds.name, jobs=len(jobs))
+        finished = _read_finished(run)
+        todo = [j for j in jobs if j["id"] not in finished]
+        bar = progress(len(jobs), f"cv {cfg.model.type} ({len(plan['points'])} points x {cfg.cv.folds} folds)")
+        bar.update(len(jobs) - len(todo))
 
-    def on_done(job_id, rows):
-        finished[job_id] = rows
-        _append_job(run, job_id, rows)
-        bar.update(1)
+        def on_done(job_id, rows):
+            finished[job_id] = rows
+            _append_job(run, job_id, rows)
+            bar.update(1)
 
-    try:
-        _execute(todo, plan, (images, labels, C), n_jobs, dask_scheduler, on_done)
-    except KeyboardInterrupt:
-        pipeline.mark_run(run, "interrupted")
-        bar.close()
-        err = MlcvError(f"cross-validation interrupted with {len(finished)} of {len(jobs)} jobs done; resume with: mlcv cv --resume {run.path}")
-        err.exit_code = 130
-        raise err from None
-    except BaseException as exc:
-        pipeline.mark_run(run, "failed", exc)
-        bar.close()
-        raise
-    bar.close()
+        try:
+            execute(todo, plan, (images, labels, C), on_done)
+        except KeyboardInterrupt:
+            pipeline.mark_run(run, "interrupted")
+            err = MlcvError(f"cross-validation interrupted with {len(finished)} of {len(jobs)} jobs done; resume with: mlcv cv --resume {run.path}")
+            err.exit_code = 130
+            raise err from None
+        except BaseException as exc:
+            pipeline.mark_run(run, "failed", exc)
+            raise
+        finally:
+            bar.close()
 
     rows = sorted((r for rs in finished.values() for r in rs), key=lambda r: (r["point"], r["fold"]))
     _write_results(run, plan["points"], rows)
