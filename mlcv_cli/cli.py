@@ -147,6 +147,8 @@ def download_cifar10(data_dir, url, archive, md5, force):
     """
     from .datasets import cifar10
 
+    if md5 is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", md5):
+        raise UsageError(f"--md5 expects 32 hexadecimal digits, found {md5!r}")
     kwargs = {"force": force, "progress": True}
     if url:
         kwargs["url"] = url
@@ -171,7 +173,10 @@ def download_folder(path, name, data_dir, size, skip_bad):
     """Import an image folder (ROOT/<split>/<class>/<image>, a directory or .zip) into the cache."""
     from .datasets import import_folder
 
+    replacing = (_data_dir(data_dir) / "folders" / name / "manifest.json").is_file()
     result = import_folder(path, _data_dir(data_dir), name, size=size, skip_bad=skip_bad, progress=True)
+    if replacing:
+        click.echo(f"Replaced the dataset previously imported as {name}.", err=True)
     for bad_path, reason in result.get("skipped", []):
         click.echo(f"skipped {bad_path}: {reason}", err=True)
     click.echo(

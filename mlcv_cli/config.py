@@ -173,7 +173,8 @@ def check_value(key: str, value: Any) -> Any:
     if value is None:
         if meta["nullable"]:
             return None
-        raise ConfigError(f"{key}: expected {kind.__name__}, found null")
+        names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "a mapping"}
+        raise ConfigError(f"{key}: expected {names[kind]}, found null (an empty value)")
     if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, found {value!r}")
