@@ -22,7 +22,8 @@ MANIFEST = "manifest.json"
 CACHE_FORMAT = "mlcv-dataset-cache"
 CACHE_VERSION = 1
 ARRAYS = ("train_x", "train_y", "test_x", "test_y")
-_ARRAY_FILE = re.compile(r"^(train|test)_[xy]-[0-9a-f]{8}\.npy$")
+# Array files carry a generation token; caches written before it (train_x.npy) still load.
+_ARRAY_FILE = re.compile(r"^(train|test)_[xy](-[0-9a-f]{8})?\.npy$")
 
 
 @dataclass
@@ -194,7 +195,7 @@ def _manifest_problem(manifest):
     for key, info in arrays.items():
         if key not in ARRAYS:
             return f"unknown array {key!r}"
-        if not isinstance(info, dict) or not _ARRAY_FILE.match(str(info.get("file"))) or not info["file"].startswith(key + "-"):
+        if not isinstance(info, dict) or not _ARRAY_FILE.match(str(info.get("file"))) or info["file"].split("-")[0].split(".")[0] != key:
             return f"bad entry for {key}"
         if not isinstance(info.get("shape"), list) or not isinstance(info.get("bytes"), int):
             return f"bad entry for {key}"
