@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -133,6 +134,26 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
             acc, note = 0.0, f"diverged: {exc}"
         rows.append(_row(i, job["fold"], acc, time.perf_counter() - t0, note))
     return rows
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: finished jobs are kept, the run is marked interrupted."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    def handler(signum, frame):
+        raise _Terminated()
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _row(point, fold, accuracy, seconds, note=""):
@@ -376,11 +397,12 @@ def cross_validate(
             bar.update(1)
 
         try:
-            execute(todo, plan, (images, labels, C), on_done)
-        except KeyboardInterrupt:
+            with _sigterm_as_interrupt():
+                execute(todo, plan, (images, labels, C), on_done)
+        except KeyboardInterrupt as exc:
             pipeline.mark_run(run, "interrupted")
             err = MlcvError(f"cross-validation interrupted with {len(finished)} of {len(jobs)} jobs done; resume with: mlcv cv --resume {run.path}")
-            err.exit_code = 130
+            err.exit_code = 143 if isinstance(exc, _Terminated) else 130
             raise err from None
         except BaseException as exc:
             pipeline.mark_run(run, "failed", exc)

@@ -157,3 +157,20 @@ def test_plots(tmp_path):
     assert sorted(Path(p).name for p in ev["plots"]) == ["confusion-test.png", "neighbors-test.png"]
     for p in ev["plots"]:
         _assert_png(p)
+
+
+def test_sigterm_marks_cv_interrupted_and_exits_143(tmp_path):
+    runs = tmp_path / "runs"
+    args = [sys.executable, "-m", "mlcv_cli.cli", "cv", "--model", "softmax", "--folds", "3",
+            "--grid", "train.lr=0.001,0.003,0.01,0.03", "--set", "data.num_train=1500", "--set", "train.epochs=6",
+            "--set", f"output.dir={runs}"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.time() + 120
+    while time.time() < deadline and not [p for p in runs.glob("*/jobs.jsonl") if p.read_text().strip()]:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "mlcv cv --resume" in err and "Traceback" not in err
+    [rd] = list(runs.iterdir())
+    assert json.loads((rd / "meta.json").read_text())["status"] == "interrupted"
