@@ -208,10 +208,14 @@ class LinearClassifier(ParamsMixin):
                 if should_stop is not None and should_stop():
                     self.stopped_ = True
                     return
-            self._end_epoch(X, y, on_epoch)
+            info = self._end_epoch(X, y)
             self._lr *= float(self.lr_decay)
             self._opt["W"]["lr"] = self._opt["b"]["lr"] = self._lr
             self._epoch_rng_state = self._rng.bit_generator.state
+            # Called only now, so a checkpoint written from on_epoch already holds the next
+            # epoch's learning rate and generator state.
+            if on_epoch is not None:
+                on_epoch(info)
 
     def _fit_random_search(self, X, y, on_step, on_epoch, should_stop):
         # The lecture's naive baseline: score random weights on a fixed sample, keep the best.
@@ -239,9 +243,12 @@ class LinearClassifier(ParamsMixin):
                 return
         if not np.isfinite(self._best_loss):
             self._diverged(self._best_loss)
-        self._end_epoch(X, y, on_epoch)
+        info = self._end_epoch(X, y)
+        if on_epoch is not None:
+            on_epoch(info)
 
-    def _end_epoch(self, X, y, on_epoch):
+    def _end_epoch(self, X, y):
+        """Close the epoch: record its summary (returned) and reset the per-epoch counters."""
         self._epoch += 1
         X_val, y_val = self._val
         info = {
@@ -256,8 +263,7 @@ class LinearClassifier(ParamsMixin):
         self._pos = 0
         self._epoch_loss_sum = 0.0
         self._epoch_steps = 0
-        if on_epoch is not None:
-            on_epoch(info)
+        return info
 
     # ------------------------------------------------------------------ checkpoints
     def get_state(self):

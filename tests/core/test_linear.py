@@ -100,6 +100,29 @@ def test_resume_is_bit_for_bit(params, tmp_path):
         assert resumed.n_iter_ == ref.n_iter_
 
 
+@pytest.mark.parametrize("params", PARAMS)
+def test_resume_from_state_saved_in_on_epoch_is_bit_for_bit(params, tmp_path):
+    # The pipeline writes its periodic checkpoints from on_epoch, then the process may die.
+    X, y = blobs(5, N=230)
+    kw = {"lr": 0.05, "epochs": 4, "batch_size": 50, "seed": 11, "loss": "softmax", **params}
+    ref = LinearClassifier(**kw).fit(X, y, 3)
+    for epoch in (1, 2, 3):
+        saved = {}
+        clf = LinearClassifier(**kw)
+
+        def on_epoch(info, clf=clf, saved=saved, epoch=epoch):
+            if info["epoch"] == epoch:
+                saved.update(clf.get_state())
+
+        clf.fit(X, y, 3, on_epoch=on_epoch)
+        path = tmp_path / f"epoch{epoch}.npz"
+        np.savez(path, **saved)
+        with np.load(path, allow_pickle=False) as state:
+            resumed = LinearClassifier(**kw).fit(X, y, 3, state=state)
+        assert np.array_equal(resumed.W_, ref.W_) and np.array_equal(resumed.b_, ref.b_)
+        assert [e["lr"] for e in resumed.epoch_history_] == [e["lr"] for e in ref.epoch_history_]
+
+
 def test_resume_random_search():
     X, y = blobs(6, N=100)
     kw = dict(optimizer="random_search", random_search_tries=30, seed=2, init_scale=0.5)
