@@ -373,7 +373,7 @@ def _print_cv_summary(r):
               + (f" ({r['jobs_resumed']} resumed)" if r.get("jobs_resumed") else ""))
     if r.get("refit"):
         f = r["refit"]
-        con.print(f"refit on {f['n_train'] + f['n_val']} images: test accuracy {_pct(f['test_accuracy'])}; model: {r['run_dir']}/model.npz")
+        con.print(f"refit on {f['n_train'] + f['n_val']} images: test accuracy {_pct(f['test_accuracy'])}; model: {f['run_dir']}/model.npz")
     for p in r.get("plots", []):
         con.print(f"plot: {p}")
     con.print(f"run directory: {r['run_dir']} (best config: {r['run_dir']}/best.yaml)")

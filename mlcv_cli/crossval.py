@@ -437,7 +437,12 @@ def cross_validate(
     if refit:
         # The same images the folds used (the split's permutation is seeded), now all for training.
         refit_cfg = config_mod.replace(best_cfg, {"data.num_train": int(len(labels)), "data.num_val": 0})
-        result["refit"] = pipeline.train(refit_cfg, progress=progress, run=run)
+        # A run directory of its own (RUN/refit/), so `mlcv train --resume` finds its config.
+        refit_dir = run.file("refit")
+        if refit_dir.exists():
+            raise MlcvError(f"{refit_dir} already exists; remove it to refit again")
+        refit_dir.mkdir()
+        result["refit"] = pipeline.train(refit_cfg, progress=progress, run=RunDir(refit_dir))
     run.update_meta(status="done")
     return result
 

@@ -270,7 +270,7 @@ def _read_checkpoint(run: RunDir):
 def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None) -> dict:
     """Train the configured model, evaluate it on val/test, and write a run directory.
 
-    ``run``: write into this existing RunDir (``mlcv cv --refit``) instead of a new one.
+    ``run``: an existing, empty RunDir to write into (``mlcv cv --refit`` uses RUN/refit/).
     Returns a summary dict (run_dir, model, accuracies, times). Raises DivergenceError
     (run marked failed) or TrainingInterrupted (checkpoint written, run marked interrupted).
     """
@@ -295,8 +295,8 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
         run = RunDir(resume_dir)
         state = _read_checkpoint(run)
         run.update_meta(status="running", resumed=command or command_line())
-    elif run is None:
-        run = RunDir.create(cfg.output.dir, cfg.output.name or cfg.name)
+    else:
+        run = run or RunDir.create(cfg.output.dir, cfg.output.name or cfg.name)
         run.write_text("config.yaml", config_mod.to_yaml(cfg))
         run.start_meta(command or command_line(), cfg.seed, model=cfg.model.type, dataset=ds.name)
 
@@ -479,6 +479,8 @@ def resume(run_dir, *, progress=None, command=None) -> dict:
 def locate_model(target) -> tuple:
     """A run directory or a model.npz path -> (model path, warning or None)."""
     target = Path(target)
+    if target.is_dir() and not (target / "model.npz").exists() and (target / "refit" / "model.npz").exists():
+        target = target / "refit"  # a cv run's refit model
     if target.is_dir():
         path = target / "model.npz"
         run = RunDir(target)

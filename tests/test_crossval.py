@@ -96,10 +96,17 @@ def test_refit_scores_test_split_into_same_run(tmp_path):
     cfg = cfg_for("knn", tmp_path, {"model.k": [1, 5]})
     result = crossval.cross_validate(cfg, refit=True)
     rd = Path(result["run_dir"])
-    metrics = json.loads((rd / "metrics.json").read_text())
+    refit = rd / "refit"
+    assert result["refit"]["run_dir"] == str(refit)
+    metrics = json.loads((refit / "metrics.json").read_text())
     assert metrics["test_accuracy"] == result["refit"]["test_accuracy"]
     assert result["refit"]["n_train"] == 600  # all training images (train + val)
-    assert (rd / "model.npz").is_file()
+    saved = config.resolve(refit / "config.yaml")  # what `mlcv train --resume` would use
+    assert saved.model.k == result["best_params"]["model.k"] and saved.data.num_val == 0
+    from mlcv_cli import pipeline
+
+    assert pipeline.evaluate(rd)["accuracy"] == result["refit"]["test_accuracy"]  # the cv dir finds its refit model
+    assert (refit / "model.npz").is_file() and json.loads((refit / "meta.json").read_text())["status"] == "done"
 
 
 def test_resume_after_kill_skips_finished_jobs(tmp_path):

@@ -645,7 +645,7 @@ def test_absent_and_rare_classes_give_null_not_nan(tmp_path):
     run = only_run(runs)
     summary = strict_json(run / "cv_summary.json")
     assert summary["warning"] and all(np.isfinite(s["mean"]) for s in summary["summary"])
-    metrics = strict_json(run / "metrics.json")
+    metrics = strict_json(run / "refit" / "metrics.json")
     assert metrics["splits"]["test"]["per_class_accuracy"][2] is None
     assert "NaN" not in (run / "cv_results.csv").read_text()
 
