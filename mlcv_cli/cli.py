@@ -404,6 +404,8 @@ def evaluate(target, split, data_spec, data_dir, plot, as_json):
 
     overrides = {}
     if data_spec:
+        # Another dataset: its own sizes, so no subset sizes carried over from training.
+        overrides.update({"data.num_train": None, "data.num_test": None})
         if data_spec in ("sample", "cifar10"):
             overrides["data.dataset"] = data_spec
         else:

@@ -237,15 +237,18 @@ def parse_range(text: str) -> Optional[list]:
         a, b, n = nums[0], nums[1], int(nums[2])
         pts = [a + (b - a) * i / (n - 1) if n > 1 else a for i in range(n)]
         return [float(f"{10.0 ** p:.6g}") for p in pts] if fn == "logspace" else [float(f"{p:.6g}") for p in pts]
-    if len(nums) not in (2, 3) or any(x != int(x) for x in nums):
-        raise ConfigError(f"{text!r}: expected range(start, stop[, step]) with whole numbers")
+    if len(nums) not in (2, 3) or any(x != int(x) for x in nums) or (len(nums) == 3 and nums[2] == 0):
+        raise ConfigError(f"{text!r}: expected range(start, stop[, step]) with whole numbers and a step other than 0")
     return list(range(*[int(x) for x in nums]))
 
 
 def check_grid_values(key: str, values: Any) -> list:
     """A grid entry: a list of values (or a range expression) each valid for ``key``."""
-    if key not in KEYS or KEYS[key]["kind"] is dict or "." not in key or key.startswith(("cv.", "output.")):
-        raise ConfigError(f"cv.grid: {key!r} is not a key that can be searched{_closest(key, list(KEYS))}")
+    if key not in KEYS or KEYS[key]["kind"] is dict or "." not in key or key.startswith(("cv.", "output.", "data.")) or key == "model.type":
+        raise ConfigError(
+            f"cv.grid: {key!r} is not a key that can be searched (the data and the model type are fixed for a "
+            f"cross-validation; search model.*, train.* or preprocess.* keys){_closest(key, list(KEYS)) if key not in KEYS else ''}"
+        )
     if isinstance(values, str):
         expanded = parse_range(values)
         values = expanded if expanded is not None else [values]

@@ -339,7 +339,6 @@ def cross_validate(
             raise UsageError(f"{run.path} is not an `mlcv cv` run directory (no {PLAN_FILE})")
         plan = run.read_json(PLAN_FILE)
         cfg = config_mod.from_dict(plan["config"])
-        run.update_meta(status="running", resumed=command or command_line())
     else:
         if not cfg.cv.grid:
             raise ConfigError("cv.grid is empty: give --grid KEY=V1,V2,... or a cv.grid section in the config")
@@ -386,6 +385,8 @@ def cross_validate(
             run.write_text("config.yaml", config_mod.to_yaml(cfg))
             run.write_json(PLAN_FILE, plan)
             run.start_meta(command or command_line(), cfg.seed, kind="cv", model=cfg.model.type, dataset=ds.name, jobs=len(jobs))
+        if resume_dir is not None:
+            run.update_meta(status="running", resumed=command or command_line())
         finished = _read_finished(run)
         todo = [j for j in jobs if j["id"] not in finished]
         bar = progress(len(jobs), f"cv {cfg.model.type} ({len(plan['points'])} points x {cfg.cv.folds} folds)")

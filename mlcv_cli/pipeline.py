@@ -59,6 +59,18 @@ def pin_data_location(cfg: Config) -> Config:
 
 
 def load_dataset(cfg: Config, progress=None):
+    """The dataset named by the config, with images of data.image_size (checked)."""
+    ds = _load_dataset(cfg)
+    found = tuple(ds.train_x.shape[1:3])
+    if found != (cfg.data.image_size, cfg.data.image_size):
+        raise ConfigError(
+            f"data.image_size: the {ds.name} images are {found[0]}x{found[1]} but data.image_size is "
+            f"{cfg.data.image_size}; set --set data.image_size={found[0]} (or import the folder again with --size)"
+        )
+    return ds
+
+
+def _load_dataset(cfg: Config):
     """The dataset named by the config: the shipped sample, CIFAR-10, or an image folder."""
     from . import datasets
 
@@ -116,21 +128,29 @@ def split_dataset(cfg: Config, ds) -> Splits:
     order = rng.permutation(n)
     val_idx = np.sort(order[:num_val])
     train_idx = np.sort(order[num_val : num_val + num_train])
-    test_x, test_y = ds.test_x, ds.test_y
-    if test_y is not None and cfg.data.num_test is not None:
-        if cfg.data.num_test > len(test_y):
-            raise ConfigError(f"data.num_test: the {ds.name} test set has {len(test_y)} images, asked for {cfg.data.num_test}")
-        pick = np.sort(np.random.default_rng([cfg.seed, 2]).permutation(len(test_y))[: cfg.data.num_test])
-        test_x, test_y = test_x[pick], test_y[pick]
+    test_x, test_y = test_split(cfg, ds)
     return Splits(
         classes=list(ds.classes),
         train_x=ds.train_x[train_idx],
         train_y=np.asarray(ds.train_y[train_idx], np.int64),
         val_x=ds.train_x[val_idx],
         val_y=np.asarray(ds.train_y[val_idx], np.int64),
-        test_x=None if test_x is None else np.asarray(test_x),
-        test_y=None if test_y is None else np.asarray(test_y, np.int64),
+        test_x=test_x,
+        test_y=test_y,
     )
+
+
+def test_split(cfg: Config, ds):
+    """The test images and labels (a seeded subset of data.num_test), or (None, None)."""
+    test_x, test_y = ds.test_x, ds.test_y
+    if test_y is None:
+        return None, None
+    if cfg.data.num_test is not None:
+        if cfg.data.num_test > len(test_y):
+            raise ConfigError(f"data.num_test: the {ds.name} test set has {len(test_y)} images, asked for {cfg.data.num_test}")
+        pick = np.sort(np.random.default_rng([cfg.seed, 2]).permutation(len(test_y))[: cfg.data.num_test])
+        test_x, test_y = test_x[pick], test_y[pick]
+    return np.asarray(test_x), np.asarray(test_y, np.int64)
 
 
 # -- models ---------------------------------------------------------------------------
@@ -510,8 +530,9 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, pl
     ds = load_dataset(cfg)
     if list(ds.classes) != list(mf.classes):
         raise DataError(f"the data's classes {list(ds.classes)} differ from the model's {mf.classes}; evaluate on a dataset with the same classes")
-    splits = split_dataset(cfg, ds)
-    x, y = splits.get(split)
+    # The test split does not depend on the train/val carving, so another dataset given
+    # with --data needs no matching sizes for it.
+    x, y = test_split(cfg, ds) if split == "test" else split_dataset(cfg, ds).get(split)
     if y is None or len(y) == 0:
         raise DataError(f"the {ds.name} dataset has no {split} split; choose --split val or train")
     est = estimator_from_file(mf)

@@ -148,3 +148,32 @@ def test_console_script_exit_codes(in_tmp):
     assert bad.returncode == 2 and bad.stderr.startswith("Error: model.k") and "Traceback" not in bad.stderr
     debug = subprocess.run([sys.executable, "-m", "mlcv_cli.cli", "--debug", "train", "--model", "knn", "--set", "model.k=-3"], capture_output=True, text=True)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def _folder(root, side, n_train=8, n_test=3):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for c, name in enumerate(("cat", "dog")):
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = np.full((side, side, 3), 60 + 120 * c, np.uint8) + rng.integers(0, 40, (side, side, 3), dtype=np.uint8)
+                Image.fromarray(img).save(root / split / name / f"{i}.png")
+    return root
+
+
+def test_imported_size_must_match_image_size(in_tmp):
+    folder = _folder(in_tmp / "src", 20)
+    assert run("download", "folder", folder, "--name", "pets", "--size", "16").exit_code == 0
+    result = run("train", "--model", "knn", "--set", "data.dataset=folder", "--set", "data.path=pets", "--set", "data.num_val=2")
+    assert result.exit_code == 2 and "data.image_size=16" in result.stderr
+
+
+def test_evaluate_on_another_smaller_dataset(in_tmp):
+    result = run("train", "--model", "softmax", *SMALL, "--set", "train.epochs=1", "--json")
+    rd = run_dir_of(result)
+    other = _folder(in_tmp / "other", 32, n_train=3, n_test=4)
+    ev = run("evaluate", rd, "--data", other, "--json")
+    # The classes differ (cat, dog vs CIFAR-10), which is the clear error; no num_val complaint.
+    assert ev.exit_code == 1 and "classes" in ev.stderr and "num_val" not in ev.stderr

@@ -70,6 +70,9 @@ def test_grid_range_syntax():
         ("cv.grid={model.q: [1]}", "cv.grid: 'model.q' is not a key that can be searched"),
         ("cv.grid={model.k: [0, 1]}", "model.k: expected a value >= 1, found 0"),
         ("cv.grid={model.k: []}", "expected a non-empty list"),
+        ("cv.grid={data.num_train: [10, 30]}", "the data and the model type are fixed"),
+        ("cv.grid={model.type: [knn, svm]}", "the data and the model type are fixed"),
+        ("cv.grid={model.k: 'range(1,5,0)'}", "a step other than 0"),
         ("data.dataset=folder", "data.path"),
     ],
 )
