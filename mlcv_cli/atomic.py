@@ -5,6 +5,7 @@ destination directory, flushed and fsynced, then renamed into place.
 """
 
 import contextlib
+import hashlib
 import errno
 import io
 import json
@@ -47,10 +48,10 @@ def atomic_open(path, mode="wb"):
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise _describe_os_error(path, exc) from exc
     except BaseException:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise
     _fsync_dir(directory)
 
@@ -64,7 +65,8 @@ def _default_file_mode():
 _FILE_MODE = _default_file_mode()
 
 
-def _remove_quietly(path):
+def remove_quietly(path):
+    """Delete a file if it is there; errors are ignored (best-effort clean-up)."""
     with contextlib.suppress(OSError):
         os.unlink(path)
 
@@ -122,3 +124,12 @@ def append_line(path, line):
             os.fsync(fh.fileno())
     except OSError as exc:
         raise _describe_os_error(path, exc) from exc
+
+
+def file_digest(path, algorithm="sha256", chunk=1 << 20):
+    """Hex digest of a file's contents, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -7,7 +7,6 @@ file at ``DEST`` is always whole. A failed download keeps the ``.part`` for resu
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import os
 import re
@@ -18,6 +17,7 @@ import urllib.parse
 import urllib.request
 
 from . import __version__
+from .atomic import file_digest
 from .errors import DataError
 
 CHUNK = 1 << 20
@@ -62,7 +62,7 @@ def fetch(url, dest, md5=None, *, progress=True, resume=True, timeout=30):
 
     if md5:
         try:
-            found = _md5(part)
+            found = file_digest(part, "md5")
         except OSError as exc:
             raise DataError(f"could not read {part}: {exc.strerror or exc}; check the directory") from exc
         if found.lower() != md5.lower():
@@ -187,14 +187,6 @@ def _reason(exc):
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
-
-
-def _md5(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync(path):

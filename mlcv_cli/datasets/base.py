@@ -6,7 +6,6 @@ valid manifest, or whose files disagree with it, is not trusted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 
-from ..atomic import save_npy, write_json
+from ..atomic import file_digest, remove_quietly, save_npy, write_json
 from ..errors import DataError
 
 MANIFEST = "manifest.json"
@@ -88,12 +87,12 @@ def save_cache(directory, dataset, extra=None):
         write_json(directory / MANIFEST, manifest)
     except BaseException:
         for path in written:
-            _remove_quietly(path)
+            remove_quietly(path)
         raise
     keep = {info["file"] for info in arrays.values()}
     for path in directory.iterdir():
         if _ARRAY_FILE.match(path.name) and path.name not in keep:
-            _remove_quietly(path)
+            remove_quietly(path)
     return manifest
 
 
@@ -202,19 +201,3 @@ def _manifest_problem(manifest):
         if not isinstance(info.get("dtype"), str) or not isinstance(info.get("sha256"), str):
             return f"bad entry for {key}"
     return None
-
-
-def file_digest(path, algorithm="sha256", chunk=1 << 20):
-    """Hex digest of a file's contents, read in 1 MiB chunks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _remove_quietly(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

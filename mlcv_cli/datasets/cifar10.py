@@ -61,13 +61,13 @@ def prepare_cifar10(data_dir, *, url=URL, archive=None, md5=MD5, force=False, pr
         status = "imported"
     else:
         archive = data_dir / ARCHIVE_NAME
-        reuse = not force and archive.is_file() and (not md5 or file_digest(archive, "md5") == md5.lower())
-        if reuse:
+        found = file_digest(archive, "md5") if not force and archive.is_file() else None
+        if found is not None and (not md5 or found == md5.lower()):
             status = "imported"
         else:
             fetch(url, archive, md5, progress=progress, resume=not force)
             status = "downloaded"
-        found = file_digest(archive, "md5")
+            found = md5.lower() if md5 else file_digest(archive, "md5")  # fetch verified it
 
     dataset = parse_archive(archive, records_per_batch=records_per_batch)
     save_cache(cache, dataset, extra={"archive_md5": found, "records_per_batch": records_per_batch})
