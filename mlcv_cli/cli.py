@@ -129,9 +129,9 @@ def download():
 
 
 def _data_dir(option):
-    from pathlib import Path
+    from .pipeline import resolve_data_dir
 
-    return Path(option or os.environ.get("MLCV_DATA_DIR") or "data")
+    return resolve_data_dir(option)
 
 
 @download.command("cifar10", context_settings=CONTEXT)
@@ -339,10 +339,10 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
 
 
 def _require_matplotlib():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise MlcvError("plots need matplotlib; install it with: pip install 'mlcv[plot]'") from None
+    """Fail before any work starts when --plot is asked for without matplotlib."""
+    from . import plots
+
+    plots.pyplot()
 
 
 def _print_cv_summary(r):

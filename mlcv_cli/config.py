@@ -110,12 +110,6 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def get(self, dotted: str) -> Any:
-        node = self
-        for part in dotted.split("."):
-            node = getattr(node, part)
-        return node
-
 
 _SECTION_CLASSES = {
     "data": DataConfig,

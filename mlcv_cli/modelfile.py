@@ -57,10 +57,6 @@ class ModelFile:
     config_yaml: str
     arrays: dict  # W, b for linear models; X_train, y_train for knn
 
-    @property
-    def dim(self):
-        return self.image_size * self.image_size * 3
-
 
 def save(path, mf: ModelFile):
     arrays = {

@@ -45,9 +45,13 @@ def null_progress(total, desc):
 # -- data ---------------------------------------------------------------------------
 
 
+def resolve_data_dir(given=None) -> Path:
+    """The data dir: ``given`` (--data-dir or data.dir), else $MLCV_DATA_DIR, else ./data."""
+    return Path(given or os.environ.get("MLCV_DATA_DIR") or "data")
+
+
 def data_dir_for(cfg: Config) -> Path:
-    """data.dir (set by --data-dir too), else $MLCV_DATA_DIR, else ./data."""
-    return Path(cfg.data.dir or os.environ.get("MLCV_DATA_DIR") or "data")
+    return resolve_data_dir(cfg.data.dir)
 
 
 def pin_data_location(cfg: Config) -> Config:

@@ -18,7 +18,8 @@ from . import atomic
 from .errors import MlcvError
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or a clear error naming the extra to install."""
     try:
         import matplotlib
 
@@ -32,7 +33,7 @@ def _plt():
 def _save(fig, path):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
+    pyplot().close(fig)
     atomic.write_bytes(path, buf.getvalue())
     return str(path)
 
@@ -52,7 +53,7 @@ def plot_cv(run_dir) -> str:
     summary = json.loads((run_dir / "cv_summary.json").read_text())
     keys = list(summary["grid"])
     rows = sorted(summary["summary"], key=lambda s: s["point"])
-    plt = _plt()
+    plt = pyplot()
     title = f"{summary['folds']}-fold cross-validation: {summary['model']} on {summary['dataset']}"
     swept = [k for k in keys if len({json.dumps(s["params"].get(k)) for s in rows}) > 1]
     if len(swept) == 2 and summary.get("random"):
@@ -132,7 +133,7 @@ def plot_loss(run_dir) -> str:
     rows = _read_history(run_dir)
     if not rows:
         raise MlcvError(f"{run_dir}/history.csv is empty; nothing to plot")
-    plt = _plt()
+    plt = pyplot()
     it = np.array([int(r["iteration"]) for r in rows])
     loss = np.array([float(r["loss"]) for r in rows])
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -164,7 +165,7 @@ def plot_templates(model_path, out_path) -> str:
         raise MlcvError("a kNN model has no weights to show as templates")
     W = np.asarray(mf.arrays["W"], np.float64)
     s = mf.image_size
-    plt = _plt()
+    plt = pyplot()
     C = len(mf.classes)
     cols = min(C, 5)
     rows = math.ceil(C / cols)
@@ -192,7 +193,7 @@ def plot_confusion(metrics_path, out_path, split=None) -> str:
 
 
 def draw_confusion(cm, classes, title, out_path):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(0.6 * len(classes) + 3, 0.6 * len(classes) + 2.5))
     im = ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
@@ -211,7 +212,7 @@ def plot_neighbors(queries, neighbors, query_labels, neighbor_labels, classes, o
 
     queries: uint8 (Q, H, W, 3); neighbors: uint8 (Q, k, H, W, 3); labels as class indices.
     """
-    plt = _plt()
+    plt = pyplot()
     Q, k = neighbors.shape[:2]
     fig, axes = plt.subplots(Q, k + 1, figsize=(1.1 * (k + 1), 1.15 * Q), squeeze=False)
     for i in range(Q):

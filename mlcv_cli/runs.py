@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -136,7 +135,3 @@ class RunDir:
 
 def command_line():
     return " ".join(["mlcv", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("mlcv") else " ".join(sys.argv)
-
-
-def elapsed_since(t0):
-    return round(time.perf_counter() - t0, 3)

@@ -1,7 +1,6 @@
 """Cross-validation: plans, the kNN many-k path, executors that agree, resume, plots."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -7,7 +7,6 @@ valid manifest, or whose files disagree with it, is not trusted.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -41,10 +40,6 @@ class Dataset:
     test_x: np.ndarray | None
     test_y: np.ndarray | None
     source: str
-
-    @property
-    def has_test(self):
-        return self.test_x is not None
 
 
 def save_cache(directory, dataset, extra=None):

@@ -112,7 +112,6 @@ def test_manifest_shape_mismatch(tmp_path):
 def test_failed_rewrite_keeps_the_previous_cache(tmp_path, monkeypatch):
     save_cache(tmp_path, small_dataset())
     before = sorted(p.name for p in tmp_path.iterdir())
-    import mlcv_cli.atomic as atomic
     import mlcv_cli.datasets.base as base
 
     real_save = base.save_npy
