@@ -323,10 +323,6 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
         if grid_items:
             extra["cv.grid"] = crossval.parse_grid_option(grid_items)
         cfg = _load_config(config_path, overrides, model_type, extra=extra, data_dir=data_dir)
-        if not cfg.cv.grid:
-            from . import config as config_mod
-
-            cfg = config_mod.replace(cfg, {"cv.grid": config_mod.DEFAULT_GRIDS[cfg.model.type]})
         result = crossval.cross_validate(cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, refit=refit, progress=progress)
     if plot:
         from . import plots

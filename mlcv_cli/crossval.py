@@ -339,8 +339,8 @@ def cross_validate(
         plan = run.read_json(PLAN_FILE)
         cfg = config_mod.from_dict(plan["config"])
     else:
-        if not cfg.cv.grid:
-            raise ConfigError("cv.grid is empty: give --grid KEY=V1,V2,... or a cv.grid section in the config")
+        if not cfg.cv.grid:  # neither the config nor --grid names one: the model's usual grid
+            cfg = config_mod.replace(cfg, {"cv.grid": config_mod.DEFAULT_GRIDS[cfg.model.type]})
         cfg = pipeline.pin_data_location(cfg)
         points = grid_points(cfg.cv.grid, random_n, cfg.seed)
         plan = {"config": cfg.to_dict(), "points": points, "random": random_n}
@@ -442,7 +442,7 @@ def cross_validate(
         if refit_dir.exists():
             raise MlcvError(f"{refit_dir} already exists; remove it to refit again")
         refit_dir.mkdir()
-        result["refit"] = pipeline.train(refit_cfg, progress=progress, run=RunDir(refit_dir))
+        result["refit"] = pipeline.train(refit_cfg, progress=progress, run=RunDir(refit_dir), dataset=ds)
     run.update_meta(status="done")
     return result
 

@@ -291,17 +291,18 @@ def _read_checkpoint(run: RunDir):
         raise MlcvError(f"{path} is unreadable ({exc}); start a new run instead of resuming") from None
 
 
-def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None) -> dict:
+def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None, dataset=None) -> dict:
     """Train the configured model, evaluate it on val/test, and write a run directory.
 
-    ``run``: an existing, empty RunDir to write into (``mlcv cv --refit`` uses RUN/refit/).
+    ``run``: an existing, empty RunDir to write into (``mlcv cv --refit`` uses RUN/refit/);
+    ``dataset``: the already loaded dataset that ``cfg`` names (saves decoding it again).
     Returns a summary dict (run_dir, model, accuracies, times). Raises DivergenceError
     (run marked failed) or TrainingInterrupted (checkpoint written, run marked interrupted).
     """
     progress = progress or null_progress
     t0 = time.perf_counter()
     cfg = pin_data_location(cfg)
-    ds = load_dataset(cfg)
+    ds = dataset if dataset is not None else load_dataset(cfg)
     splits = split_dataset(cfg, ds)
     C = len(splits.classes)
     if cfg.model.type == "knn" and cfg.model.k > len(splits.train_y):
@@ -348,7 +349,7 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
         raise
     fit_s = time.perf_counter() - t1
     try:
-        return _finish(cfg, run, est, pre, splits, ds, X_train, progress, t0, load_s, fit_s)
+        return _finish(cfg, run, est, pre, splits, ds, {"train": X_train, "val": X_val}, progress, t0, load_s, fit_s)
     except KeyboardInterrupt:
         mark_run(run, "interrupted")
         raise
@@ -366,7 +367,7 @@ def mark_run(run, status, exc=None):
         pass
 
 
-def _finish(cfg, run, est, pre, splits, ds, X_train, progress, t0, load_s, fit_s):
+def _finish(cfg, run, est, pre, splits, ds, transformed, progress, t0, load_s, fit_s):
     """Score every split, then write metrics.json, history.csv, model.npz and status done."""
     C = len(splits.classes)
 
@@ -379,7 +380,9 @@ def _finish(cfg, run, est, pre, splits, ds, X_train, progress, t0, load_s, fit_s
         if cfg.model.type == "knn" and split == "train":
             results[split] = None  # k=1 on its own training set says nothing
             continue
-        Xs = X_train if split == "train" else pre.transform(x)
+        Xs = transformed.get(split)
+        if Xs is None:
+            Xs = pre.transform(x)
         results[split] = split_metrics(y, batched_predict(est, Xs, progress, f"evaluate {split}"), C)
 
     final_loss = float(est.loss_history_[-1]) if getattr(est, "loss_history_", None) else None
