@@ -10,9 +10,6 @@ fold), so results do not depend on the executor or the order in which jobs finis
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import itertools
 import json
 import logging
 import math
@@ -25,7 +22,7 @@ import numpy as np
 from . import atomic
 from . import config as config_mod
 from .config import Config
-from .core.model_selection import job_seed, stratified_kfold
+from .core.model_selection import job_seed, parameter_grid, stratified_kfold
 from .errors import ConfigError, MlcvError, UsageError
 from .runs import RunDir, command_line
 
@@ -43,11 +40,9 @@ def grid_points(grid: dict, random_n: int | None = None, seed: int = 0) -> list:
     Random points are drawn per key: positive numbers on a log scale between the
     smallest and largest listed value (integers rounded), anything else from the list.
     """
-    if not grid:
-        return [{}]
-    keys = list(grid)
     if not random_n:
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+        return parameter_grid(grid)
+    keys = list(grid)
     rng = np.random.default_rng([seed, 7])
     points = []
     for _ in range(random_n):
@@ -449,13 +444,7 @@ def cross_validate(
 
 def _write_results(run, points, rows):
     keys = sorted({k for p in points for k in p})
-    columns = ["point", *keys, "fold", "accuracy", "time_s", "note"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({**{k: points[r["point"]].get(k, "") for k in keys}, **r})
-    run.write_text(RESULTS_FILE, buf.getvalue())
+    run.write_csv(RESULTS_FILE, [{**points[r["point"]], **r} for r in rows], ["point", *keys, "fold", "accuracy", "time_s", "note"])
 
 
 def parse_grid_option(items) -> dict:
@@ -465,9 +454,8 @@ def parse_grid_option(items) -> dict:
         if "=" not in item:
             raise UsageError(f"--grid expects KEY=V1,V2,... or KEY=logspace(a,b,n), found {item!r}")
         key, raw = item.split("=", 1)
-        key = key.strip()
-        expanded = config_mod.parse_range(raw)
-        if expanded is None:
-            expanded = [config_mod.parse_scalar(v.strip()) for v in raw.strip().strip("[]").split(",") if v.strip()]
-        grid[key] = config_mod.check_grid_values(key, expanded)
+        key, raw = key.strip(), raw.strip()
+        # A range expression is expanded by check_grid_values; anything else is a comma list.
+        values = raw if raw.endswith(")") else [config_mod.parse_scalar(v.strip()) for v in raw.strip("[]").split(",") if v.strip()]
+        grid[key] = config_mod.check_grid_values(key, values)
     return grid
