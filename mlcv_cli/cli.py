@@ -534,28 +534,21 @@ def gradcheck(model_type, reg, checks, penalty, seed):
     """
     from rich.table import Table
 
-    from .core.gradcheck import check_loss_gradient
+    from .core.gradcheck import check_loss_gradient, verdict
 
     rows = check_loss_gradient(model_type, reg, num_checks=checks, seed=seed, penalty=penalty)
     table = Table(title=f"{model_type} gradient check (reg={reg:g}, penalty {penalty})", header_style="bold")
     for col in ("index", "analytic", "numerical", "relative error", ""):
         table.add_column(col, justify="right")
-    bad = 0
-    kinks = 0
-    worst = 0.0
-    for index, analytic, numeric, rel_error, near_kink in rows:
-        note = "ok" if rel_error < 1e-7 else ("kink" if near_kink else "FAIL")
-        bad += note == "FAIL"
-        kinks += note == "kink"
-        if note != "kink":
-            worst = max(worst, rel_error)
+    notes, worst, passed = verdict(rows)
+    for (index, analytic, numeric, rel_error, _), note in zip(rows, notes):
         table.add_row(str(index), f"{analytic:.8g}", f"{numeric:.8g}", f"{rel_error:.2e}", note)
     con = _stdout_console()
     con.print(table)
-    if kinks:
-        con.print(f"{kinks} entries sit at an SVM kink, where the numerical gradient straddles max(0, .); they are not counted.")
-    con.print(f"max relative error {worst:.2e}: {'PASS' if not bad else 'FAIL'}")
-    if bad:
+    if "kink" in notes:
+        con.print(f"{notes.count('kink')} entries sit at an SVM kink, where the numerical gradient straddles max(0, .); they are not counted.")
+    con.print(f"max relative error {worst:.2e}: {'PASS' if passed else 'FAIL'}")
+    if not passed:
         sys.exit(1)
 
 

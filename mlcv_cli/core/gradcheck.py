@@ -75,3 +75,17 @@ def check_loss_gradient(loss_name, reg, num_checks=10, seed=0, N=50, D=20, C=5, 
         a, n = float(analytic[d, c]), float(numeric[d, c])
         rows.append(((d, c), a, n, float(relative_error(a, n)), kink))
     return rows
+
+
+GOOD_RELATIVE_ERROR = 1e-7
+
+
+def verdict(rows, threshold=GOOD_RELATIVE_ERROR):
+    """Judge check_loss_gradient rows: (notes, worst, passed).
+
+    notes: "ok", "kink" (a large error where the hinge is not differentiable, not counted)
+    or "FAIL", one per row; worst: the largest counted relative error; passed: no FAIL.
+    """
+    notes = ["ok" if err < threshold else ("kink" if kink else "FAIL") for _, _, _, err, kink in rows]
+    worst = max((row[3] for row, note in zip(rows, notes) if note != "kink"), default=0.0)
+    return notes, worst, "FAIL" not in notes

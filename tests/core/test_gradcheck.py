@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlcv_cli.core.gradcheck import check_loss_gradient, numerical_gradient, relative_error
+from mlcv_cli.core.gradcheck import check_loss_gradient, numerical_gradient, relative_error, verdict
 
 
 def test_numerical_gradient_of_quadratic_and_restores_x():
@@ -42,3 +42,10 @@ def test_svm_gradient_check_away_from_kinks():
 def test_unknown_loss():
     with pytest.raises(ValueError, match="svm"):
         check_loss_gradient("hinge", 0.1)
+
+
+def test_verdict_ignores_kinks_and_fails_real_errors():
+    rows = [((0, 0), 1.0, 1.0, 1e-10, False), ((0, 1), 0.5, 0.0, 1.0, True), ((1, 0), 1.0, 2.0, 0.33, False)]
+    notes, worst, passed = verdict(rows)
+    assert notes == ["ok", "kink", "FAIL"] and worst == 0.33 and not passed
+    assert verdict(rows[:2]) == (["ok", "kink"], 1e-10, True)
