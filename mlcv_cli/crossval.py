@@ -22,6 +22,7 @@ import numpy as np
 from . import atomic
 from . import config as config_mod
 from .config import Config
+from .core.linear import TrainingDiverged
 from .core.model_selection import job_seed, parameter_grid, stratified_kfold
 from .errors import ConfigError, MlcvError, UsageError
 from .runs import RunDir, command_line
@@ -124,7 +125,7 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
             est.fit(Xtr, ytr, num_classes=C)
             acc = float(np.mean(est.predict(Xva) == yva))
             note = ""
-        except MlcvError as exc:  # a diverging grid point scores 0, the search goes on
+        except TrainingDiverged as exc:  # a diverging grid point scores 0, the search goes on
             acc, note = 0.0, f"diverged: {exc}"
         rows.append(_row(i, job["fold"], acc, time.perf_counter() - t0, note))
     return rows

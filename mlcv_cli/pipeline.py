@@ -22,7 +22,7 @@ from . import modelfile
 from .config import Config
 from .core import metrics
 from .core.knn import KNearestNeighbor
-from .core.linear import LinearClassifier
+from .core.linear import LinearClassifier, TrainingDiverged
 from .errors import ConfigError, DataError, DivergenceError, MlcvError, ModelFileError, TrainingInterrupted
 from .modelfile import ModelFile, Preprocessor
 from .runs import RunDir, command_line
@@ -449,7 +449,7 @@ def _fit_linear(cfg, est, run, X, y, X_val, y_val, C, state, progress):
                 on_epoch=on_epoch,
                 should_stop=stop,
             )
-    except DivergenceError as exc:
+    except TrainingDiverged as exc:
         raise DivergenceError(
             f"training diverged at iteration {exc.iteration} (loss {exc.loss}): the learning rate "
             f"{cfg.train.lr:g} is too high for reg {cfg.model.reg:g}; try --set train.lr={cfg.train.lr / 10:g}",

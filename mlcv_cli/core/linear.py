@@ -14,13 +14,21 @@ import json
 
 import numpy as np
 
-from ..errors import DivergenceError
 from .losses import DATA_LOSSES, PENALTIES, penalty_loss
 from .metrics import accuracy
 from .model_selection import ParamsMixin
 from .optim import OPTIMIZERS, init_state
 
 OPTIMIZER_NAMES = tuple(OPTIMIZERS) + ("random_search",)
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss or the weights became NaN or infinite at ``iteration`` (loss ``loss``)."""
+
+    def __init__(self, message, iteration, loss):
+        super().__init__(message)
+        self.iteration = iteration
+        self.loss = loss
 _TRAIN_ACC_SAMPLE = 1000
 
 
@@ -105,7 +113,7 @@ class LinearClassifier(ParamsMixin):
         epoch), lr (used in that epoch), train_acc (on up to 1000 fixed training examples),
         val_acc (None without validation data). should_stop() is polled after every step;
         when it returns True training stops there, stopped_ is True and get_state() can
-        resume it. Raises DivergenceError on a NaN or infinite loss or weight.
+        resume it. Raises TrainingDiverged on a NaN or infinite loss or weight.
         Returns self.
         """
         self._check_params()
@@ -171,7 +179,7 @@ class LinearClassifier(ParamsMixin):
 
     def _diverged(self, loss):
         self.n_iter_ = self._iteration
-        raise DivergenceError(
+        raise TrainingDiverged(
             f"training diverged at iteration {self._iteration}: loss is {loss!r} "
             f"(or the weights became NaN/inf). lr={self._lr:g} is too large for reg={self.reg:g}; "
             f"try a smaller learning rate, e.g. lr={self._lr / 10:g}.",
@@ -189,7 +197,7 @@ class LinearClassifier(ParamsMixin):
             perm = self._rng.permutation(N)
             while self._pos < N:
                 idx = perm[self._pos:self._pos + bs]
-                # Overflow is detected below and reported as a DivergenceError, not a warning.
+                # Overflow is detected below and reported as TrainingDiverged, not a warning.
                 with np.errstate(over="ignore", invalid="ignore"):
                     loss, dW, db = self._loss_grad(self.W_, self.b_, X[idx], y[idx])
                     self._iteration += 1

@@ -8,6 +8,7 @@ def test_core_imports_no_cli_libraries():
         "mlcv_cli.core.linear, mlcv_cli.core.gradcheck, mlcv_cli.core.metrics, "
         "mlcv_cli.core.model_selection; import sys; "
         "bad = [m for m in ('click', 'yaml', 'rich', 'tqdm', 'PIL', 'sklearn', 'matplotlib') if m in sys.modules]; "
+        "bad += [m for m in sys.modules if m.startswith('mlcv_cli.') and not m.startswith('mlcv_cli.core')]; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

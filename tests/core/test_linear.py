@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from mlcv_cli.core.gradcheck import numerical_gradient, relative_error
-from mlcv_cli.core.linear import LinearClassifier, LinearSVM, Softmax
-from mlcv_cli.errors import DivergenceError
+from mlcv_cli.core.linear import LinearClassifier, LinearSVM, Softmax, TrainingDiverged
 
 
 def blobs(seed=0, N=300, D=8, C=3):
@@ -146,7 +145,7 @@ def test_divergence_raises_with_iteration():
     X, y = blobs(8, N=200)
     X = X * 1e3
     clf = LinearSVM(lr=1e30, reg=1e3, epochs=5, batch_size=20)
-    with pytest.raises(DivergenceError) as info:
+    with pytest.raises(TrainingDiverged) as info:
         clf.fit(X, y, 3)
     err = info.value
     assert err.iteration is not None and err.iteration >= 1
