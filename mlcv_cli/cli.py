@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -182,6 +183,7 @@ def download_folder(path, name, data_dir, size, skip_bad):
     click.echo(
         f"Imported {result['n_train']} training and {result['n_test']} test images in "
         f"{len(result['classes'])} class{'' if len(result['classes']) == 1 else 'es'} into {result['path']}. Use it with: --set data.dataset=folder --set data.path={name}"
+        + (f" --set data.image_size={size}" if size != 32 else "")
     )
 
 
@@ -200,7 +202,7 @@ def _check_config_or_model(config_path, model_type):
     if not config_path and not model_type:
         raise UsageError("give --config FILE (see configs/) or --model knn|svm|softmax")
     if config_path and model_type:
-        raise UsageError("give either --config or --model, not both (to change a config's model: --set model.type=...)")
+        raise UsageError("give either --config or --model, not both (a config names its model in model.type; use configs/MODEL.yaml)")
 
 
 def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=None):
@@ -314,7 +316,9 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
     if resume_dir:
         if config_path or overrides or model_type or grid_items or folds:
             raise UsageError("--resume continues a cv run with its saved plan; drop --config/--set/--model/--grid/--folds")
-        result = crossval.cross_validate(resume_dir=resume_dir, n_jobs=n_jobs, dask_scheduler=dask_scheduler, refit=refit, progress=progress)
+        # A refit that was started (and perhaps interrupted) is finished on resume.
+        refit = refit or (Path(resume_dir) / "refit").is_dir()
+        result = crossval.cross_validate(resume_dir=resume_dir, n_jobs=n_jobs, dask_scheduler=dask_scheduler, progress=progress)
     else:
         _check_config_or_model(config_path, model_type)
         extra = {}
@@ -323,15 +327,22 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
         if grid_items:
             extra["cv.grid"] = crossval.parse_grid_option(grid_items)
         cfg = _load_config(config_path, overrides, model_type, extra=extra, data_dir=data_dir)
-        result = crossval.cross_validate(cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, refit=refit, progress=progress)
+        result = crossval.cross_validate(cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, progress=progress)
     if plot:
         from . import plots
 
         result["plots"] = plots.plot_run(result["run_dir"], which=("cv",))
+    if not as_json:
+        _print_cv_summary(result)  # before a refit, so the table is shown even if it is interrupted
+    if refit:
+        result["refit"] = crossval.refit_best(result["run_dir"], progress=progress)
+        if not as_json:
+            f = result["refit"]
+            _stdout_console().print(
+                f"refit on {f['n_train'] + f['n_val']} images: test accuracy {_pct(f['test_accuracy'])}; model: {f['run_dir']}/model.npz"
+            )
     if as_json:
         _emit_json(result)
-        return
-    _print_cv_summary(result)
 
 
 def _require_matplotlib():
@@ -346,7 +357,7 @@ def _print_cv_summary(r):
 
     con = _stdout_console()
     keys = list(r["grid"])
-    table = Table(title=f"{r['folds']}-fold cross-validation of {r['model']} on {r['n_images']} {r['dataset']} training images", header_style="bold")
+    table = Table(title=f"{r['folds']}-fold cross-validation of {r['model']} on {r['n_images']} {r['dataset']} training images (num_train + num_val)", header_style="bold")
     table.add_column("rank", justify="right")
     for k in keys:
         table.add_column(k, justify="right")
@@ -367,9 +378,6 @@ def _print_cv_summary(r):
     best = ", ".join(f"{k}={_fmt_value(v)}" for k, v in r["best_params"].items())
     con.print(f"best: {best} ({100 * r['best_mean']:.2f}% ± {100 * r['best_std']:.2f}); {r['jobs']} jobs in {r['time_s']:.1f} s"
               + (f" ({r['jobs_resumed']} resumed)" if r.get("jobs_resumed") else ""))
-    if r.get("refit"):
-        f = r["refit"]
-        con.print(f"refit on {f['n_train'] + f['n_val']} images: test accuracy {_pct(f['test_accuracy'])}; model: {f['run_dir']}/model.npz")
     for p in r.get("plots", []):
         con.print(f"plot: {p}")
     con.print(f"run directory: {r['run_dir']} (best config: {r['run_dir']}/best.yaml)")
@@ -389,28 +397,35 @@ def _fmt_value(v):
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True, help="Which split to score.")
 @click.option("--data", "data_spec", help="Score on another dataset: sample, cifar10, or an image folder/.zip/imported name.")
 @_data_dir_option
+@click.option("--set", "overrides", multiple=True, metavar="data.KEY=VALUE", help="Override a data setting of the saved config, e.g. --set data.skip_bad=true.")
 @click.option("--plot", is_flag=True, help="Write the confusion matrix (and, for kNN, the nearest-neighbours grid) as PNG. Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-def evaluate(target, split, data_spec, data_dir, plot, as_json):
+def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json):
     """Reload a model (run directory or model.npz) and score it on a split.
 
     The split is rebuilt exactly as in training (same config and seed).
     """
+    from . import config as config_mod
     from . import pipeline
 
-    overrides = {}
+    changes = {}
     if data_spec:
         # Another dataset: its own sizes, so no subset sizes carried over from training.
-        overrides.update({"data.num_train": None, "data.num_test": None})
+        changes.update({"data.num_train": None, "data.num_test": None})
         if data_spec in ("sample", "cifar10"):
-            overrides["data.dataset"] = data_spec
+            changes["data.dataset"] = data_spec
         else:
-            overrides.update({"data.dataset": "folder", "data.path": data_spec})
+            changes.update({"data.dataset": "folder", "data.path": data_spec})
     if data_dir:
-        overrides["data.dir"] = data_dir
+        changes["data.dir"] = data_dir
+    for item in overrides:
+        key, value = config_mod.parse_override(item)
+        if not key.startswith("data."):
+            raise UsageError(f"evaluate --set changes data settings only (data.*), found {key!r}; the model is fixed")
+        changes[key] = value
     if plot:
         _require_matplotlib()
-    result = pipeline.evaluate(target, split=split, data_cfg_overrides=overrides, progress=_progress_factory(not as_json), plot=plot)
+    result = pipeline.evaluate(target, split=split, data_cfg_overrides=changes, progress=_progress_factory(not as_json), plot=plot)
     if result.get("warning"):
         click.echo(f"Warning: {result['warning']}", err=True)
     if as_json:
@@ -500,7 +515,7 @@ def predict(target, images, top, as_json, as_csv):
         for p in r["predictions"]:
             for rank, t in enumerate(p["top"], start=1):
                 writer.writerow([p["path"], rank, t["class"], t[r["value"]]])
-    else:
+    elif r["predictions"]:
         from rich.table import Table
 
         table = Table(header_style="bold")

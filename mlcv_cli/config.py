@@ -241,14 +241,17 @@ def check_grid_values(key: str, values: Any) -> list:
     if key not in KEYS or KEYS[key]["kind"] is dict or "." not in key or key.startswith(("cv.", "output.", "data.")) or key == "model.type":
         raise ConfigError(
             f"cv.grid: {key!r} is not a key that can be searched (the data and the model type are fixed for a "
-            f"cross-validation; search model.*, train.* or preprocess.* keys){_closest(key, list(KEYS)) if key not in KEYS else ''}"
+            f"cross-validation: run one cv per model type){_closest(key, list(KEYS)) if key not in KEYS else ''}"
         )
     if isinstance(values, str):
         expanded = parse_range(values)
         values = expanded if expanded is not None else [values]
     if not isinstance(values, list) or not values:
-        raise ConfigError(f"cv.grid.{key}: expected a non-empty list of values or logspace(a,b,n), found {values!r}")
-    return [check_value(key, v) for v in values]
+        raise ConfigError(
+            f"cv.grid.{key}: expected a non-empty list of values, logspace(a,b,n) or range(a,b[,step]), found {values!r}"
+        )
+    checked = [check_value(key, v) for v in values]
+    return [v for i, v in enumerate(checked) if v not in checked[:i]]  # a repeated value is one grid point
 
 
 def parse_scalar(text: str) -> Any:
@@ -413,6 +416,24 @@ def from_dict(data: dict) -> Config:
         raise ConfigError("expected a mapping at the top level of the saved config")
     flat = flatten(data)
     return validate(build({key: check_value(key, value) for key, value in flat.items()}))
+
+
+# Which searchable keys each model uses: a grid over any other key would only measure noise.
+_LINEAR_KEYS = {"model.reg", "model.penalty", "model.l1_ratio"} | {k for k in KEYS if k.startswith("train.")}
+KEYS_USED_BY = {
+    "knn": {"model.k", "model.metric", "model.max_memory_mb", "preprocess.scale", "preprocess.subtract_mean"},
+    "svm": _LINEAR_KEYS | {"model.delta", "model.squared_hinge", "preprocess.scale", "preprocess.subtract_mean"},
+    "softmax": _LINEAR_KEYS | {"preprocess.scale", "preprocess.subtract_mean"},
+}
+
+
+def check_grid_for_model(grid: dict, model_type: str):
+    unused = [k for k in grid if k not in KEYS_USED_BY[model_type]]
+    if unused:
+        raise ConfigError(
+            f"cv.grid: {', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to model.type {model_type}; "
+            f"search keys it uses, e.g. {', '.join(sorted(DEFAULT_GRIDS[model_type]))}"
+        )
 
 
 # What `mlcv cv --model X` searches when neither the config nor --grid gives a grid.

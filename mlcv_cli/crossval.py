@@ -337,6 +337,7 @@ def cross_validate(
     else:
         if not cfg.cv.grid:  # neither the config nor --grid names one: the model's usual grid
             cfg = config_mod.replace(cfg, {"cv.grid": config_mod.DEFAULT_GRIDS[cfg.model.type]})
+        config_mod.check_grid_for_model(cfg.cv.grid, cfg.model.type)
         cfg = pipeline.pin_data_location(cfg)
         points = grid_points(cfg.cv.grid, random_n, cfg.seed)
         plan = {"config": cfg.to_dict(), "points": points, "random": random_n}
@@ -430,16 +431,47 @@ def cross_validate(
         "warning": warn,
     }
     run.write_json("cv_summary.json", result)
-    if refit:
-        # The same images the folds used (the split's permutation is seeded), now all for training.
-        refit_cfg = config_mod.replace(best_cfg, {"data.num_train": int(len(labels)), "data.num_val": 0})
-        # A run directory of its own (RUN/refit/), so `mlcv train --resume` finds its config.
-        refit_dir = run.file("refit")
-        if refit_dir.exists():
-            raise MlcvError(f"{refit_dir} already exists; remove it to refit again")
-        refit_dir.mkdir()
-        result["refit"] = pipeline.train(refit_cfg, progress=progress, run=RunDir(refit_dir), dataset=ds)
     run.update_meta(status="done")
+    if refit:
+        result["refit"] = refit_best(run.path, progress=progress, dataset=ds)
+    return result
+
+
+def refit_best(run_dir, *, progress=None, dataset=None) -> dict:
+    """Train a finished cv run's best setting on all its training images, in RUN/refit/.
+
+    The refit is a training run of its own (config.yaml, checkpoints, model.npz), so an
+    interrupted refit resumes from its checkpoint the next time this is called.
+    """
+    from . import pipeline
+
+    run = RunDir(run_dir)
+    summary = run.read_json("cv_summary.json")
+    refit_dir = run.file("refit")
+    if refit_dir.is_dir() and RunDir(refit_dir).status == "done" and run.exists("refit_summary.json"):
+        return run.read_json("refit_summary.json")
+    run.update_meta(refit="running")
+    try:
+        if (refit_dir / pipeline.CHECKPOINT).exists():
+            result = pipeline.resume(refit_dir, progress=progress)
+        else:
+            if refit_dir.exists() and any(refit_dir.iterdir()):
+                raise MlcvError(f"{refit_dir} holds an unfinished refit without a checkpoint; remove it and run `mlcv cv --resume {run.path} --refit`")
+            plan = run.read_json(PLAN_FILE)
+            best_cfg = config_mod.replace(config_mod.from_dict(plan["config"]), summary["best_params"])
+            # The same images the folds used (the split's permutation is seeded), now all for training.
+            refit_cfg = config_mod.replace(best_cfg, {"data.num_train": int(summary["n_images"]), "data.num_val": 0})
+            refit_dir.mkdir(exist_ok=True)
+            result = pipeline.train(refit_cfg, progress=progress, run=RunDir(refit_dir), dataset=dataset)
+    except BaseException:
+        pipeline.mark_run(run, "done")  # the cross-validation itself finished
+        try:
+            run.update_meta(refit="interrupted" if RunDir(refit_dir).status == "interrupted" else "failed")
+        except MlcvError:
+            pass
+        raise
+    run.write_json("refit_summary.json", result)
+    run.update_meta(refit="done")
     return result
 
 

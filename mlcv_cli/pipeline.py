@@ -513,10 +513,7 @@ def locate_model(target) -> tuple:
         run = RunDir(target)
         if not path.exists():
             if run.exists("cv_plan.json"):
-                raise MlcvError(
-                    f"{target} is a cross-validation run with no refit model; train its best setting with "
-                    f"`mlcv train --config {target / 'best.yaml'}` (or rerun cv with --refit)"
-                )
+                raise MlcvError(_cv_run_advice(target, run))
             raise MlcvError(f"{target} has no model.npz (run status: {run.status}); train it to completion or resume it")
     else:
         path = target
@@ -527,6 +524,18 @@ def locate_model(target) -> tuple:
         if status != "done":
             warning = f"run {run.path} has status {status!r}, not done: its model may be incomplete"
     return path, warning
+
+
+def _cv_run_advice(target, run):
+    """What to do with a cv run directory that has no model to use."""
+    if not run.exists("best.yaml"):
+        return f"{target} is a cross-validation run that did not finish (status {run.status}); finish it with `mlcv cv --resume {target}`"
+    if (target / "refit").is_dir():
+        return f"{target} is a cross-validation run whose refit did not finish; finish it with `mlcv cv --resume {target}`"
+    return (
+        f"{target} is a cross-validation run with no refit model; refit its best setting with "
+        f"`mlcv cv --resume {target} --refit` (or train it: `mlcv train --config {target / 'best.yaml'}`)"
+    )
 
 
 def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, plot=False) -> dict:
@@ -541,7 +550,11 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, pl
     # with --data needs no matching sizes for it.
     x, y = test_split(cfg, ds) if split == "test" else split_dataset(cfg, ds).get(split)
     if y is None or len(y) == 0:
-        raise DataError(f"the {ds.name} dataset has no {split} split; choose --split val or train")
+        others = [s for s in ("test", "val", "train") if s != split]
+        raise DataError(
+            f"the {ds.name} data has no {split} images for this model (data.num_val is {cfg.data.num_val}, "
+            f"test split {'absent' if ds.test_y is None else 'present'}); choose --split {' or '.join(others)}"
+        )
     est = estimator_from_file(mf)
     X = mf.preprocessor.transform(_check_image_size(x, mf.image_size))
     pred = batched_predict(est, X, progress, f"evaluate {split}")

@@ -65,9 +65,10 @@ def plot_cv(run_dir) -> str:
         sc = ax.scatter(xs, ys, c=[100 * s["mean"] for s in rows], cmap="viridis", s=80, edgecolors="black")
         for x, y, s in zip(xs, ys, rows):
             ax.annotate(f"{100 * s['mean']:.1f}", (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
-        if _is_log(xs):
+        # The axes follow how the points were drawn: log scale when the grid's range is.
+        if _is_log(summary["grid"].get(kx, xs)):
             ax.set_xscale("log")
-        if _is_log(ys):
+        if _is_log(summary["grid"].get(ky, ys)):
             ax.set_yscale("log")
         ax.set_xlabel(kx)
         ax.set_ylabel(ky)

@@ -180,3 +180,29 @@ def test_sigterm_marks_cv_interrupted_and_exits_143(tmp_path):
     assert "mlcv cv --resume" in err and "Traceback" not in err
     [rd] = list(runs.iterdir())
     assert json.loads((rd / "meta.json").read_text())["status"] == "interrupted"
+
+
+def test_interrupted_refit_is_finished_by_cv_resume(tmp_path):
+    runs = tmp_path / "runs"
+    cli = [sys.executable, "-m", "mlcv_cli.cli"]
+    args = [*cli, "cv", "--model", "softmax", "--folds", "2", "--grid", "train.lr=0.01", "--refit",
+            "--set", "data.num_train=1000", "--set", "train.epochs=60", "--set", f"output.dir={runs}"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(runs.glob("*/refit/checkpoint.npz")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "accuracy (mean ± std)" in out  # the cv table was shown before the refit started
+    [rd] = list(runs.iterdir())
+    meta = json.loads((rd / "meta.json").read_text())
+    assert meta["status"] == "done" and meta["refit"] == "interrupted"
+    ev = subprocess.run([*cli, "evaluate", str(rd)], capture_output=True, text=True, cwd=tmp_path)
+    assert ev.returncode == 1 and f"mlcv cv --resume {rd}" in ev.stderr
+    resumed = subprocess.run([*cli, "cv", "--resume", str(rd), "--json"], capture_output=True, text=True, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["refit"]["test_accuracy"] > 0.1
+    assert json.loads((rd / "meta.json").read_text())["refit"] == "done"
+    ev = subprocess.run([*cli, "evaluate", str(rd), "--json"], capture_output=True, text=True, cwd=tmp_path)
+    assert ev.returncode == 0 and json.loads(ev.stdout)["model_path"] == str(rd / "refit" / "model.npz")
