@@ -196,7 +196,9 @@ def check_value(key: str, value: Any) -> Any:
             raise ConfigError(f"{key}: expected a mapping of dotted keys to lists, found {value!r}")
         return {k: check_grid_values(k, v) for k, v in value.items()}
     if meta["pattern"] is not None and not re.fullmatch(meta["pattern"], value):
-        raise ConfigError(f"{key}: expected a name of letters, digits, '_', '.' and '-' (it names a directory), found {value!r}")
+        raise ConfigError(
+            f"{key}: expected a name of at most 100 letters, digits, '_', '.' and '-' (it names a directory), found {value!r}"
+        )
     if meta["choices"] is not None and value not in meta["choices"]:
         raise ConfigError(f"{key}: expected one of {', '.join(meta['choices'])}; found {value!r}")
     low, high = meta["low"], meta["high"]
