@@ -225,6 +225,19 @@ def _execute_processes(jobs, plan, data, n_jobs, on_done):
 
 
 @contextlib.contextmanager
+def _sigint_ignored():
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
 def _dask_client(address, n_jobs):
     try:
         from dask.distributed import Client, LocalCluster
@@ -233,14 +246,17 @@ def _dask_client(address, n_jobs):
     cluster = None
     try:
         if address == "local":
-            cluster = LocalCluster(
-                n_workers=max(1, n_jobs),
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            # Workers started while SIGINT is ignored keep ignoring it: a Ctrl-C in the
+            # terminal then stops this process cleanly instead of every worker with a traceback.
+            with _sigint_ignored():
+                cluster = LocalCluster(
+                    n_workers=max(1, n_jobs),
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
             client = Client(cluster)
         else:
             client = Client(address, timeout=10)
