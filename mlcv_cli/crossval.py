@@ -107,11 +107,8 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
     t0 = time.perf_counter()
     rows = []
     if cfg.model.type == "knn":
-        ks = [config_mod.replace(cfg, p).model.k for p in points]
-        if max(ks) > len(ytr):
-            raise ConfigError(f"model.k: {max(ks)} is larger than a fold's training set ({len(ytr)} images); lower the largest k or use fewer folds")
-        est = pipeline.build_estimator(base)
-        est.n_jobs = blas_threads
+        ks = [p.get("model.k", cfg.model.k) for p in points]  # cross_validate checked them against the folds
+        est = pipeline.build_estimator(base).set_params(n_jobs=blas_threads)
         est.fit(Xtr, ytr, num_classes=C)
         preds = est.predict_for_ks(Xva, ks)
         elapsed = time.perf_counter() - t0
@@ -383,7 +380,7 @@ def cross_validate(
 
     if cfg.model.type == "knn":
         smallest_fold_train = len(labels) - math.ceil(len(labels) / cfg.cv.folds)
-        k_max = max(config_mod.replace(cfg, p).model.k for p in plan["points"])
+        k_max = max(p.get("model.k", cfg.model.k) for p in plan["points"])
         if k_max > smallest_fold_train:
             raise ConfigError(
                 f"model.k: {k_max} is larger than a fold's training set ({smallest_fold_train} images); "
