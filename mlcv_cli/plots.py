@@ -128,10 +128,10 @@ def _read_history(run_dir):
         return list(csv.DictReader(fh))
 
 
-def plot_loss(run_dir) -> str:
-    """loss.png: training loss per iteration, and train/val accuracy per epoch."""
+def plot_loss(run_dir, rows=None) -> str:
+    """loss.png: training loss per iteration, and train/val accuracy per epoch (rows: history.csv, read if None)."""
     run_dir = Path(run_dir)
-    rows = _read_history(run_dir)
+    rows = _read_history(run_dir) if rows is None else rows
     if not rows:
         raise MlcvError(f"{run_dir}/history.csv is empty; nothing to plot")
     plt = pyplot()
@@ -157,11 +157,8 @@ def plot_loss(run_dir) -> str:
     return _save(fig, run_dir / "loss.png")
 
 
-def plot_templates(model_path, out_path) -> str:
-    """templates.png: each class's weights as a colour image (the 'templates' picture)."""
-    from . import modelfile
-
-    mf = modelfile.load(model_path)
+def plot_templates(mf, out_path) -> str:
+    """templates.png: each class's weights (a loaded ModelFile) as a colour image (the 'templates' picture)."""
     if mf.model_type == "knn":
         raise MlcvError("a kNN model has no weights to show as templates")
     W = np.asarray(mf.arrays["W"], np.float64)
@@ -242,15 +239,15 @@ def plot_run(run_dir, which=None) -> list:
     want = set(which or ("cv", "loss", "templates", "confusion"))
     if "cv" in want and (run_dir / "cv_summary.json").exists():
         made.append(plot_cv(run_dir))
-    if "loss" in want and (run_dir / "history.csv").exists() and (run_dir / "history.csv").stat().st_size > 0:
-        if len(_read_history(run_dir)) > 0:
-            made.append(plot_loss(run_dir))
-    model = run_dir / "model.npz"
-    if "templates" in want and model.exists():
+    rows = _read_history(run_dir) if "loss" in want and (run_dir / "history.csv").exists() else []
+    if rows:
+        made.append(plot_loss(run_dir, rows))
+    # metrics.json names the model type, so a kNN run's stored images are never loaded here.
+    model_type = json.loads((run_dir / "metrics.json").read_text()).get("model") if (run_dir / "metrics.json").exists() else None
+    if "templates" in want and (run_dir / "model.npz").exists() and model_type in ("svm", "softmax"):
         from . import modelfile
 
-        if modelfile.load(model).model_type != "knn":
-            made.append(plot_templates(model, run_dir / "templates.png"))
+        made.append(plot_templates(modelfile.load(run_dir / "model.npz"), run_dir / "templates.png"))
     if "confusion" in want and (run_dir / "metrics.json").exists():
         made.append(plot_confusion(run_dir / "metrics.json", run_dir / "confusion.png"))
     return made
