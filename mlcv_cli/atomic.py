@@ -5,9 +5,9 @@ destination directory, flushed and fsynced, then renamed into place.
 """
 
 import contextlib
+import functools
 import hashlib
 import errno
-import io
 import json
 import os
 import tempfile
@@ -38,7 +38,7 @@ def atomic_open(path, mode="wb"):
     try:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; results should be readable like any file
+        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; results should be readable like any file
     except OSError as exc:
         raise _describe_os_error(path, exc) from exc
     try:
@@ -56,13 +56,16 @@ def atomic_open(path, mode="wb"):
     _fsync_dir(directory)
 
 
-def _default_file_mode():
-    umask = os.umask(0)
-    os.umask(umask)
+@functools.lru_cache(maxsize=None)
+def _file_mode():
+    """0666 minus the umask, read once, on the first write (not at import)."""
+    try:  # Linux reports the umask without changing it
+        with open("/proc/self/status", encoding="ascii") as fh:
+            umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0)
+        os.umask(umask)
     return 0o666 & ~umask
-
-
-_FILE_MODE = _default_file_mode()
 
 
 def remove_quietly(path):
@@ -106,9 +109,8 @@ def save_npz(path, arrays):
     """Write a dict of arrays as an uncompressed .npz (no pickles)."""
     import numpy as np
 
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    write_bytes(path, buf.getvalue())
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def append_line(path, line):
