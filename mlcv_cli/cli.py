@@ -174,9 +174,8 @@ def download_folder(path, name, data_dir, size, skip_bad):
     """Import an image folder (ROOT/<split>/<class>/<image>, a directory or .zip) into the cache."""
     from .datasets import import_folder
 
-    replacing = (_data_dir(data_dir) / "folders" / name / "manifest.json").is_file()
     result = import_folder(path, _data_dir(data_dir), name, size=size, skip_bad=skip_bad, progress=True)
-    if replacing:
+    if result["replaced"]:
         click.echo(f"Replaced the dataset previously imported as {name}.", err=True)
     for bad_path, reason in result.get("skipped", []):
         click.echo(f"skipped {bad_path}: {reason}", err=True)

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..errors import DataError
-from .base import Dataset, load_cache, save_cache
+from .base import MANIFEST, Dataset, load_cache, save_cache
 from .images import IMAGE_EXTENSIONS, describe_bad, is_image_name, read_images
 
 TRAIN = "train"
@@ -52,9 +52,11 @@ def load_folder(path, size=32, skip_bad=False, progress=False):
 def import_folder(path, data_dir, name, size=32, skip_bad=False, progress=True):
     """Decode an image folder and cache it as ``data_dir/folders/<name>/`` (npy + manifest).
 
-    Returns ``dict(path, n_train, n_test, classes, skipped)``.
+    Returns ``dict(path, n_train, n_test, classes, skipped, replaced)``; ``replaced`` says
+    that an earlier import of the same name was there.
     """
     cache = imported_path(data_dir, name)
+    replaced = (cache / MANIFEST).is_file()
     dataset, skipped = load_folder(path, size=size, skip_bad=skip_bad, progress=progress)
     dataset.name = name
     save_cache(cache, dataset, extra={"image_size": size, "skipped": len(skipped)})
@@ -64,6 +66,7 @@ def import_folder(path, data_dir, name, size=32, skip_bad=False, progress=True):
         "n_test": int(len(dataset.test_y)) if dataset.test_y is not None else 0,
         "classes": list(dataset.classes),
         "skipped": skipped,
+        "replaced": replaced,
     }
 
 
