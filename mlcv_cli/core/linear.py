@@ -80,26 +80,28 @@ class LinearClassifier(ParamsMixin):
         self.dtype = dtype
 
     # ------------------------------------------------------------------ loss
-    def _loss_grad(self, W, b, X, y):
-        """Full objective on a batch: (loss, dW (D, C), db (C,))."""
+    def _data_loss(self, W, b, X, y):
+        """Data loss and its gradient on the scores (N, C) of a batch."""
         scores = X @ W
         scores += b
         if self.loss == "svm":
-            data, dscores = DATA_LOSSES["svm"](scores, y, self.delta, self.squared_hinge)
-        else:
-            data, dscores = DATA_LOSSES["softmax"](scores, y)
+            return DATA_LOSSES["svm"](scores, y, self.delta, self.squared_hinge)
+        return DATA_LOSSES["softmax"](scores, y)
+
+    def _loss_grad(self, W, b, X, y):
+        """Full objective on a batch: (loss, dW (D, C), db (C,))."""
+        data, dscores = self._data_loss(W, b, X, y)
         pen, dpen = penalty_loss(W, self.reg, self.penalty, self.l1_ratio)
         dW = X.T @ dscores
         dW += dpen
         return data + pen, dW, dscores.sum(axis=0)
 
     def _objective(self, W, b, X, y):
-        scores = X @ W + b
-        if self.loss == "svm":
-            data, _ = DATA_LOSSES["svm"](scores, y, self.delta, self.squared_hinge)
-        else:
-            data, _ = DATA_LOSSES["softmax"](scores, y)
-        return data + penalty_loss(W, self.reg, self.penalty, self.l1_ratio)[0]
+        return self._data_loss(W, b, X, y)[0] + penalty_loss(W, self.reg, self.penalty, self.l1_ratio)[0]
+
+    def _optimizer_constants(self):
+        return dict(lr=self._lr, momentum=self.momentum, decay_rate=self.decay_rate,
+                    beta1=self.beta1, beta2=self.beta2, eps=self.eps)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, num_classes=None, X_val=None, y_val=None, state=None,
@@ -172,8 +174,7 @@ class LinearClassifier(ParamsMixin):
             self._opt = {"W": {}, "b": {}}
             self._best_loss = np.inf
         else:
-            hyper = dict(lr=self._lr, momentum=self.momentum, decay_rate=self.decay_rate,
-                         beta1=self.beta1, beta2=self.beta2, eps=self.eps)
+            hyper = self._optimizer_constants()
             self._opt = {"W": init_state(self.optimizer, self.W_, **hyper),
                          "b": init_state(self.optimizer, self.b_, **hyper)}
 
@@ -335,8 +336,7 @@ class LinearClassifier(ParamsMixin):
             self._opt = {"W": {}, "b": {}}
             self._best_loss = float(state["best_loss"])
             return
-        hyper = dict(lr=self._lr, momentum=self.momentum, decay_rate=self.decay_rate,
-                     beta1=self.beta1, beta2=self.beta2, eps=self.eps)
+        hyper = self._optimizer_constants()
         self._opt = {}
         for part, w in (("W", self.W_), ("b", self.b_)):
             opt = init_state(self.optimizer, w, **hyper)
