@@ -1,0 +1,37 @@
+"""Feature extractors: fit/transform objects on uint8 image batches (pure array code, no I/O).
+
+The contract every extractor follows (scikit-learn style):
+
+- ``__init__(**params)`` stores plain Python hyperparameters only (ints, floats, strings,
+  bools); ``check(image_shape)`` raises ValueError("<param>: expected ..., found ...") naming
+  the parameter, before any work, e.g. a patch larger than the image.
+- ``fit(images, progress=None) -> self``: images is a uint8 array (N, H, W, C), C = 1 or 3;
+  what is learned lives in attributes ending in ``_``. Unsupervised: no labels.
+- ``transform(images, progress=None) -> float32 array (N, D)``, chunked over images so that
+  temporaries stay under ``max_memory`` bytes whatever N is.
+- ``output_dim(image_shape) -> int``: D for images of shape (H, W, C), known before fitting.
+- ``state() -> dict[str, np.ndarray]``: the learned arrays (plain numeric arrays, no objects),
+  and ``cls.from_state(params, arrays)``: a fitted extractor rebuilt from them, validated
+  (ValueError naming the array on a wrong shape, dtype or non-finite value).
+- ``progress`` is ``progress(total, desc)`` returning an object with ``update(n=1)`` and
+  ``close()`` (the pipeline passes a tqdm bar factory); None means no progress.
+
+``EXTRACTORS`` maps the config's ``features[i].type`` to the class.
+"""
+import importlib
+
+_MODULES = {
+    "pixels": ("pixels", "Pixels"),
+    "hog": ("hog", "HOG"),
+    "color_hist": ("color_hist", "ColorHistogram"),
+    "kmeans": ("kmeans", "KMeansFeatures"),
+}
+
+
+def extractor_class(type_name):
+    """The extractor class for a features[i].type name (KeyError when unknown)."""
+    module, cls = _MODULES[type_name]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+TYPES = tuple(_MODULES)
