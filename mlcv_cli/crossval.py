@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import signal
 import time
 
@@ -30,6 +31,7 @@ from .runs import RunDir, command_line
 JOBS_FILE = "jobs.jsonl"
 PLAN_FILE = "cv_plan.json"
 RESULTS_FILE = "cv_results.csv"
+REJECTED_FILE = "jobs.rejected.jsonl"
 
 
 # -- the plan ---------------------------------------------------------------------------
@@ -163,8 +165,36 @@ def _run_in_worker(job):
     return job["id"], run_job(job, _WORKER_STATE["plan"], _WORKER_STATE["data"], _WORKER_STATE["threads"])
 
 
-def _run_on_dask(job, plan, data):
-    return job["id"], run_job(job, plan, data, 1)
+def _run_on_dask(job, plan, data, token):
+    # The answer names the run and job it belongs to; the client checks both on arrival.
+    return {"run": token, "job": job["id"], "rows": run_job(job, plan, data, 1)}
+
+
+def job_rows_problem(job, rows, n_points):
+    """Why ``rows`` cannot be the result of ``job`` (a plan job), or None when they can.
+
+    Results are checked wherever they come from (a worker, a cluster, jobs.jsonl): one
+    row per grid point of the job, in order, for the job's fold, with a finite accuracy
+    in [0, 1] -- anything else would change the best setting without a word.
+    """
+    if not isinstance(rows, list) or len(rows) != len(job["points"]):
+        return f"expected {len(job['points'])} result row(s)"
+    for point, row in zip(job["points"], rows):
+        if not isinstance(row, dict):
+            return "a row is not an object"
+        if row.get("point") != point or type(row.get("point")) is not int or not 0 <= point < n_points:
+            return f"expected grid point {point}, found {row.get('point')!r}"
+        if row.get("fold") != job["fold"] or type(row.get("fold")) is not int:
+            return f"expected fold {job['fold']}, found {row.get('fold')!r}"
+        acc = row.get("accuracy")
+        if type(acc) not in (int, float) or not math.isfinite(acc) or not 0 <= acc <= 1:
+            return f"accuracy {acc!r} is not a number in [0, 1]"
+        t = row.get("time_s")
+        if type(t) not in (int, float) or not math.isfinite(t) or t < 0:
+            return f"time_s {t!r} is not a non-negative number"
+        if not isinstance(row.get("note", ""), str):
+            return "note is not text"
+    return None
 
 
 # -- executors ------------------------------------------------------------------------------
@@ -272,30 +302,133 @@ def _dask_client(address, n_jobs):
 def _execute_dask(client, jobs, plan, data, on_done):
     from dask.distributed import as_completed
 
-    # One copy of the data per worker, not one per job.
+    # One copy of the data per worker, not one per job (scattered keys hash the content).
     [data_f] = client.scatter([data], broadcast=True)
     [plan_f] = client.scatter([plan], broadcast=True)
-    futures = [client.submit(_run_on_dask, job, plan_f, data_f, key=f"mlcv-{job['id']}-{os.getpid()}", pure=False) for job in jobs]
+    # Task keys are unique to this execution: a scheduler hands an existing key's result to
+    # whoever submits that key again, so keys from a pid or a job id alone would let two
+    # runs (two containers with the same pid) receive each other's accuracies.
+    token = secrets.token_hex(16)
+    futures = {
+        client.submit(_run_on_dask, job, plan_f, data_f, token, key=f"mlcv-{job['id']}-{token}", pure=False): job
+        for job in jobs
+    }
     for fut in as_completed(futures):
-        on_done(*fut.result())
+        job = futures[fut]
+        answer = fut.result()
+        if not isinstance(answer, dict) or answer.get("run") != token or answer.get("job") != job["id"]:
+            found = (answer.get("run"), answer.get("job")) if isinstance(answer, dict) else type(answer).__name__
+            raise MlcvError(
+                f"the Dask cluster answered job {job['id']} with a result for another run or job ({found}); "
+                "nothing from it was recorded. Resume on a cluster of your own or with --jobs"
+            )
+        on_done(job["id"], answer["rows"])
 
 
 # -- the run --------------------------------------------------------------------------------
 
 
-def _read_finished(run: RunDir) -> dict:
-    """job id -> rows, from jobs.jsonl; a torn last line (crash mid-write) is ignored."""
-    finished = {}
+def _no_constants(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def read_journal(run: RunDir, jobs, n_points):
+    """(job id -> rows, warning or None) from jobs.jsonl, checked against the plan's jobs.
+
+    A record that does not fit the plan (unknown job, wrong folds or points, NaN or
+    out-of-range accuracy, malformed JSON) is not trusted: its job runs again. Two
+    different records for one job are both dropped. A torn last line (a crash mid-append)
+    is cut off, and when anything was dropped the journal is rewritten without it (the
+    dropped lines are kept in jobs.rejected.jsonl), so the next append starts clean.
+    The caller holds the run's lock.
+    """
     path = run.file(JOBS_FILE)
-    if not path.exists():
-        return finished
-    for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}, None
+    except OSError as exc:
+        raise MlcvError(f"{path} is unreadable ({exc.strerror or exc}); the run directory is damaged") from None
+    by_id = {j["id"]: j for j in jobs}
+    lines = data.split(b"\n")
+    torn = lines.pop()  # after the last newline: b"" unless a crash cut a record short
+    accepted, rejected, problems, kept_lines = {}, [], [], {}
+    for number, raw in enumerate(lines + ([torn] if torn else []), start=1):
+        problem = None
         try:
-            rec = json.loads(line)
-            finished[rec["id"]] = rec["rows"]
-        except (ValueError, KeyError, TypeError):
+            rec = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+            if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
+                problem = "not a job record"
+            elif rec["id"] not in by_id:
+                problem = f"job {rec['id']!r} is not in the plan"
+            else:
+                problem = job_rows_problem(by_id[rec["id"]], rec.get("rows"), n_points)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            problem = "torn by a crash" if raw is torn else f"not JSON ({exc})"
+        if problem:
+            rejected.append(raw)
+            problems.append(f"line {number}: {problem}")
             continue
-    return finished
+        if rec["id"] in accepted and accepted[rec["id"]] != rec["rows"]:
+            problems.append(f"line {number}: a second, different result for job {rec['id']}")
+            rejected.extend([kept_lines.pop(rec["id"]), raw])
+            accepted[rec["id"]] = None  # neither record is trusted
+            continue
+        if rec["id"] in accepted:  # an exact repeat: harmless
+            continue
+        accepted[rec["id"]] = rec["rows"]
+        kept_lines[rec["id"]] = raw
+    finished = {k: v for k, v in accepted.items() if v is not None}
+    if not rejected:
+        return finished, None
+    if rejected == [torn] and torn:  # only the torn tail: cut it off in place
+        _truncate(path, len(data) - len(torn))
+    else:
+        atomic.write_bytes(run.file(REJECTED_FILE), _read_or_empty(run.file(REJECTED_FILE)) + b"".join(r + b"\n" for r in rejected))
+        atomic.write_bytes(path, b"".join(raw + b"\n" for raw in kept_lines.values()))
+    warning = (
+        f"{path.name}: {len(problems)} record(s) did not fit the plan and were set aside in {REJECTED_FILE} "
+        f"({'; '.join(problems[:3])}{'; ...' if len(problems) > 3 else ''}); their jobs run again"
+    )
+    return finished, warning
+
+
+def _read_or_empty(path):
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _truncate(path, size):
+    try:
+        with open(path, "r+b") as fh:
+            fh.truncate(size)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise atomic._describe_os_error(path, exc) from exc
+
+
+def read_plan(run: RunDir):
+    """(plan, config) from cv_plan.json, checked: its points must be the ones its own config plans."""
+    path = run.file(PLAN_FILE)
+    plan = run.read_json(PLAN_FILE)
+    fix = "the run directory is damaged or was edited; start a new cv run (best.yaml and config.yaml hold the settings)"
+    if not isinstance(plan, dict) or not isinstance(plan.get("config"), dict) or not isinstance(plan.get("points"), list):
+        raise MlcvError(f"{path} is not an mlcv cv plan (expected an object with config and points); {fix}")
+    random_n = plan.get("random")
+    if random_n is not None and (type(random_n) is not int or random_n < 1):
+        raise MlcvError(f"{path}: random is {random_n!r}, expected a positive whole number or null; {fix}")
+    try:
+        cfg = config_mod.from_dict(plan["config"])
+        expected = grid_points(cfg.cv.grid, random_n, cfg.seed)
+    except (MlcvError, TypeError, ValueError) as exc:
+        raise MlcvError(f"{path}: the saved config is not valid ({exc}); {fix}") from None
+    if not expected or json.dumps(plan["points"], sort_keys=True) != json.dumps(expected, sort_keys=True):
+        raise MlcvError(f"{path}: its grid points are not the ones its config's cv.grid gives; {fix}")
+    plan["points"] = expected  # values exactly as the grid parser makes them
+    return plan, cfg
 
 
 def _append_job(run: RunDir, job_id, rows):
@@ -345,8 +478,7 @@ def cross_validate(
         run = RunDir(resume_dir)
         if not run.file(PLAN_FILE).exists():
             raise UsageError(f"{run.path} is not an `mlcv cv` run directory (no {PLAN_FILE})")
-        plan = run.read_json(PLAN_FILE)
-        cfg = config_mod.from_dict(plan["config"])
+        plan, cfg = read_plan(run)
     else:
         if not cfg.cv.grid:  # neither the config nor --grid names one: the model's usual grid
             cfg = config_mod.replace(cfg, {"cv.grid": config_mod.DEFAULT_GRIDS[cfg.model.type]})
@@ -396,12 +528,17 @@ def cross_validate(
             run.start_meta(command or command_line(), cfg.seed, kind="cv", model=cfg.model.type, dataset=ds.name, jobs=len(jobs))
         if resume_dir is not None:
             run.update_meta(status="running", resumed=command or command_line())
-        finished = _read_finished(run)
+        finished, journal_warning = read_journal(run, jobs, len(plan["points"]))
         todo = [j for j in jobs if j["id"] not in finished]
         bar = progress(len(jobs), f"cv {cfg.model.type} ({len(plan['points'])} points x {cfg.cv.folds} folds)")
         bar.update(len(jobs) - len(todo))
 
+        by_id = {j["id"]: j for j in jobs}
+
         def on_done(job_id, rows):
+            problem = job_rows_problem(by_id[job_id], rows, len(plan["points"])) if job_id in by_id else "not a job of this plan"
+            if problem:
+                raise MlcvError(f"the result for job {job_id} does not fit the plan ({problem}); nothing from it was recorded")
             finished[job_id] = rows
             _append_job(run, job_id, rows)
             bar.update(1)
@@ -420,7 +557,10 @@ def cross_validate(
         finally:
             bar.close()
 
-    rows = sorted((r for rs in finished.values() for r in rs), key=lambda r: (r["point"], r["fold"]))
+    missing = [j["id"] for j in jobs if j["id"] not in finished]
+    if missing:  # every executor reports every job or raises; this guards the summary
+        raise MlcvError(f"{len(missing)} job(s) have no result ({', '.join(missing[:5])}); resume with: mlcv cv --resume {run.path}")
+    rows = sorted((r for j in jobs for r in finished[j["id"]]), key=lambda r: (r["point"], r["fold"]))
     _write_results(run, plan["points"], rows)
     summary = summarise(plan["points"], rows)
     best = summary[0]
@@ -441,7 +581,7 @@ def cross_validate(
         "jobs": len(jobs),
         "jobs_resumed": len(jobs) - len(todo),
         "time_s": round(time.perf_counter() - t0, 3),
-        "warning": warn,
+        "warning": "; ".join(w for w in (warn, journal_warning) if w) or None,
     }
     run.write_json("cv_summary.json", result)
     run.update_meta(status="done")
@@ -459,7 +599,14 @@ def refit_best(run_dir, *, progress=None, dataset=None) -> dict:
     from . import pipeline
 
     run = RunDir(run_dir)
+    plan, cfg = read_plan(run)
     summary = run.read_json("cv_summary.json")
+    if (not isinstance(summary, dict) or summary.get("best_params") not in plan["points"]
+            or type(summary.get("n_images")) is not int or summary["n_images"] < 2):
+        raise MlcvError(
+            f"{run.file('cv_summary.json')} does not fit the run's plan (best_params must be one of its grid points, "
+            f"n_images a count); finish the cv again with `mlcv cv --resume {run.path}` after removing it"
+        )
     refit_dir = run.file("refit")
     if refit_dir.is_dir() and RunDir(refit_dir).status == "done" and run.exists("refit_summary.json"):
         return run.read_json("refit_summary.json")
@@ -470,8 +617,7 @@ def refit_best(run_dir, *, progress=None, dataset=None) -> dict:
         else:
             if refit_dir.exists() and any(refit_dir.iterdir()):
                 raise MlcvError(f"{refit_dir} holds an unfinished refit without a checkpoint; remove it and run `mlcv cv --resume {run.path} --refit`")
-            plan = run.read_json(PLAN_FILE)
-            best_cfg = config_mod.replace(config_mod.from_dict(plan["config"]), summary["best_params"])
+            best_cfg = config_mod.replace(cfg, summary["best_params"])
             # The same images the folds used (the split's permutation is seeded), now all for training.
             refit_cfg = config_mod.replace(best_cfg, {"data.num_train": int(summary["n_images"]), "data.num_val": 0})
             refit_dir.mkdir(exist_ok=True)

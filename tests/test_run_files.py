@@ -1,0 +1,179 @@
+"""Files mlcv reads back from a run directory are input too: journals, plans, meta, checkpoints."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from mlcv_cli.cli import cli
+
+SIDE = 8
+
+
+def mlcv(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv")
+
+
+def assert_one_line_error(result, code, *fragments):
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+
+
+def make_folder(root, classes=("a", "b", "c"), n_train=14, n_test=4, seed=0):
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for c, name in enumerate(classes):
+            d = root / split / name
+            d.mkdir(parents=True)
+            for i in range(n):
+                # Faint tints under heavy noise: accuracies well inside (0, 1), so a forged 1.0 would win.
+                pixels = rng.integers(0, 246, (SIDE, SIDE, 3), dtype=np.uint8)
+                pixels[..., c % 3] += 8
+                Image.fromarray(pixels).save(d / f"{i}.png")
+    return root
+
+
+def data_args(folder, runs):
+    return ["--set", "data.dataset=folder", "--set", f"data.path={folder}", "--set", f"data.image_size={SIDE}",
+            "--set", "data.num_val=0", "--set", f"output.dir={runs}"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLCV_DEBUG", raising=False)
+    monkeypatch.setenv("MLCV_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def finished_cv(tmp_path_factory):
+    """A finished 3-fold kNN cv run (one job per fold, three k each) and its JSON result."""
+    base = tmp_path_factory.mktemp("cv")
+    folder = make_folder(base / "imgs")
+    result = mlcv("cv", "--model", "knn", "--folds", "3", "--grid", "model.k=1,3,5", *data_args(folder, base / "runs"), "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert all(0 < a < 0.9 for s in out["summary"] for a in s["folds"])  # a forged 1.0 would change the best
+    return Path(out["run_dir"]), out
+
+
+def _copy(run, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(run, dst)
+    for name in ("cv_summary.json", "cv_results.csv", "best.yaml"):
+        (dst / name).unlink()
+    return dst
+
+
+def _table(out):
+    return [(s["params"], s["folds"]) for s in out["summary"]]
+
+
+def _records(run):
+    return [json.loads(line) for line in (run / "jobs.jsonl").read_text().splitlines()]
+
+
+def _fake(job_id, fold, accuracy=1.0, points=(0, 1, 2)):
+    return {"id": job_id, "rows": [{"point": p, "fold": fold, "accuracy": accuracy, "time_s": 0.0, "note": ""} for p in points]}
+
+
+def _lines(*items):
+    return "".join((item if isinstance(item, str) else json.dumps(item)) + "\n" for item in items)
+
+
+JOURNALS = {
+    # name: jobs.jsonl built from the three genuine records (r0, r1, r2), one of them dropped or spoiled
+    "invented job": lambda r: _lines(r[0], r[1], _fake("g0-f7", 7), _fake("g9-f0", 0)),
+    "extra fold in a record": lambda r: _lines(r[0], r[1], _fake("g0-f2", 4)),
+    "nan accuracy": lambda r: _lines(r[0], r[1], json.dumps(_fake("g0-f2", 2)).replace("1.0", "NaN")),
+    "accuracy above 1": lambda r: _lines(r[0], r[1], _fake("g0-f2", 2, accuracy=3.5)),
+    "accuracy as text": lambda r: _lines(r[0], r[1], _fake("g0-f2", 2, accuracy="0.9")),
+    "missing grid point": lambda r: _lines(r[0], r[1], _fake("g0-f2", 2, points=(0, 1))),
+    "rows not a list": lambda r: _lines(r[0], r[1], {"id": "g0-f2", "rows": 5}),
+    "record not an object": lambda r: _lines(r[0], r[1], [1, 2], "null", '"text"'),
+    "not json": lambda r: _lines(r[0], "{\"id\": \"g0-f2\", \"rows\": [", r[1]),
+    "two different results for a job": lambda r: _lines(r[0], r[1], r[2], _fake("g0-f2", 2)),
+    "binary garbage": lambda r: _lines(r[0], r[1]) + "\udcff\x00\x01\n",
+}
+
+
+@pytest.mark.parametrize("name", list(JOURNALS))
+def test_journal_records_that_do_not_fit_the_plan_are_run_again(finished_cv, tmp_path, name):
+    run, original = finished_cv
+    copy = _copy(run, tmp_path)
+    genuine = _records(run)
+    assert [r["id"] for r in genuine] == ["g0-f0", "g0-f1", "g0-f2"] or sorted(r["id"] for r in genuine) == ["g0-f0", "g0-f1", "g0-f2"]
+    genuine.sort(key=lambda r: r["id"])
+    (copy / "jobs.jsonl").write_bytes(JOURNALS[name](genuine).encode("utf-8", "surrogateescape"))
+    result = mlcv("cv", "--resume", copy, "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert _table(out) == _table(original)
+    assert out["best_params"] == original["best_params"]
+    assert "jobs.jsonl" in out["warning"] and "run again" in out["warning"]
+    # The journal is clean again: every line a record of the plan, one per job.
+    assert sorted(r["id"] for r in _records(copy)) == ["g0-f0", "g0-f1", "g0-f2"]
+    assert (copy / "jobs.rejected.jsonl").stat().st_size > 0
+    again = mlcv("cv", "--resume", copy, "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["warning"] is None
+
+
+def test_torn_last_line_is_cut_before_appending(finished_cv, tmp_path):
+    run, original = finished_cv
+    copy = _copy(run, tmp_path)
+    genuine = sorted(_records(run), key=lambda r: r["id"])
+    torn = json.dumps(genuine[2])[:25]  # a crash in the middle of the last append
+    (copy / "jobs.jsonl").write_text(_lines(genuine[0], genuine[1]) + torn)
+    result = mlcv("cv", "--resume", copy, "--json")
+    assert result.exit_code == 0, result.output
+    assert _table(json.loads(result.stdout)) == _table(original)
+    text = (copy / "jobs.jsonl").read_text()
+    assert text.endswith("\n") and all(line.endswith("}]}") for line in text.splitlines())
+    assert sorted(r["id"] for r in _records(copy)) == ["g0-f0", "g0-f1", "g0-f2"]
+
+
+PLANS = {
+    "not an object": lambda p: [1, 2, 3],
+    "points missing": lambda p: {"config": p["config"]},
+    "points edited": lambda p: {**p, "points": p["points"] + [{"model.k": 7}]},
+    "point value edited": lambda p: {**p, "points": [{"model.k": 2}] + p["points"][1:]},
+    "config not valid": lambda p: {**p, "config": {**p["config"], "model": {"type": "tree"}}},
+    "config wrong type": lambda p: {**p, "config": "knn"},
+    "random not a count": lambda p: {**p, "random": "many"},
+    "not json": None,
+}
+
+
+@pytest.mark.parametrize("name", list(PLANS))
+def test_damaged_plan_is_one_line_error(finished_cv, tmp_path, name):
+    run, _ = finished_cv
+    copy = _copy(run, tmp_path)
+    plan = json.loads((copy / "cv_plan.json").read_text())
+    if PLANS[name] is None:
+        (copy / "cv_plan.json").write_text("{\"config\": ")
+    else:
+        (copy / "cv_plan.json").write_text(json.dumps(PLANS[name](plan)))
+    assert_one_line_error(mlcv("cv", "--resume", copy), 1, "cv_plan.json")
+
+
+@pytest.mark.parametrize("summary", [[], {"best_params": {"model.k": 2}, "n_images": 42}, {"best_params": {"model.k": 1}, "n_images": "42"}])
+def test_damaged_summary_is_refused_by_refit(finished_cv, tmp_path, summary):
+    run, _ = finished_cv
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "cv_summary.json").write_text(json.dumps(summary))
+    from mlcv_cli import crossval
+    from mlcv_cli.errors import MlcvError
+
+    with pytest.raises(MlcvError, match="cv_summary.json"):
+        crossval.refit_best(copy)
+    assert not (copy / "refit" / "model.npz").exists()
