@@ -16,6 +16,16 @@ The contract every extractor follows (scikit-learn style):
 - ``progress`` is ``progress(total, desc)`` returning an object with ``update(n=1)`` and
   ``close()`` (the pipeline passes a tqdm bar factory); None means no progress.
 
+Shared by hog, color_hist and kmeans (features/_common.py, ``Extractor``): every extractor
+takes a ``max_memory`` parameter (bytes of temporaries, default 256 MiB; it changes no result,
+so a config need not expose it); ``get_params()`` gives the ``params`` for ``from_state``;
+``fit_transform``; a batch of 0 images transforms to a (0, D) array; ``state()`` always holds
+``input_shape`` (3,) int64, and ``transform`` refuses images of another shape than ``fit`` saw.
+For pictures: ``KMeansFeatures.filters()`` -> (K, p, p, C) centroids with the whitening undone
+(scale each to [0, 1] to draw); ``HOG.cell_histograms(images)`` -> (N, cells_y, cells_x, B)
+and ``HOG.orientation_centers()`` (degrees). ``KMeansFeatures.transform`` runs one worker
+thread per CPU and holds BLAS to one thread meanwhile (threadpoolctl, when installed).
+
 ``EXTRACTORS`` maps the config's ``features[i].type`` to the class.
 """
 import importlib
