@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import yaml
 
+from . import feature_config
 from .errors import ConfigError
 
 MODEL_TYPES = ("knn", "svm", "softmax")
@@ -102,13 +103,18 @@ class Config:
     seed: int = _f(0, kind=int, low=0, doc="seed for splits, initialisation and minibatches")
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    features: tuple = field(default=feature_config.DEFAULT, metadata=dict(
+        kind=list, choices=None, low=None, high=None, low_open=False, high_open=False, nullable=True, pattern=None,
+        doc="ordered list of extractors (pixels, hog, color_hist, kmeans) whose outputs are concatenated"))
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     cv: CVConfig = field(default_factory=CVConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["features"] = [dict(step) for step in self.features]
+        return d
 
 
 _SECTION_CLASSES = {
@@ -160,9 +166,17 @@ def _closest(name, options):
 
 def check_value(key: str, value: Any) -> Any:
     """Type- and range-check one value for a dotted key; return it normalised."""
+    if key == "features":
+        return feature_config.check_features(value, check_meta)
+    if feature_config.is_feature_key(key):
+        return check_meta(key, feature_config.param_meta(key), value)
     if key not in KEYS:
         raise ConfigError(f"unknown config key {key!r}{_closest(key, list(KEYS))}; run `mlcv train --print-config` to see all keys")
-    meta = KEYS[key]
+    return check_meta(key, KEYS[key], value)
+
+
+def check_meta(key: str, meta: dict, value: Any) -> Any:
+    """Check ``value`` against one field's metadata (kind, choices, range); ``key`` names it in errors."""
     kind = meta["kind"]
     if value is None:
         if meta["nullable"]:
@@ -240,7 +254,9 @@ def parse_range(text: str) -> Optional[list]:
 
 def check_grid_values(key: str, values: Any) -> list:
     """A grid entry: a list of values (or a range expression) each valid for ``key``."""
-    if key not in KEYS or KEYS[key]["kind"] is dict or "." not in key or key.startswith(("cv.", "output.", "data.")) or key == "model.type":
+    if feature_config.is_feature_key(key) and not key.endswith(".type"):
+        feature_config.param_meta(key)  # an unknown parameter name fails here; its step is checked in validate
+    elif key not in KEYS or KEYS[key]["kind"] is dict or "." not in key or key.startswith(("cv.", "output.", "data.")) or key == "model.type":
         raise ConfigError(
             f"cv.grid: {key!r} is not a key that can be searched (the data and the model type are fixed for a "
             f"cross-validation: run one cv per model type){_closest(key, list(KEYS)) if key not in KEYS else ''}"
@@ -269,7 +285,7 @@ def parse_override(item: str) -> tuple:
         raise ConfigError(f"--set expects key.path=value, found {item!r} (e.g. --set model.k=5)")
     key, raw = item.split("=", 1)
     key = key.strip()
-    if key not in KEYS:
+    if key not in KEYS and not feature_config.is_feature_key(key):
         raise ConfigError(f"--set: unknown config key {key!r}{_closest(key, list(KEYS))}")
     return key, parse_scalar(raw)
 
@@ -371,11 +387,15 @@ def resolve(path=None, overrides=(), model_type=None, extra=None) -> Config:
     chosen_type = check_value("model.type", from_cli.get("model.type", from_file.get("model.type", "softmax")))
     merged = dict(MODEL_DEFAULTS[chosen_type])
     merged.update(from_file)
-    merged.update(from_cli)
+    step_overrides = {k: v for k, v in from_cli.items() if feature_config.is_feature_key(k)}
+    merged.update({k: v for k, v in from_cli.items() if k not in step_overrides})
     checked = {}
     for key, value in merged.items():
         from_yaml = key in from_file and key not in from_cli
         checked[key] = _in_file(path, lambda: check_value(key, value)) if from_yaml else check_value(key, value)
+    if step_overrides:
+        steps = feature_config.apply_overrides(checked.get("features", feature_config.DEFAULT), step_overrides)
+        checked["features"] = check_value("features", steps)
     return validate(build(checked))
 
 
@@ -393,14 +413,22 @@ def validate(cfg: Config) -> Config:
     """Checks that involve more than one key."""
     if cfg.data.dataset == "folder" and not cfg.data.path:
         raise ConfigError("data.path: data.dataset is folder, so data.path must name an image folder, a .zip, or an imported dataset name")
+    for key in cfg.cv.grid:
+        if feature_config.is_feature_key(key):
+            feature_config.check_grid_key(key, cfg.features)
+    feature_config.check_chain(cfg)
     return cfg
 
 
 def replace(cfg: Config, values: dict) -> Config:
     """A copy of ``cfg`` with {dotted key: value} changed (values checked)."""
     flat = flatten_config(cfg)
+    step_overrides = {k: v for k, v in values.items() if feature_config.is_feature_key(k)}
     for key, value in values.items():
-        flat[key] = check_value(key, value)
+        if key not in step_overrides:
+            flat[key] = check_value(key, value)
+    if step_overrides:
+        flat["features"] = check_value("features", feature_config.apply_overrides(flat["features"], step_overrides))
     return validate(build(flat))
 
 
@@ -430,7 +458,7 @@ KEYS_USED_BY = {
 
 
 def check_grid_for_model(grid: dict, model_type: str):
-    unused = [k for k in grid if k not in KEYS_USED_BY[model_type]]
+    unused = [k for k in grid if k not in KEYS_USED_BY[model_type] and not feature_config.is_feature_key(k)]
     if unused:
         raise ConfigError(
             f"cv.grid: {', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to model.type {model_type}; "

@@ -91,11 +91,11 @@ def plan_jobs(cfg: Config, points: list) -> list:
 def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None) -> list:
     """Score one job; returns one result row per grid point in it.
 
-    ``data`` is (images uint8 (N, H, W, 3), labels (N,), num_classes); the fold's
-    preprocessing (mean image) is fitted on the fold's training part only.
+    ``data`` is (images uint8 (N, H, W, 3) or their EncodedFeatures, labels (N,),
+    num_classes); plain pixels (mean image) are fitted on the fold's training part only.
     """
     from . import pipeline
-    from .modelfile import Preprocessor
+    from .feature_cache import fold_features
 
     images, labels, C = data
     cfg = config_mod.from_dict(plan["config"])
@@ -103,8 +103,7 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
     train_idx, val_idx = folds[job["fold"]]
     points = [plan["points"][i] for i in job["points"]]
     base = config_mod.replace(cfg, points[0])
-    pre = Preprocessor.fit(images[train_idx], base.preprocess.scale, base.preprocess.subtract_mean)
-    Xtr, Xva = pre.transform(images[train_idx]), pre.transform(images[val_idx])
+    Xtr, Xva = fold_features(base, images, train_idx, val_idx)
     ytr, yva = labels[train_idx], labels[val_idx]
     t0 = time.perf_counter()
     rows = []
@@ -519,6 +518,9 @@ def cross_validate(
                 "lower the largest k or use fewer folds"
             )
 
+    from .feature_cache import encode_for_cv
+
+    features, feature_events = encode_for_cv(cfg, plan["points"], images, pipeline.data_dir_for(cfg) / "features", progress)
     jobs = plan_jobs(cfg, plan["points"])
     with _executor(n_jobs, dask_scheduler) as execute:
         if run is None:
@@ -545,7 +547,7 @@ def cross_validate(
 
         try:
             with _sigterm_as_interrupt():
-                execute(todo, plan, (images, labels, C), on_done)
+                execute(todo, plan, (features, labels, C), on_done)
         except KeyboardInterrupt as exc:
             pipeline.mark_run(run, "interrupted")
             err = MlcvError(f"cross-validation interrupted with {len(finished)} of {len(jobs)} jobs done; resume with: mlcv cv --resume {run.path}")
@@ -582,6 +584,7 @@ def cross_validate(
         "jobs_resumed": len(jobs) - len(todo),
         "time_s": round(time.perf_counter() - t0, 3),
         "warning": "; ".join(w for w in (warn, journal_warning) if w) or None,
+        "feature_cache": feature_events,
     }
     run.write_json("cv_summary.json", result)
     run.update_meta(status="done")

@@ -1,4 +1,4 @@
-"""model.npz: the learned arrays, class names and preprocessing constants of one model.
+"""model.npz: the learned arrays, class names and fitted feature chain of one model.
 
 Read with ``np.load(..., allow_pickle=False)``; a file that is not an mlcv model, holds
 pickled objects, comes from an incompatible version or has arrays of the wrong shape
@@ -7,6 +7,7 @@ is refused with a ModelFileError, never unpickled.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,38 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic
+from .core.features.chain import FeatureChain
 from .errors import ModelFileError
 
 FORMAT = "mlcv-model"
-FORMAT_VERSION = 1
-
-
-@dataclass
-class Preprocessor:
-    """uint8 images (N, H, W, 3) -> float32 rows (N, D): scale, then subtract the mean image."""
-
-    scale: float
-    mean: np.ndarray  # (D,) float32, or shape (0,) when no mean is subtracted
-
-    @classmethod
-    def fit(cls, images, scale, subtract_mean):
-        if not subtract_mean or len(images) == 0:
-            return cls(float(scale), np.zeros(0, np.float32))
-        # float64 accumulation: a float32 running sum over 50,000 images loses digits.
-        rows = images.reshape(len(images), -1)
-        mean = np.zeros(rows.shape[1], np.float64)
-        for start in range(0, len(rows), 8192):
-            mean += rows[start : start + 8192].sum(axis=0, dtype=np.float64)
-        mean = (mean / len(rows)) * scale
-        return cls(float(scale), mean.astype(np.float32))
-
-    def transform(self, images):
-        X = images.reshape(len(images), -1).astype(np.float32)
-        if self.scale != 1.0:
-            X *= np.float32(self.scale)
-        if self.mean.size:
-            X -= self.mean
-        return X
+# 1: pixels only ('scale' and 'mean' entries); 2: the fitted feature chain ('features_spec'
+# and 'features.*' entries). Both are read.
+FORMAT_VERSION = 2
+_READS = (1, 2)
+_CHAIN_PREFIX = "features."
 
 
 @dataclass
@@ -53,7 +31,7 @@ class ModelFile:
     model_type: str
     classes: list
     image_size: int
-    preprocessor: Preprocessor
+    chain: FeatureChain  # fitted: uint8 images -> the features the model was trained on
     config_yaml: str
     arrays: dict  # W, b for linear models; X_train, y_train for knn
 
@@ -65,12 +43,48 @@ def save(path, mf: ModelFile):
         "model_type": np.array(mf.model_type),
         "classes": np.array(list(mf.classes), dtype=np.str_),
         "image_size": np.array(mf.image_size),
-        "scale": np.array(mf.preprocessor.scale, np.float64),
-        "mean": np.asarray(mf.preprocessor.mean, np.float32),
+        "features_spec": np.array(json.dumps(mf.chain.spec(), sort_keys=True)),
+        **{_CHAIN_PREFIX + name: value for name, value in mf.chain.state().items()},
         "config_yaml": np.array(mf.config_yaml),
         **mf.arrays,
     }
     atomic.save_npz(path, arrays)
+
+
+def _legacy_chain(path, data, image_size):
+    """The pixels chain of a format-1 file (scale and mean entries)."""
+    D = image_size * image_size * 3
+    mean = data.get("mean")
+    scale = data.get("scale")
+    if mean is None or mean.ndim != 1 or mean.shape[0] not in (0, D) or scale is None or scale.ndim != 0:
+        raise ModelFileError(f"{path}: preprocessing arrays have the wrong shape (mean should be ({D},) or empty)")
+    if mean.dtype.kind != "f" or not np.isfinite(mean).all():
+        raise ModelFileError(f"{path}: the mean image must be finite numbers; the file is damaged")
+    if scale.dtype.kind not in "fiu" or not (np.isfinite(scale) and scale > 0):
+        raise ModelFileError(f"{path}: the pixel scale must be a finite number > 0; the file is damaged")
+    spec = {"steps": [{"type": "pixels", "scale": float(scale), "subtract_mean": bool(mean.size)}], "standardize": "auto"}
+    return FeatureChain.from_state(spec, {"image_shape": np.array([image_size, image_size, 3]), "0.mean": mean})
+
+
+def _stored_chain(path, data, image_size):
+    """The fitted feature chain of a format-2 file, every array checked."""
+    raw = data.get("features_spec")
+    if raw is None or raw.dtype.kind != "U" or raw.ndim != 0:
+        raise ModelFileError(f"{path}: entry 'features_spec' is missing or not text; the file is not a valid mlcv model")
+    try:
+        spec = json.loads(str(raw))
+    except ValueError:
+        raise ModelFileError(f"{path}: entry 'features_spec' is not valid JSON; the file is damaged") from None
+    arrays = {name[len(_CHAIN_PREFIX):]: value for name, value in data.items() if name.startswith(_CHAIN_PREFIX)}
+    try:
+        chain = FeatureChain.from_state(spec, arrays)
+    except ImportError as exc:
+        raise ModelFileError(f"{path}: this mlcv cannot load the model's feature extractor ({exc})") from None
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"{path}: entry '{_CHAIN_PREFIX}{exc}'; the file is damaged or was written by another mlcv") from None
+    if chain.image_shape_ != (image_size, image_size, 3):
+        raise ModelFileError(f"{path}: entry 'features.image_shape' is {chain.image_shape_}, expected ({image_size}, {image_size}, 3)")
+    return chain
 
 
 def check_declared_sizes(path):
@@ -141,9 +155,9 @@ def load(path) -> ModelFile:
     if text("mlcv_format") != FORMAT:
         raise ModelFileError(f"{path} is not an mlcv model (format {text('mlcv_format')!r})")
     version = integer("format_version")
-    if version != FORMAT_VERSION:
+    if version not in _READS:
         raise ModelFileError(
-            f"{path} was written in model format {version}, this mlcv reads format {FORMAT_VERSION}; retrain it with this version"
+            f"{path} was written in model format {version}, this mlcv reads formats {' and '.join(map(str, _READS))}; retrain it with this version"
         )
     model_type = text("model_type")
     if model_type not in _REQUIRED:
@@ -157,20 +171,15 @@ def load(path) -> ModelFile:
     image_size = integer("image_size")
     if not 1 <= image_size <= 4096:
         raise ModelFileError(f"{path}: image_size {image_size} is out of range")
-    D, C = image_size * image_size * 3, len(classes)
-    mean = data.get("mean")
-    scale = data.get("scale")
-    if mean is None or mean.ndim != 1 or mean.shape[0] not in (0, D) or scale is None or scale.ndim != 0:
-        raise ModelFileError(f"{path}: preprocessing arrays have the wrong shape (mean should be ({D},) or empty)")
-    if mean.dtype.kind != "f" or not np.isfinite(mean).all():
-        raise ModelFileError(f"{path}: the mean image must be finite numbers; the file is damaged")
-    if scale.dtype.kind not in "fiu" or not (np.isfinite(scale) and scale > 0):
-        raise ModelFileError(f"{path}: the pixel scale must be a finite number > 0; the file is damaged")
+    chain = _legacy_chain(path, data, image_size) if version == 1 else _stored_chain(path, data, image_size)
+    pixels_dim = image_size * image_size * 3
+    D, C = chain.output_dim((image_size, image_size, 3)), len(classes)
     arrays = {}
     if model_type == "knn":
         X, y = data["X_train"], data["y_train"]
-        if X.ndim != 2 or X.shape[1] != D or X.shape[0] < 1 or y.shape != (X.shape[0],) or y.dtype.kind not in "iu":
-            raise ModelFileError(f"{path}: X_train must be (N, {D}) and y_train (N,) integers; found {X.shape} and {y.shape}")
+        # kNN keeps the training images themselves; their features are recomputed (or read from the cache).
+        if X.ndim != 2 or X.shape[1] != pixels_dim or X.shape[0] < 1 or y.shape != (X.shape[0],) or y.dtype.kind not in "iu":
+            raise ModelFileError(f"{path}: X_train must be (N, {pixels_dim}) and y_train (N,) integers; found {X.shape} and {y.shape}")
         if X.dtype != np.uint8:
             raise ModelFileError(f"{path}: X_train must hold uint8 pixels, found {X.dtype}; the file is not a valid mlcv model")
         if y.min() < 0 or y.max() >= C:
@@ -186,7 +195,7 @@ def load(path) -> ModelFile:
     else:
         W, b = data["W"], data["b"]
         if W.shape != (D, C) or b.shape != (C,):
-            raise ModelFileError(f"{path}: W must be ({D}, {C}) and b ({C},) for {C} classes of {image_size}x{image_size} images; found {W.shape} and {b.shape}")
+            raise ModelFileError(f"{path}: W must be ({D}, {C}) and b ({C},) for {C} classes and {D} features; found {W.shape} and {b.shape}")
         if not (np.isfinite(W).all() and np.isfinite(b).all()):
             raise ModelFileError(f"{path}: the weights hold NaN or inf; the run that wrote them diverged")
         arrays = {"W": W, "b": b}
@@ -194,7 +203,7 @@ def load(path) -> ModelFile:
         model_type=model_type,
         classes=[str(c) for c in classes],
         image_size=image_size,
-        preprocessor=Preprocessor(float(scale), mean.astype(np.float32)),
+        chain=chain,
         config_yaml=text("config_yaml") if "config_yaml" in data else "",
         arrays=arrays,
     )

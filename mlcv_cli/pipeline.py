@@ -18,13 +18,14 @@ from typing import Optional
 import numpy as np
 
 from . import config as config_mod
-from . import modelfile
+from . import feature_config, modelfile
 from .config import Config
 from .core import metrics
 from .core.knn import KNearestNeighbor
 from .core.linear import LinearClassifier, TrainingDiverged
 from .errors import ConfigError, DataError, DivergenceError, MlcvError, ModelFileError, TrainingInterrupted
-from .modelfile import ModelFile, Preprocessor
+from .feature_cache import FeatureStore
+from .modelfile import ModelFile
 from .runs import RunDir, command_line
 
 CHECKPOINT = "checkpoint.npz"
@@ -187,13 +188,24 @@ def build_estimator(cfg: Config):
     )
 
 
-def estimator_from_file(mf: ModelFile):
-    """Rebuild a fitted estimator from a loaded model file."""
+class Featurizer:
+    """A fitted feature chain applied through the feature cache (``transform(images) -> X``)."""
+
+    def __init__(self, chain, store, progress=None):
+        self.chain, self.store, self.progress = chain, store, progress
+
+    def transform(self, images, what="images"):
+        return self.store.transform(self.chain, images, self.progress, what)
+
+
+def estimator_from_file(mf: ModelFile, store=None):
+    """Rebuild a fitted estimator from a loaded model file (kNN features through ``store``'s cache)."""
     C = len(mf.classes)
     if mf.model_type == "knn":
         k = int(mf.arrays.get("k", 1))
         metric = str(mf.arrays.get("metric", "l2"))
-        X = mf.preprocessor.transform(mf.arrays["X_train"].reshape(-1, mf.image_size, mf.image_size, 3))
+        images = mf.arrays["X_train"].reshape(-1, mf.image_size, mf.image_size, 3)
+        X = (store or FeatureStore(None)).transform(mf.chain, images, what="knn training images")
         return KNearestNeighbor(k=k, metric=metric).fit(X, mf.arrays["y_train"], num_classes=C)
     est = LinearClassifier(loss=mf.model_type)
     est.W_ = np.asarray(mf.arrays["W"], np.float32)
@@ -310,9 +322,10 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
             f"model.k: {cfg.model.k} neighbours asked for, but the training set has {len(splits.train_y)} images; "
             f"use model.k <= {len(splits.train_y)} or more data.num_train"
         )
-    pre = Preprocessor.fit(splits.train_x, cfg.preprocess.scale, cfg.preprocess.subtract_mean)
-    X_train = pre.transform(splits.train_x)
-    X_val = pre.transform(splits.val_x) if len(splits.val_y) else None
+    store = FeatureStore(data_dir_for(cfg) / "features")
+    chain, X_train = store.fit(feature_config.build_chain(cfg), splits.train_x, progress)
+    pre = Featurizer(chain, store, progress)
+    X_val = pre.transform(splits.val_x, "val") if len(splits.val_y) else None
     load_s = time.perf_counter() - t0
 
     state = None
@@ -382,7 +395,7 @@ def _finish(cfg, run, est, pre, splits, ds, transformed, progress, t0, load_s, f
             continue
         Xs = transformed.get(split)
         if Xs is None:
-            Xs = pre.transform(x)
+            Xs = pre.transform(x, split)
         results[split] = split_metrics(y, batched_predict(est, Xs, progress, f"evaluate {split}"), C)
 
     final_loss = float(est.loss_history_[-1]) if getattr(est, "loss_history_", None) else None
@@ -393,6 +406,7 @@ def _finish(cfg, run, est, pre, splits, ds, transformed, progress, t0, load_s, f
         **{f"{s}_accuracy": (r["accuracy"] if r else None) for s, r in results.items()},
         "splits": results,
         "times": {"load_s": round(load_s, 3), "fit_s": round(fit_s, 3), "total_s": round(time.perf_counter() - t0, 3)},
+        "features": _features_doc(pre),
     }
     run.write_json("metrics.json", metrics_doc)
     if cfg.model.type != "knn":
@@ -415,6 +429,18 @@ def _finish(cfg, run, est, pre, splits, ds, transformed, progress, t0, load_s, f
         "final_loss": final_loss,
         "fit_s": round(fit_s, 3),
         "total_s": metrics_doc["times"]["total_s"],
+        "features": metrics_doc["features"],
+    }
+
+
+def _features_doc(pre):
+    """What the model saw: the chain, its output size, and what the feature cache saved."""
+    chain = pre.chain
+    return {
+        "steps": [name for name, _ in chain.steps],
+        "dim": int(chain.output_dim(chain.image_shape_)),
+        "standardized": chain.mean_ is not None,
+        "cache": list(pre.store.events),
     }
 
 
@@ -480,7 +506,7 @@ def _model_file(cfg, est, pre, splits) -> ModelFile:
         }
     else:
         arrays = {"W": est.W_.astype(np.float32), "b": est.b_.astype(np.float32)}
-    return ModelFile(cfg.model.type, splits.classes, cfg.data.image_size, pre, config_mod.to_yaml(cfg), arrays)
+    return ModelFile(cfg.model.type, splits.classes, cfg.data.image_size, pre.chain, config_mod.to_yaml(cfg), arrays)
 
 
 def resume(run_dir, *, progress=None, command=None) -> dict:
@@ -555,8 +581,9 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, pl
             f"the {ds.name} data has no {split} images for this model (data.num_val is {cfg.data.num_val}, "
             f"test split {'absent' if ds.test_y is None else 'present'}); choose --split {' or '.join(others)}"
         )
-    est = estimator_from_file(mf)
-    X = mf.preprocessor.transform(_check_image_size(x, mf.image_size))
+    store = FeatureStore(data_dir_for(cfg) / "features")
+    est = estimator_from_file(mf, store)
+    X = store.transform(mf.chain, _check_image_size(x, mf.image_size), progress, split)
     pred = batched_predict(est, X, progress, f"evaluate {split}")
     result = {"model_path": str(path), "model": mf.model_type, "dataset": ds.name, "split": split, "classes": mf.classes}
     result.update(split_metrics(y, pred, len(mf.classes)))
@@ -609,7 +636,7 @@ def predict(target, files, *, top=3) -> dict:
 
     path, warning = locate_model(target)
     mf = modelfile.load(path)
-    est = estimator_from_file(mf)
+    est = estimator_from_file(mf, _store_of(mf))
     C = len(mf.classes)
     top = max(1, min(top, C))
     images, ok, failed = [], [], []
@@ -623,7 +650,7 @@ def predict(target, files, *, top=3) -> dict:
         raise MlcvError(f"no image files found in {', '.join(str(f) for f in files)} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     rows = []
     if images:
-        X = mf.preprocessor.transform(np.stack(images))
+        X = mf.chain.transform(np.stack(images))
         if mf.model_type == "knn":
             kind, values, cast = "votes", est.vote_counts(X), int
         elif mf.model_type == "softmax":
@@ -637,6 +664,15 @@ def predict(target, files, *, top=3) -> dict:
             picks = [j for n, j in enumerate(order[i]) if n == 0 or kind != "votes" or values[i, j] > 0]
             rows.append({"path": f, "top": [{"class": mf.classes[j], kind: cast(values[i, j])} for j in picks]})
     return {"model_path": str(path), "model": mf.model_type, "value": kind if images else None, "predictions": rows, "failed": failed, "warning": warning}
+
+
+def _store_of(mf):
+    """The feature cache of the data dir the model was trained with (none if its config is unreadable)."""
+    try:
+        cfg = config_mod.from_dict(config_mod.safe_load_text(mf.config_yaml, "model config"))
+    except (ConfigError, TypeError, AttributeError):
+        return FeatureStore(None)
+    return FeatureStore(data_dir_for(cfg) / "features")
 
 
 def expand_image_paths(items):

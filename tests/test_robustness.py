@@ -184,8 +184,11 @@ def _bad_models(good_softmax, good_knn, marker):
         "W-missing": (npz(_with(soft, W=None)), "needs W"),
         "lying-header": (lying.getvalue(), "declares 160,000,000,000 bytes"),
         "nan-weights": (npz(_with(soft, W=nan_w)), "NaN or inf"),
-        "nan-mean": (npz(_with(soft, mean=np.full_like(soft["mean"], np.nan))), "mean"),
-        "zero-scale": (npz(_with(soft, scale=np.array(0.0))), "scale"),
+        "nan-mean": (npz(_with(soft, **{"features.0.mean": np.full_like(soft["features.0.mean"], np.nan)})), "features.0.mean"),
+        "zero-scale": (npz(_with(soft, features_spec=np.array(str(soft["features_spec"]).replace('"scale": 0.0039', '"scale": -0.0039')))), "features.0.scale"),
+        "spec-not-json": (npz(_with(soft, features_spec=np.array("{"))), "features_spec"),
+        "mean-wrong-size": (npz(_with(soft, **{"features.0.mean": soft["features.0.mean"][:-1]})), "features.0.mean"),
+        "foreign-array": (npz(_with(soft, **{"features.7.centroids": np.zeros(3, np.float32)})), "features.7.centroids"),
         "knn-k-text": (npz(_with(knn, k=np.array("three"))), "'k'"),
         "knn-k-too-big": (npz(_with(knn, k=np.array(10_000))), "'k'"),
         "knn-bad-metric": (npz(_with(knn, metric=np.array("cosine"))), "'metric'"),
@@ -209,7 +212,7 @@ def bad_models(trained, tmp_path_factory):
 
 
 BAD_MODEL_NAMES = ["random-zip", "not-a-zip", "zero-bytes", "truncated", "pickled", "version-99", "other-format",
-                   "W-wrong-shape", "W-missing", "lying-header", "nan-weights", "nan-mean", "zero-scale", "knn-k-text",
+                   "W-wrong-shape", "W-missing", "lying-header", "nan-weights", "nan-mean", "zero-scale", "spec-not-json", "mean-wrong-size", "foreign-array", "knn-k-text",
                    "knn-k-too-big", "knn-bad-metric", "knn-float-images", "config-alias"]
 
 
