@@ -7,8 +7,8 @@ class StandinKMeans:
     """Centroids: the mean colours of randomly chosen training patches; features: a
     triangle-style activation of each image quadrant's mean colour against each centroid."""
 
-    def __init__(self, num_centroids=4, patch_size=2, stride=1, whiten=True, whiten_eps=0.1, normalize_eps=10.0,
-                 encoder="triangle", alpha=0.25, pooling="quadrants", num_patches=50, iterations=1, seed=0):
+    def __init__(self, num_centroids=4, patch_size=2, stride=1, contrast_eps=10.0, whiten=True, whiten_eps=0.1,
+                 num_patches=50, iterations=1, seed=0, encoder="triangle", alpha=0.5, pooling="quadrants"):
         self.num_centroids = num_centroids
         self.patch_size = patch_size
         self.stride = stride

@@ -227,3 +227,21 @@ def test_cv_grid_over_a_feature_parameter_refits_per_point(standin, folder, tmp_
     assert {s["params"]["features.0.num_centroids"] for s in summary["summary"]} == {2, 6}
     bad = mlcv("cv", "--model", "knn", *data_args(folder, tmp_path / "runs"), "--grid", "features.0.num_centroids=2,6")
     assert bad.exit_code == 2 and "pixels has no parameter 'num_centroids'" in bad.output
+
+
+def test_real_extractors_train_evaluate_predict(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLCV_DATA_DIR", str(tmp_path / "data"))
+    cfg = tmp_path / "real.yaml"
+    cfg.write_text(
+        "model: {type: softmax}\nfeatures:\n"
+        "  - {type: hog, orientations: 6, cell_size: 4, block_size: 1}\n"
+        "  - {type: color_hist, bins: 6}\n"
+        "  - {type: kmeans, num_centroids: 4, patch_size: 3, num_patches: 200, iterations: 3, seed: 1}\n"
+    )
+    summary = train("--config", cfg, *data_args(folder, tmp_path / "runs"))
+    assert summary["features"]["steps"] == ["hog", "color_hist", "kmeans"]
+    assert summary["features"]["dim"] == 4 * 6 + 6 + 4 * 4
+    ev = json.loads(mlcv("evaluate", summary["run_dir"], "--json").stdout)
+    assert ev["accuracy"] == summary["test_accuracy"]
+    pred = mlcv("predict", summary["run_dir"], folder / "test" / "c", "--json")
+    assert pred.exit_code == 0 and len(json.loads(pred.stdout)["predictions"]) == 4
