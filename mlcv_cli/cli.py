@@ -17,6 +17,7 @@ import click
 
 from . import __version__
 from .errors import MlcvError, UsageError
+from .interrupts import EXIT_CODE, Terminated, exit_by_signal, sigterm_raises
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -90,11 +91,12 @@ class MlcvGroup(click.Group):
             prefix = "Interrupted" if exc.exit_code in (130, 143) else "Error"
             click.echo(f"{prefix}: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except (KeyboardInterrupt, click.exceptions.Abort):
+        except (KeyboardInterrupt, click.exceptions.Abort) as exc:
             if debug:
                 raise
             click.echo("Interrupted.", err=True)
-            sys.exit(130)
+            # click turns KeyboardInterrupt into Abort; the cause says which signal it was.
+            sys.exit(143 if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated) else 130)
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
@@ -570,8 +572,14 @@ def gradcheck(model_type, reg, checks, penalty, seed):
 
 
 def main(argv=None):
-    """Console-script entry point."""
-    cli.main(args=argv, prog_name="mlcv")
+    """Console-script entry point: an interrupted command ends by its signal (see interrupts.py)."""
+    with sigterm_raises():
+        try:
+            cli.main(args=argv, prog_name="mlcv")
+        except SystemExit as exc:
+            if exc.code in EXIT_CODE.values():
+                exit_by_signal(exc.code)
+            raise
 
 
 if __name__ == "__main__":

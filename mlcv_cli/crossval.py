@@ -550,7 +550,7 @@ def cross_validate(
                 execute(todo, plan, (features, labels, C), on_done)
         except KeyboardInterrupt as exc:
             pipeline.mark_run(run, "interrupted")
-            err = MlcvError(f"cross-validation interrupted with {len(finished)} of {len(jobs)} jobs done; resume with: mlcv cv --resume {run.path}")
+            err = MlcvError(f"cross-validation stopped with {len(finished)} of {len(jobs)} jobs done; resume with: mlcv cv --resume {run.path}")
             err.exit_code = 143 if isinstance(exc, _Terminated) else 130
             raise err from None
         except BaseException as exc:

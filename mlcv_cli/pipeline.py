@@ -25,6 +25,7 @@ from .core.knn import KNearestNeighbor
 from .core.linear import LinearClassifier, TrainingDiverged
 from .errors import ConfigError, DataError, DivergenceError, MlcvError, ModelFileError, TrainingInterrupted
 from .feature_cache import FeatureStore
+from .interrupts import Terminated
 from .modelfile import ModelFile
 from .runs import RunDir, command_line
 
@@ -246,6 +247,7 @@ class _StopRequest:
 
     def __init__(self):
         self.signum = None
+        self.saving = False  # set while the checkpoint is written: a second Ctrl-C must not tear it
 
     def __call__(self):
         return self.signum is not None
@@ -253,6 +255,8 @@ class _StopRequest:
     @contextmanager
     def installed(self):
         def handler(signum, frame):
+            if self.saving:
+                return
             if self.signum is not None and signum == signal.SIGINT:
                 raise KeyboardInterrupt  # a second Ctrl-C: stop now
             self.signum = signum
@@ -354,21 +358,33 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
     except TrainingInterrupted:
         run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
         raise
-    except KeyboardInterrupt:  # a second Ctrl-C, or one during kNN fitting: no checkpoint
+    except KeyboardInterrupt as exc:  # a second Ctrl-C, or one during kNN fitting
         mark_run(run, "interrupted")
-        raise
+        raise _stopped_abruptly(run, exc) from None
     except BaseException as exc:
         mark_run(run, "failed", exc)
         raise
     fit_s = time.perf_counter() - t1
     try:
         return _finish(cfg, run, est, pre, splits, ds, {"train": X_train, "val": X_val}, progress, t0, load_s, fit_s)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         mark_run(run, "interrupted")
-        raise
+        raise _stopped_abruptly(run, exc) from None
     except BaseException as exc:  # disk full or unwritable while saving: never left "running"
         mark_run(run, "failed", exc)
         raise
+
+
+def _stopped_abruptly(run, exc):
+    """An interrupt outside the graceful stop: say whether the last checkpoint can resume the run."""
+    if run.file(CHECKPOINT).exists():
+        message = f"stopped at once; the last checkpoint is kept. Resume with: mlcv train --resume {run.path}"
+    else:
+        message = f"stopped at once, before any checkpoint was written: nothing to resume, run it again ({run.path} is marked interrupted)"
+    err = TrainingInterrupted(message)
+    err.exit_code = 143 if isinstance(exc, Terminated) else 130
+    err.run_dir = str(run.path)
+    return err
 
 
 def mark_run(run, status, exc=None):
@@ -464,9 +480,9 @@ def _fit_linear(cfg, est, run, X, y, X_val, y_val, C, state, progress):
 
     try:
         with stop.installed():
-            est.fit(
-                X,
-                y,
+            _fit_or_stop(est, stop, run, dict(
+                X=X,
+                y=y,
                 num_classes=C,
                 X_val=X_val,
                 y_val=y_val if X_val is not None else None,
@@ -474,7 +490,7 @@ def _fit_linear(cfg, est, run, X, y, X_val, y_val, C, state, progress):
                 on_step=on_step,
                 on_epoch=on_epoch,
                 should_stop=stop,
-            )
+            ))
     except TrainingDiverged as exc:
         raise DivergenceError(
             f"training diverged at iteration {exc.iteration} (loss {exc.loss}): the learning rate "
@@ -485,15 +501,22 @@ def _fit_linear(cfg, est, run, X, y, X_val, y_val, C, state, progress):
     finally:
         bar.close()
     if getattr(est, "stopped_", False):
-        _write_checkpoint(run, est)
-        run.update_meta(status="interrupted")
         code = 143 if stop.signum == signal.SIGTERM else 130
         err = TrainingInterrupted(
-            f"interrupted after iteration {est.n_iter_}; checkpoint saved. Resume with: mlcv train --resume {run.path}"
+            f"stopped after iteration {est.n_iter_} of {total}; checkpoint saved. Resume with: mlcv train --resume {run.path}"
         )
         err.exit_code = code
         err.run_dir = str(run.path)
         raise err
+
+
+def _fit_or_stop(est, stop, run, fit_args):
+    """Fit; when a signal stopped it, write the checkpoint while further signals are held off."""
+    est.fit(**fit_args)
+    if getattr(est, "stopped_", False):
+        stop.saving = True
+        _write_checkpoint(run, est)
+        run.update_meta(status="interrupted")
 
 
 def _model_file(cfg, est, pre, splits) -> ModelFile:

@@ -31,13 +31,13 @@ def start_and_signal(cwd, signum):
     return proc.returncode, out, err, next((cwd / "runs").glob("svm-*"))
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_checkpoints_and_resume_is_bit_for_bit(tmp_path, signum, code):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_checkpoints_and_resume_is_bit_for_bit(tmp_path, signum):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
     rc, _, err, run = start_and_signal(a, signum)
-    assert rc == code, err
+    assert rc == -signum, err  # ended by the signal itself, so a shell loop stops (status 130/143)
     assert "mlcv train --resume" in err and "Traceback" not in err
     meta = json.loads((run / "meta.json").read_text())
     assert meta["status"] == "interrupted"
@@ -74,7 +74,7 @@ def test_resume_refuses_finished_or_foreign_dirs(tmp_path):
 
 def test_damaged_checkpoint_is_refused(tmp_path):
     rc, _, err, run = start_and_signal(tmp_path, signal.SIGINT)
-    assert rc == 130, err
+    assert rc == -signal.SIGINT, err
     ck = run / "checkpoint.npz"
     ck.write_bytes(ck.read_bytes()[:200])
     resumed = mlcv("train", "--resume", str(run), cwd=tmp_path)

@@ -1,0 +1,53 @@
+"""How the `mlcv` process ends when it is interrupted: like a well-behaved Unix program.
+
+A shell stops a `for` loop on Ctrl-C only when the child died *from* the signal, not when
+it merely exited with status 130; so after saying how to resume, mlcv re-raises the signal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+
+# Exit statuses a shell reports for a process killed by these signals.
+EXIT_CODE = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM as an exception, so every command unwinds (temporary files, run status) as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """Within the block, SIGTERM raises Terminated (commands that stop gracefully install their own)."""
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def exit_by_signal(code):
+    """End the process by the signal behind exit status ``code`` (130 or 143), with its default action.
+
+    Falls back to ``sys.exit(code)`` where the signal does not end the process.
+    """
+    signum = next((s for s, c in EXIT_CODE.items() if c == code), None)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    if signum is not None and hasattr(os, "kill"):
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+    sys.exit(code)
