@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, completion
 from .errors import MlcvError, UsageError
 from .interrupts import EXIT_CODE, Terminated, exit_by_signal, sigterm_raises
 
@@ -194,7 +194,7 @@ _set_option = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. --set model.k=5 (repeatable)."
 )
 _config_option = click.option(
-    "-c", "--config", "config_path", type=click.Path(dir_okay=False), help="YAML experiment config (see configs/)."
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False), shell_complete=completion.complete_config_files, help="YAML experiment config (see configs/)."
 )
 _data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), help="Data dir (default $MLCV_DATA_DIR or ./data).")
 
@@ -220,7 +220,7 @@ def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=N
 @_set_option
 @click.option("--model", "model_type", type=click.Choice(["knn", "svm", "softmax"]), help="Model to train when no --config is given.")
 @_data_dir_option
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), help="Continue an interrupted run from its checkpoint.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), shell_complete=completion.complete_run_dirs, help="Continue an interrupted run from its checkpoint.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--plot", is_flag=True, help="Write loss.png, templates.png and confusion.png into the run. Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
@@ -290,7 +290,7 @@ def _print_train_summary(r):
 @click.option("--random", "random_n", type=click.IntRange(1), help="Sample N random points (log scale for numbers) instead of the full grid.")
 @click.option("--jobs", "n_jobs", default=1, show_default=True, type=click.IntRange(1), help="Local worker processes.")
 @click.option("--dask-scheduler", metavar="ADDRESS", help="Run the jobs on a Dask cluster (tcp://host:8786), or 'local' for a LocalCluster on 127.0.0.1.")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), help="Finish an interrupted cv run, skipping finished jobs.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), shell_complete=completion.complete_run_dirs, help="Finish an interrupted cv run, skipping finished jobs.")
 @click.option("--refit", is_flag=True, help="Retrain the best setting on all training images and score the test split once.")
 @click.option("--plot", is_flag=True, help="Write cv.png (accuracy per fold, mean and std per value). Needs mlcv[plot].")
 @_data_dir_option
@@ -394,7 +394,7 @@ def _fmt_value(v):
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("target", type=click.Path(exists=True))
+@click.argument("target", type=click.Path(exists=True), shell_complete=completion.complete_run_dirs)
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True, help="Which split to score.")
 @click.option("--data", "data_spec", help="Score on another dataset: sample, cifar10, or an image folder/.zip/imported name.")
 @_data_dir_option
@@ -462,7 +462,7 @@ def _print_evaluation(r):
 
 
 @cli.command("plot", context_settings=CONTEXT)
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False), shell_complete=completion.complete_run_dirs)
 def plot_cmd(run_dir):
     """(Re)draw every plot that a run directory's files allow.
 
@@ -486,7 +486,7 @@ def plot_cmd(run_dir):
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("target", type=click.Path(exists=True))
+@click.argument("target", type=click.Path(exists=True), shell_complete=completion.complete_run_dirs)
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--top", default=3, show_default=True, type=click.IntRange(1), help="How many classes to show per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -566,6 +566,14 @@ def gradcheck(model_type, reg, checks, penalty, seed):
     con.print(f"max relative error {worst:.2e}: {'PASS' if passed else 'FAIL'}")
     if not passed:
         sys.exit(1)
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+# Defined in cli_runs.py (which uses this module's helpers, so it is imported last).
+from .cli_runs import runs  # noqa: E402
+
+cli.add_command(runs)
 
 
 # -- entry point --------------------------------------------------------------------------
