@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from sklearn.base import BaseEstimator, ClassifierMixin, OneToOneFeatureMixin, TransformerMixin
+    from sklearn.base import (BaseEstimator, ClassifierMixin, ClassNamePrefixFeaturesOutMixin, OneToOneFeatureMixin,
+                              TransformerMixin)
     from sklearn.model_selection import BaseCrossValidator
     from sklearn.pipeline import Pipeline
     from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted, validate_data
+    from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 except ImportError as exc:  # the CLI never imports this module; only a user's script does
     raise ImportError(
         f"mlcv_cli.sklearn needs scikit-learn >= 1.6 ({exc}); install it with: pip install 'mlcv[sklearn]'"
@@ -24,11 +25,18 @@ except ImportError as exc:  # the CLI never imports this module; only a user's s
 
 from . import config as config_mod
 from . import modelfile, pipeline
+from .core.features._common import DEFAULT_MAX_MEMORY
+from .core.features.chain import FeatureChain, StepError
+from .core.features.color_hist import ColorHistogram as CoreColorHistogram
+from .core.features.hog import HOG as CoreHOG
+from .core.features.kmeans import KMeansFeatures as CoreKMeansFeatures
+from .core.features.pixels import Pixels as CorePixels
 from .core.knn import KNearestNeighbor
 from .core.linear import LinearClassifier
 from .core.model_selection import job_seed, parameter_grid, stratified_kfold
 
-__all__ = ["KNNClassifier", "LinearSVMClassifier", "SoftmaxClassifier", "Pixels", "MlcvCV", "load"]
+__all__ = ["KNNClassifier", "LinearSVMClassifier", "SoftmaxClassifier", "Pixels", "HOGFeatures", "ColorHistogramFeatures",
+           "KMeansFeatures", "Features", "MlcvCV", "load"]
 
 
 def _flatten_images(X):
@@ -260,15 +268,15 @@ class Pixels(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"scale must be a finite number > 0; found {s!r}.")
         if not isinstance(self.subtract_mean, (bool, np.bool_)):
             raise ValueError(f"subtract_mean must be True or False; found {self.subtract_mean!r}.")
-        self.preprocessor_ = modelfile.Preprocessor.fit(X, float(s), bool(self.subtract_mean))
-        self.mean_ = self.preprocessor_.mean
+        self.extractor_ = CorePixels(float(s), bool(self.subtract_mean)).fit(X)
+        self.mean_ = self.extractor_.mean_
         return self
 
     def transform(self, X):
         """float32 rows (N, D) of X (N, D) or (N, H, W, 3)."""
         check_is_fitted(self)
         X = validate_data(self, _flatten_images(X), dtype="numeric", reset=False)
-        return self.preprocessor_.transform(X)
+        return self.extractor_.transform(X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -276,6 +284,168 @@ class Pixels(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         # float32 input keeps its dtype; the default tag (float64) would promise otherwise.
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+# -- image features ----------------------------------------------------------------------
+
+
+def _as_images(estimator, X, reset):
+    """X (N, H, W, C) images or (N, H*W*C) rows of pixel values 0..255 -> uint8 images.
+
+    Validation is scikit-learn's on the flattened rows (a view), so its messages and
+    n_features_in_ apply; a dtype other than uint8 is converted (a copy) after checking that
+    every value is an integer in 0..255.
+    """
+    shape = tuple(X.shape[1:]) if isinstance(X, np.ndarray) and X.ndim == 4 else None
+    rows = validate_data(estimator, _flatten_images(X), dtype="numeric", reset=reset)
+    check_non_negative(rows, type(estimator).__name__)
+    if reset:
+        given = estimator.image_shape
+        if given is not None:
+            given = tuple(int(v) for v in given)
+            if len(given) != 3 or np.prod(given) != rows.shape[1] or (shape is not None and shape != given):
+                raise ValueError(f"image_shape {given} does not fit X of shape {np.shape(X)}; give (H, W, C) with H*W*C features.")
+        shape = shape or given
+        if shape is None:
+            raise ValueError(
+                f"X has {rows.shape[1]} features per row but no image shape: pass images (N, H, W, C) "
+                "or set image_shape=(H, W, C)."
+            )
+        estimator.image_shape_ = shape
+    elif shape is not None and shape != estimator.image_shape_:
+        raise ValueError(f"X holds images of shape {shape}, but {type(estimator).__name__} was fitted on {estimator.image_shape_}.")
+    if rows.dtype != np.uint8:
+        if rows.size and (rows.max() > 255 or not np.array_equal(rows, np.round(rows))):
+            raise ValueError("X must hold pixel values: integers 0..255 (uint8 images as mlcv reads them).")
+        rows = rows.astype(np.uint8)
+    return rows.reshape((rows.shape[0],) + tuple(estimator.image_shape_))
+
+
+class _ImageFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """fit/transform around one of core.features' extractors; subclasses name it and its parameters."""
+
+    _core = None
+
+    def _core_params(self):
+        params = {k: v for k, v in self.get_params().items() if k not in ("image_shape", "random_state")}
+        if "random_state" in self.get_params():
+            params["seed"] = self.random_state
+        return params
+
+    def fit(self, X, y=None):
+        """Fit on images X (N, H, W, C) or rows (N, H*W*C) with image_shape; y is ignored. Returns self."""
+        images = _as_images(self, X, reset=True)
+        self.extractor_ = self._build().fit(images)
+        self._n_features_out = self.extractor_.output_dim(self.image_shape_)
+        return self
+
+    def transform(self, X):
+        """float32 features (N, D_out) of images shaped like the fitted ones."""
+        check_is_fitted(self)
+        return self.extractor_.transform(_as_images(self, X, reset=False))
+
+    def _build(self):
+        return self._core(**self._core_params())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Image extractors need images (N, H, W, C) of pixel values 0..255 (rows only with an
+        # image_shape), while scikit-learn's estimator checks feed tabular floats of 1 to 10
+        # columns: none of those checks can apply. These are the tags scikit-learn's own
+        # image transformer (feature_extraction.image.PatchExtractor) declares for that, so
+        # check_estimator says "Can't test estimator" instead of failing; tests/test_sklearn.py
+        # runs the same contract (clone, pickle, idempotence, subsets, messages) on images.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = []  # the output is float32 whatever comes in
+        return tags
+
+
+class HOGFeatures(_ImageFeatures):
+    """Histograms of oriented gradients (core.features.hog.HOG) as a transformer; nothing is learned.
+
+    Parameters: orientations, cell_size, block_size, block_norm, signed, max_memory as in the
+    core (and the config's features.N keys); image_shape (H, W, C) when X comes as rows.
+    """
+
+    _core = CoreHOG
+
+    def __init__(self, orientations=9, cell_size=4, block_size=2, block_norm="L2-Hys", signed=False,
+                 max_memory=DEFAULT_MAX_MEMORY, image_shape=None):
+        self.orientations = orientations
+        self.cell_size = cell_size
+        self.block_size = block_size
+        self.block_norm = block_norm
+        self.signed = signed
+        self.max_memory = max_memory
+        self.image_shape = image_shape
+
+
+class ColorHistogramFeatures(_ImageFeatures):
+    """Hue histograms (core.features.color_hist.ColorHistogram) as a transformer; needs colour images."""
+
+    _core = CoreColorHistogram
+
+    def __init__(self, bins=10, max_memory=DEFAULT_MAX_MEMORY, image_shape=None):
+        self.bins = bins
+        self.max_memory = max_memory
+        self.image_shape = image_shape
+
+
+class KMeansFeatures(_ImageFeatures):
+    """k-means patch features (core.features.kmeans.KMeansFeatures) as a transformer.
+
+    Parameters as in the core, except random_state for its seed (an integer); image_shape
+    (H, W, C) when X comes as rows. Memory: fit holds the float32 patch sample
+    (num_patches x patch_size**2 x C x 4 bytes) besides max_memory of temporaries.
+    """
+
+    _core = CoreKMeansFeatures
+
+    def __init__(self, num_centroids=1600, patch_size=6, stride=1, contrast_eps=10.0, whiten=True, whiten_eps=0.1,
+                 num_patches=400_000, iterations=10, encoder="triangle", alpha=0.5, pooling="quadrants",
+                 max_memory=DEFAULT_MAX_MEMORY, random_state=0, image_shape=None):
+        self.num_centroids = num_centroids
+        self.patch_size = patch_size
+        self.stride = stride
+        self.contrast_eps = contrast_eps
+        self.whiten = whiten
+        self.whiten_eps = whiten_eps
+        self.num_patches = num_patches
+        self.iterations = iterations
+        self.encoder = encoder
+        self.alpha = alpha
+        self.pooling = pooling
+        self.max_memory = max_memory
+        self.random_state = random_state
+        self.image_shape = image_shape
+
+
+class Features(_ImageFeatures):
+    """mlcv's feature chain (core.features.chain.FeatureChain): the config's ``features`` list as one transformer.
+
+    steps: a list of (type, params) with type pixels, hog, color_hist or kmeans, applied in
+    order and concatenated; standardize: True, False or "auto" (standardise unless every step
+    is pixels), as in the config. image_shape (H, W, C) when X comes as rows.
+    """
+
+    def __init__(self, steps=(("pixels", {}),), standardize="auto", image_shape=None):
+        self.steps = steps
+        self.standardize = standardize
+        self.image_shape = image_shape
+
+    def _build(self):
+        return FeatureChain([(name, dict(params)) for name, params in self.steps], self.standardize)
+
+    def fit(self, X, y=None):
+        images = _as_images(self, X, reset=True)
+        self.extractor_ = self._build()
+        try:
+            self.extractor_.fit(images)
+        except StepError as exc:
+            raise ValueError(f"steps[{exc}") from None
+        self._n_features_out = self.extractor_.output_dim(self.image_shape_)
+        return self
 
 
 # -- randomness ---------------------------------------------------------------------------
@@ -378,11 +548,11 @@ def _linear_params(cls, cfg):
 
 
 def load(run_dir):
-    """A fitted Pipeline([("pixels", Pixels), (model type, classifier)]) from a run of `mlcv train`.
+    """A fitted Pipeline([("features", Features), (model type, classifier)]) from a run of `mlcv train`.
 
     run_dir: a run directory (or a cv run with a refit, or a model.npz), as `mlcv predict`
     takes it. Its predictions on images (N, H, W, 3) uint8 equal `mlcv predict`'s: the same
-    model file, preprocessing and core model. classes_ holds the class names; the
+    model file, fitted feature chain and core model. classes_ holds the class names; the
     hyperparameters are the run's config. The training data are not needed.
     """
     path, warning = pipeline.locate_model(Path(run_dir))
@@ -390,11 +560,12 @@ def load(run_dir):
         warnings.warn(warning, stacklevel=2)
     mf = modelfile.load(path)
     cfg = pipeline._config_of(mf, path, None)
-    core = pipeline.estimator_from_file(mf)
-    pixels = Pixels(scale=mf.preprocessor.scale, subtract_mean=bool(mf.preprocessor.mean.size))
-    pixels.preprocessor_, pixels.mean_ = mf.preprocessor, mf.preprocessor.mean
-    D = mf.image_size * mf.image_size * 3
-    pixels.n_features_in_ = D
+    core = pipeline.estimator_from_file(mf, pipeline._store_of(mf))
+    spec = mf.chain.spec()
+    features = Features(steps=[(step.pop("type"), step) for step in spec["steps"]], standardize=spec["standardize"])
+    features.extractor_, features.image_shape_ = mf.chain, tuple(mf.chain.image_shape_)
+    features.n_features_in_ = int(np.prod(features.image_shape_))
+    features._n_features_out = D = mf.chain.output_dim(features.image_shape_)
     if mf.model_type == "knn":
         m = cfg.model
         clf = KNNClassifier(k=m.k, metric=m.metric, max_memory_mb=m.max_memory_mb)
@@ -405,4 +576,4 @@ def load(run_dir):
     clf.model_ = core
     clf.classes_ = np.array(mf.classes)
     clf.n_features_in_ = D
-    return Pipeline([("pixels", pixels), (mf.model_type, clf)])
+    return Pipeline([("features", features), (mf.model_type, clf)])

@@ -4,6 +4,7 @@ works without scikit-learn."""
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import warnings
@@ -15,6 +16,7 @@ import scipy.sparse
 from click.testing import CliRunner
 from PIL import Image
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -23,27 +25,40 @@ from mlcv_cli import config, datasets
 from mlcv_cli.cli import cli
 from mlcv_cli.core.knn import KNearestNeighbor
 from mlcv_cli.core.linear import LinearClassifier
-from mlcv_cli.modelfile import Preprocessor
-from mlcv_cli.sklearn import KNNClassifier, LinearSVMClassifier, MlcvCV, Pixels, SoftmaxClassifier, load
+from mlcv_cli.core.features.color_hist import ColorHistogram
+from mlcv_cli.core.features.hog import HOG
+from mlcv_cli.core.features.kmeans import KMeansFeatures as CoreKMeans
+from mlcv_cli.core.features.pixels import Pixels as CorePixels
+from mlcv_cli.sklearn import (ColorHistogramFeatures, Features, HOGFeatures, KMeansFeatures, KNNClassifier, LinearSVMClassifier,
+                              MlcvCV, Pixels, SoftmaxClassifier, load)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # Run in a fresh interpreter: scipy reads SCIPY_ARRAY_API when it is first imported, and
 # without it scikit-learn skips its array-API check. Prints one JSON list of results.
 CHECK_SCRIPT = """
-import json, sys
+import json, sys, warnings
 from sklearn.utils.estimator_checks import check_estimator
-from mlcv_cli.sklearn import KNNClassifier, LinearSVMClassifier, Pixels, SoftmaxClassifier
+from mlcv_cli.sklearn import (ColorHistogramFeatures, Features, HOGFeatures, KMeansFeatures, KNNClassifier,
+                              LinearSVMClassifier, Pixels, SoftmaxClassifier)
 
 # Every estimator at its defaults: they are fast on the checks' small data.
-estimators = [KNNClassifier(), SoftmaxClassifier(), LinearSVMClassifier(), Pixels()]
+estimators = [KNNClassifier(), SoftmaxClassifier(), LinearSVMClassifier(), Pixels(),
+              HOGFeatures(), ColorHistogramFeatures(), KMeansFeatures(), Features()]
 out = []
 for est in estimators:
-    for r in check_estimator(est, on_fail=None, on_skip=None):
-        out.append({"estimator": repr(est), "check": str(r["check_name"]), "status": r["status"],
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = check_estimator(est, on_fail=None, on_skip=None)
+    for r in results:
+        out.append({"estimator": type(est).__name__, "check": str(r["check_name"]), "status": r["status"],
                     "why": str(r["exception"])[:500]})
+    out += [{"estimator": type(est).__name__, "check": "warning", "status": type(w.message).__name__, "why": str(w.message)[:100]}
+            for w in caught if "Can't test" in str(w.message)]
 print(json.dumps(out))
 """
+
+IMAGE_TRANSFORMERS = {"HOGFeatures", "ColorHistogramFeatures", "KMeansFeatures", "Features"}
 
 
 def test_check_estimator_passes_every_check():
@@ -51,6 +66,14 @@ def test_check_estimator_passes_every_check():
     proc = subprocess.run([sys.executable, "-c", CHECK_SCRIPT], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout.strip().splitlines()[-1])
+    # The image transformers declare image input (the tags of scikit-learn's own PatchExtractor),
+    # so check_estimator only clones them and says it cannot test the rest; their contract is
+    # checked on images in test_image_transformers_keep_the_estimator_contract.
+    images_only = [r for r in results if r["estimator"] in IMAGE_TRANSFORMERS]
+    assert sorted((r["estimator"], r["check"], r["status"]) for r in images_only) == sorted(
+        [(name, "check_estimator_cloneable", "passed") for name in IMAGE_TRANSFORMERS]
+        + [(name, "warning", "SkipTestWarning") for name in IMAGE_TRANSFORMERS])
+    results = [r for r in results if r["estimator"] not in IMAGE_TRANSFORMERS]
     assert len({r["estimator"] for r in results}) == 4 and len(results) > 4 * 40
     not_passed = [r for r in results if r["status"] != "passed"]
     try:
@@ -78,7 +101,7 @@ def sample():
 
 
 def flat(images):
-    return Preprocessor.fit(images, 1 / 255, True).transform(images)
+    return CorePixels(1 / 255, True).fit(images).transform(images)
 
 
 def test_cross_val_score_gridsearch_pipeline_and_clone_on_the_sample(sample):
@@ -88,7 +111,7 @@ def test_cross_val_score_gridsearch_pipeline_and_clone_on_the_sample(sample):
     scores = cross_val_score(pipe, X_img, names, cv=3)
     assert scores.shape == (3,) and scores.min() > 0.15  # chance is 0.10
 
-    X = X_img.reshape(len(X_img), -1)
+    X, names = X_img[::2].reshape(len(X_img) // 2, -1), names[::2]
     search = GridSearchCV(Pipeline([("scale", StandardScaler()), ("svm", LinearSVMClassifier(epochs=2))]),
                           {"svm__lr": [1e-4, 1e-3], "svm__reg": [1e-3, 1e-1]}, cv=3, n_jobs=2).fit(X, names)
     assert set(search.classes_) == set(classes) and len(search.cv_results_["params"]) == 4
@@ -132,7 +155,7 @@ def test_wrappers_predict_what_the_core_predicts(sample):
 
 def test_pixels_is_mlcvs_preprocessing_and_takes_images(sample):
     X_img = sample[0]
-    pre = Preprocessor.fit(X_img, 1 / 255, True)
+    pre = CorePixels(1 / 255, True).fit(X_img)
     px = Pixels(scale=1 / 255).fit(X_img)
     assert np.array_equal(px.transform(X_img), pre.transform(X_img))
     assert np.array_equal(px.transform(X_img.reshape(len(X_img), -1)), pre.transform(X_img))
@@ -182,6 +205,57 @@ def test_defaults_are_the_configs():
         assert {k.split(".")[1] for k in used} | {"dtype", "random_state"} == set(params)
         assert all(params[k.split(".")[1]] == flat_cfg[k] for k in used)
         assert params["random_state"] == flat_cfg["seed"] and params["dtype"] == LinearClassifier().dtype
+
+
+def test_image_transformers_equal_the_core_and_work_in_a_pipeline(sample):
+    X_img, y, X_test_img, y_test, classes = sample
+    imgs, test = X_img[::3], X_test_img[::4]
+    kmeans = dict(num_centroids=16, patch_size=5, num_patches=3000, iterations=3)
+    cases = [(HOGFeatures(cell_size=8), HOG(cell_size=8)), (ColorHistogramFeatures(bins=6), ColorHistogram(bins=6)),
+             (KMeansFeatures(random_state=4, **kmeans), CoreKMeans(seed=4, **kmeans))]
+    for est, core in cases:
+        assert np.array_equal(est.fit(imgs).transform(test), core.fit(imgs).transform(test))
+        assert len(est.get_feature_names_out()) == core.output_dim((32, 32, 3)) and est.n_features_in_ == 3072
+    chain = Features(steps=[("hog", {"cell_size": 8}), ("color_hist", {"bins": 6})]).fit(imgs)
+    assert np.array_equal(chain.transform(test), chain.extractor_.transform(test))
+    assert chain.transform(test).shape == (len(test), HOG(cell_size=8).output_dim((32, 32, 3)) + 6)
+
+    model = Pipeline([("features", KMeansFeatures(**kmeans)), ("svm", LinearSVMClassifier(epochs=5))])
+    assert model.fit(X_img[::2], classes[y[::2]]).score(X_test_img, classes[y_test]) > 0.15
+    assert clone(model).get_params()["features__num_centroids"] == 16
+
+
+def test_image_transformers_keep_the_estimator_contract(sample):
+    imgs = sample[0][:40]
+    rows = imgs.reshape(len(imgs), -1)
+    for est in (HOGFeatures(cell_size=8), ColorHistogramFeatures(), Features(),
+                KMeansFeatures(num_centroids=4, patch_size=4, num_patches=500, iterations=2)):
+        fitted = clone(est).fit(imgs)
+        out = fitted.transform(imgs)
+        assert out.dtype == np.float32 and np.array_equal(clone(est).fit_transform(imgs), out)
+        assert np.array_equal(fitted.fit(imgs).transform(imgs), out)  # idempotent
+        # Order and subsets: k-means codes come from float32 matrix products whose blocking
+        # follows the batch, so they agree to float32 rounding, not bit for bit.
+        np.testing.assert_allclose(fitted.transform(imgs[::-1][:7]), out[::-1][:7], rtol=1e-5, atol=1e-6)
+        assert np.array_equal(pickle.loads(pickle.dumps(fitted)).transform(imgs), out)
+        as_rows = clone(est).set_params(image_shape=(32, 32, 3)).fit(rows)
+        assert np.array_equal(as_rows.transform(rows), out) and np.array_equal(as_rows.transform(imgs), out)
+        assert np.array_equal(clone(est).fit(imgs.astype(np.float64)).transform(imgs.astype(np.int32)), out)
+        with pytest.raises(NotFittedError):
+            clone(est).transform(imgs)
+        with pytest.raises(ValueError, match="no image shape"):
+            clone(est).fit(rows)
+        with pytest.raises(ValueError, match="X has 3072 features, but .* is expecting 768"):
+            clone(est).fit(imgs[:, :16, :16]).transform(rows)
+        bad = imgs.astype(np.float64)
+        bad[0, 0, 0, 0] = np.nan
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            clone(est).fit(bad)
+        for wrong in (imgs + 0.5, imgs * 2.0):
+            with pytest.raises(ValueError, match="integers 0..255"):
+                clone(est).fit(wrong)
+        with pytest.raises(ValueError, match="Negative values"):
+            clone(est).fit(imgs.astype(np.int16) - 1)
 
 
 # -- the same numbers as the CLI ------------------------------------------------------------
@@ -284,7 +358,6 @@ for cmd in ("train", "cv", "evaluate", "predict", "gradcheck", "plot", "download
     run(cmd + " --help", cmd, "--help")
 train = run("train", "train", "--model", "softmax", "--json", "--set", "train.epochs=1", "--set", "data.num_val=20", *data)
 run_dir = json.loads(train.stdout)["run_dir"]
-run("train knn", "train", "--model", "knn", "--json", "--set", "data.num_val=20", *data)
 run("cv", "cv", "--model", "knn", "--folds", "2", "--grid", "model.k=1,3", "--json", "--set", "data.num_val=20", *data)
 run("evaluate", "evaluate", run_dir, "--json")
 run("predict", "predict", run_dir, folder + "/test/cat/000.png", "--json")
@@ -308,7 +381,7 @@ def test_cli_works_without_scikit_learn(image_folder, tmp_path):
     assert proc.returncode == 0, proc.stderr
     codes = json.loads(proc.stdout.strip().splitlines()[-1])
     expected_ok = [name for name in codes if name not in ("import mlcv_cli.sklearn", "sklearn loaded")]
-    assert len(expected_ok) == 15
+    assert len(expected_ok) == 14
     assert {name: codes[name] for name in expected_ok if codes[name][0] != 0} == {}
     code, message = codes["import mlcv_cli.sklearn"]
     assert code == 1 and "pip install 'mlcv[sklearn]'" in message
