@@ -355,7 +355,7 @@ def run(name, *args):
     codes[name] = (r.exit_code, r.output[-300:])
     return r
 
-for cmd in ("train", "cv", "evaluate", "predict", "gradcheck", "plot", "download"):
+for cmd in sorted(mlcv_cli.cli.cli.commands):  # every command, including ones added later
     run(cmd + " --help", cmd, "--help")
 train = run("train", "train", "--model", "softmax", "--json", "--set", "train.epochs=1", "--set", "data.num_val=20", *data)
 run_dir = json.loads(train.stdout)["run_dir"]
@@ -365,6 +365,8 @@ run("predict", "predict", run_dir, folder + "/test/cat/000.png", "--json")
 run("gradcheck", "gradcheck", "--model", "svm", "--checks", "2")
 run("plot", "plot", run_dir)
 run("download folder", "download", "folder", folder, "--name", "bits", "--data-dir", out + "/data")
+run("runs", "runs", out, "--json")
+run("runs diff", "runs", "diff", run_dir, run_dir)
 try:
     import mlcv_cli.sklearn
     codes["import mlcv_cli.sklearn"] = (0, "imported")
@@ -382,7 +384,8 @@ def test_cli_works_without_scikit_learn(image_folder, tmp_path):
     assert proc.returncode == 0, proc.stderr
     codes = json.loads(proc.stdout.strip().splitlines()[-1])
     expected_ok = [name for name in codes if name not in ("import mlcv_cli.sklearn", "sklearn loaded")]
-    assert len(expected_ok) == 14
+    ran = {"train", "cv", "evaluate", "predict", "gradcheck", "plot", "download folder", "runs", "runs diff"}
+    assert ran <= set(expected_ok) and {n for n in expected_ok if n.endswith(" --help")} >= {c + " --help" for c in ran if " " not in c}
     assert {name: codes[name] for name in expected_ok if codes[name][0] != 0} == {}
     code, message = codes["import mlcv_cli.sklearn"]
     assert code == 1 and "pip install 'mlcv[sklearn]'" in message
