@@ -71,6 +71,12 @@ def _json_default(o):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def _echo_note(result):
+    """A pipeline note (e.g. a slower fallback path was used) as one line on stderr."""
+    if result.get("note"):
+        click.echo(f"Note: {result['note']}", err=True)
+
+
 def _pct(x):
     return "-" if x is None else f"{100 * x:.2f}%"
 
@@ -249,6 +255,7 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
             click.echo(config_mod.to_yaml(cfg), nl=False)
             return
         result = pipeline.train(cfg, progress=progress)
+    _echo_note(result)
     if plot:
         from . import plots
 
@@ -329,6 +336,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
             extra["cv.grid"] = crossval.parse_grid_option(grid_items)
         cfg = _load_config(config_path, overrides, model_type, extra=extra, data_dir=data_dir)
         result = crossval.cross_validate(cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, progress=progress)
+    _echo_note(result)
     if plot:
         from . import plots
 
@@ -429,6 +437,7 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json):
     result = pipeline.evaluate(target, split=split, data_cfg_overrides=changes, progress=_progress_factory(not as_json), plot=plot)
     if result.get("warning"):
         click.echo(f"Warning: {result['warning']}", err=True)
+    _echo_note(result)
     if as_json:
         _emit_json(result)
         return
@@ -504,6 +513,7 @@ def predict(target, images, top, as_json, as_csv):
     r = pipeline.predict(target, images, top=top)
     if r.get("warning"):
         click.echo(f"Warning: {r['warning']}", err=True)
+    _echo_note(r)
     for f in r["failed"]:
         click.echo(f"Error: {f['error']}", err=True)
     if as_json:

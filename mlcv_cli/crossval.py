@@ -96,6 +96,7 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
     """
     from . import pipeline
     from .feature_cache import fold_features
+    from .feature_config import build_chain
 
     images, labels, C = data
     cfg = config_mod.from_dict(plan["config"])
@@ -103,7 +104,11 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
     train_idx, val_idx = folds[job["fold"]]
     points = [plan["points"][i] for i in job["points"]]
     base = config_mod.replace(cfg, points[0])
-    Xtr, Xva = fold_features(base, images, train_idx, val_idx)
+    if cfg.model.type == "knn" and isinstance(images, np.ndarray) and pipeline.knn_searches_pixels("knn", build_chain(base)):
+        Xtr = images[train_idx].reshape(len(train_idx), -1)  # see pipeline.knn_searches_pixels
+        Xva = images[val_idx].reshape(len(val_idx), -1)
+    else:
+        Xtr, Xva = fold_features(base, images, train_idx, val_idx)
     ytr, yva = labels[train_idx], labels[val_idx]
     t0 = time.perf_counter()
     rows = []
@@ -585,6 +590,9 @@ def cross_validate(
         "time_s": round(time.perf_counter() - t0, 3),
         "warning": "; ".join(w for w in (warn, journal_warning) if w) or None,
         "feature_cache": feature_events,
+        "note": pipeline.knn_backend_note(
+            cfg.model.type == "knn" and any(p.get("model.metric", cfg.model.metric) == "l1" for p in plan["points"])
+        ),
     }
     run.write_json("cv_summary.json", result)
     run.update_meta(status="done")

@@ -190,13 +190,48 @@ def build_estimator(cfg: Config):
 
 
 class Featurizer:
-    """A fitted feature chain applied through the feature cache (``transform(images) -> X``)."""
+    """A fitted feature chain applied through the feature cache (``transform(images) -> X``).
 
-    def __init__(self, chain, store, progress=None):
-        self.chain, self.store, self.progress = chain, store, progress
+    raw_pixels: give the uint8 pixel rows instead (see ``knn_searches_pixels``).
+    """
+
+    def __init__(self, chain, store, progress=None, raw_pixels=False):
+        self.chain, self.store, self.progress, self.raw_pixels = chain, store, progress, raw_pixels
 
     def transform(self, images, what="images"):
+        if self.raw_pixels:
+            return images.reshape(len(images), -1)
         return self.store.transform(self.chain, images, self.progress, what)
+
+
+def knn_searches_pixels(model_type, chain):
+    """True when a kNN model can search the raw uint8 pixels instead of the chain's features.
+
+    Plain pixel steps without standardisation turn every image x into s * x - m: the same
+    shift for every row and a positive scale, which change no distance ranking. The bytes
+    give those same neighbours exactly (no float rounding), in a quarter of the memory, and
+    L1 runs on the packed-byte kernel.
+    """
+    return model_type == "knn" and chain.pixels_only and not chain.standardizes
+
+
+def knn_backend_note(uses_l1):
+    """A one-line note when an L1 search fell back to the slower NumPy path, else None."""
+    if not uses_l1:
+        return None
+    from .core.knn import l1_backend
+
+    backend, reason = l1_backend()
+    if backend == "numba":
+        return None
+    return f"the compiled L1 kernel is unavailable ({reason}); used the NumPy search, which is several times slower"
+
+
+def model_rows(mf: ModelFile, images, store=None, progress=None, what="images"):
+    """The rows (N, D) a saved model sees for uint8 images (N, H, W, 3)."""
+    if knn_searches_pixels(mf.model_type, mf.chain):
+        return images.reshape(len(images), -1)
+    return (store or FeatureStore(None)).transform(mf.chain, images, progress, what)
 
 
 def estimator_from_file(mf: ModelFile, store=None):
@@ -206,13 +241,22 @@ def estimator_from_file(mf: ModelFile, store=None):
         k = int(mf.arrays.get("k", 1))
         metric = str(mf.arrays.get("metric", "l2"))
         images = mf.arrays["X_train"].reshape(-1, mf.image_size, mf.image_size, 3)
-        X = (store or FeatureStore(None)).transform(mf.chain, images, what="knn training images")
-        return KNearestNeighbor(k=k, metric=metric).fit(X, mf.arrays["y_train"], num_classes=C)
+        X = model_rows(mf, images, store, what="knn training images")
+        est = KNearestNeighbor(k=k, metric=metric, max_memory=_saved_max_memory_mb(mf) * 2**20)
+        return est.fit(X, mf.arrays["y_train"], num_classes=C)
     est = LinearClassifier(loss=mf.model_type)
     est.W_ = np.asarray(mf.arrays["W"], np.float32)
     est.b_ = np.asarray(mf.arrays["b"], np.float32)
     est.num_classes_ = C
     return est
+
+
+def _saved_max_memory_mb(mf: ModelFile):
+    """model.max_memory_mb of the run that wrote the model (the default if it cannot be read)."""
+    try:
+        return config_mod.from_dict(config_mod.safe_load_text(mf.config_yaml, "model config")).model.max_memory_mb
+    except (MlcvError, AttributeError, TypeError):
+        return config_mod.ModelConfig().max_memory_mb
 
 
 def batched_predict(est, X, progress, desc, chunk=2000):
@@ -328,7 +372,9 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
         )
     store = FeatureStore(data_dir_for(cfg) / "features")
     chain, X_train = store.fit(feature_config.build_chain(cfg), splits.train_x, progress)
-    pre = Featurizer(chain, store, progress)
+    pre = Featurizer(chain, store, progress, raw_pixels=knn_searches_pixels(cfg.model.type, chain))
+    if pre.raw_pixels:
+        X_train = pre.transform(splits.train_x)
     X_val = pre.transform(splits.val_x, "val") if len(splits.val_y) else None
     load_s = time.perf_counter() - t0
 
@@ -446,6 +492,7 @@ def _finish(cfg, run, est, pre, splits, ds, transformed, progress, t0, load_s, f
         "fit_s": round(fit_s, 3),
         "total_s": metrics_doc["times"]["total_s"],
         "features": metrics_doc["features"],
+        "note": knn_backend_note(cfg.model.type == "knn" and cfg.model.metric == "l1"),
     }
 
 
@@ -606,12 +653,15 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, pl
         )
     store = FeatureStore(data_dir_for(cfg) / "features")
     est = estimator_from_file(mf, store)
-    X = store.transform(mf.chain, _check_image_size(x, mf.image_size), progress, split)
+    X = model_rows(mf, _check_image_size(x, mf.image_size), store, progress, split)
     pred = batched_predict(est, X, progress, f"evaluate {split}")
     result = {"model_path": str(path), "model": mf.model_type, "dataset": ds.name, "split": split, "classes": mf.classes}
     result.update(split_metrics(y, pred, len(mf.classes)))
     if warning:
         result["warning"] = warning
+    note = knn_backend_note(getattr(est, "metric", None) == "l1")
+    if note:
+        result["note"] = note
     if plot:
         result["plots"] = _evaluation_plots(path, mf, est, X, x, y, pred, split)
     return result
@@ -673,7 +723,7 @@ def predict(target, files, *, top=3) -> dict:
         raise MlcvError(f"no image files found in {', '.join(str(f) for f in files)} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     rows = []
     if images:
-        X = mf.chain.transform(np.stack(images))
+        X = model_rows(mf, np.stack(images))
         if mf.model_type == "knn":
             kind, values, cast = "votes", est.vote_counts(X), int
         elif mf.model_type == "softmax":
@@ -686,7 +736,8 @@ def predict(target, files, *, top=3) -> dict:
             # A class no neighbour voted for is not a prediction: list only classes with votes.
             picks = [j for n, j in enumerate(order[i]) if n == 0 or kind != "votes" or values[i, j] > 0]
             rows.append({"path": f, "top": [{"class": mf.classes[j], kind: cast(values[i, j])} for j in picks]})
-    return {"model_path": str(path), "model": mf.model_type, "value": kind if images else None, "predictions": rows, "failed": failed, "warning": warning}
+    note = knn_backend_note(bool(images) and getattr(est, "metric", None) == "l1")
+    return {"model_path": str(path), "model": mf.model_type, "value": kind if images else None, "predictions": rows, "failed": failed, "warning": warning, "note": note}
 
 
 def _store_of(mf):

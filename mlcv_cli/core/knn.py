@@ -7,10 +7,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import _kernels
 from .metrics import accuracy
 from .model_selection import ParamsMixin
 
 METRICS = ("l2", "l1")
+
+# The compiled L1 kernel keeps each query's k best in a sorted list; entering it costs up to
+# k moves, so very large k goes to the reference path, whose cost does not grow with k.
+_L1_MAX_K = 1024
+# Queries per compiled call: bounds how long Ctrl-C waits for a running kernel.
+_L1_CALL_ROWS = 2048
+_compiled_failure = ""
 
 # L1 works on blocks of (_L1_QB queries) x (_L1_MB training rows) x D floats: about 1.5 MiB
 # for D = 3072, small enough to stay in a core's L2 cache (measured fastest on CIFAR shapes).
@@ -25,6 +33,25 @@ def vote(neighbor_labels, num_classes):
     smallest label, whatever the neighbours' order.
     """
     return np.argmax(_counts(neighbor_labels, num_classes), axis=1)
+
+
+def l1_backend():
+    """Which L1 search runs: ("numba", "") or ("numpy", why the compiled kernel cannot run)."""
+    if _compiled_failure:
+        return "numpy", _compiled_failure
+    if not _kernels.available():
+        return "numpy", _kernels.unavailable_reason()
+    return "numba", ""
+
+
+def _l1_blocks(d, itemsize):
+    """(queries, training rows) per block of the compiled L1 kernel.
+
+    A training block of about 128 KiB stays in a core's L2 cache while every query of the
+    block passes over it; 64 queries per block cut the memory traffic for training rows to
+    1/64 of a pass per query, and still give every core several blocks of a 500-query batch.
+    """
+    return 64, max(1, (128 * 1024) // max(1, d * itemsize))
 
 
 def _counts(neighbor_labels, num_classes):
@@ -76,8 +103,15 @@ def _merge(best, new, k):
     return vals[rows, order], idx[rows, order]
 
 
-def _plan(n, m, d, bytes_per_pair, budget, min_rows=256):
-    """Query and training chunk sizes so that the temporaries stay under budget bytes."""
+def _plan(n, m, d, bytes_per_pair, budget, min_rows=256, convert=False):
+    """Query and training chunk sizes so that the temporaries stay under budget bytes.
+
+    convert: training rows are stored as uint8 and converted to float32 one chunk at a time;
+    the converted chunk takes at most a quarter of the budget.
+    """
+    if convert:
+        m = min(m, max(1, budget // (16 * d)))
+        budget -= m * 4 * d
     per_query = m * bytes_per_pair + 4 * d
     q = budget // per_query
     if q >= min(n, min_rows):
@@ -98,6 +132,11 @@ class KNearestNeighbor(ParamsMixin):
         indices); queries and training rows are processed in chunks to stay under it.
     n_jobs : threads for the L1 search (None: os.cpu_count()). L2 relies on the BLAS threads.
 
+    uint8 training rows (image pixels) are stored as given, 4x smaller than float32: L1
+    searches them directly with exact integer sums, L2 converts one block at a time for the
+    matrix product. L1 runs a compiled kernel when numba is available and falls back to the
+    NumPy reference otherwise (``backend_`` says which ran; ``l1_backend()`` says why).
+
     Neighbours are sorted by distance; equal distances are ordered by the smaller training
     index, so results are deterministic. Vote ties go to the smallest class label.
     """
@@ -113,8 +152,8 @@ class KNearestNeighbor(ParamsMixin):
         """Memorise the training set.
 
         X: (M, D) real or uint8 array (trailing dimensions, e.g. (M, 32, 32, 3), are flattened);
-        y: (M,) int labels in [0, C). num_classes: C; defaults to max(y) + 1 only when not given.
-        Returns self.
+        uint8 is kept as uint8, anything else becomes float32. y: (M,) int labels in [0, C).
+        num_classes: C; defaults to max(y) + 1 only when not given. Returns self.
         """
         self._check_params()
         X = _as_2d(X, "X")
@@ -132,9 +171,14 @@ class KNearestNeighbor(ParamsMixin):
         C = int(y.max()) + 1 if num_classes is None else int(num_classes)
         if y.max() >= C:
             raise ValueError(f"labels must lie in [0, {C}); found {y.max()}. Check num_classes.")
-        self.X_train_ = np.ascontiguousarray(X, dtype=np.float32)
-        if not np.isfinite(self.X_train_).all():
-            raise ValueError("X contains NaN or infinite values; clean or impute them before fitting.")
+        if X.dtype == np.uint8:
+            # A writable C array is what the compiled kernel takes without a copy or a
+            # second compiled signature.
+            self.X_train_ = X if X.flags.c_contiguous and X.flags.writeable else np.array(X, order="C")
+        else:
+            self.X_train_ = np.array(X, dtype=np.float32, order="C")
+            if not np.isfinite(self.X_train_).all():
+                raise ValueError("X contains NaN or infinite values; clean or impute them before fitting.")
         self.y_train_ = y.astype(np.int64)
         self.num_classes_ = C
         # Distances are shift-invariant: centring both sets on the training mean keeps the
@@ -145,11 +189,23 @@ class KNearestNeighbor(ParamsMixin):
         if self.metric == "l1":
             shift = np.round(shift)
         self._shift = shift.astype(np.float32)
-        self._X_search = self.X_train_ - self._shift
-        self._sum_train = (np.einsum("md,md->m", self._X_search, self._X_search)
-                           if self.metric == "l2" else self._X_search.sum(axis=1))
+        # float32 training rows are kept centred for the reference paths; uint8 rows are
+        # centred one block at a time (_search_rows), so the model stays uint8-sized.
+        self._X_search = self.X_train_ - self._shift if self.X_train_.dtype == np.float32 else None
+        M, step = self.X_train_.shape[0], 4096
+        self._sum_train = np.empty(M, np.float32)
+        for j in range(0, M, step):
+            rows = self._search_rows(j, j + step)
+            self._sum_train[j:j + step] = (np.einsum("md,md->m", rows, rows)
+                                           if self.metric == "l2" else rows.sum(axis=1))
         self._fit_metric = self.metric
         return self
+
+    def _search_rows(self, start, stop):
+        """Training rows start:stop, centred, as float32 (a view when stored as float32)."""
+        if self._X_search is not None:
+            return self._X_search[start:stop]
+        return np.subtract(self.X_train_[start:stop], self._shift, dtype=np.float32)
 
     # ------------------------------------------------------------------ search
     def kneighbors(self, X, k=None, return_distance=True):
@@ -176,13 +232,18 @@ class KNearestNeighbor(ParamsMixin):
                 f"X has {Q.shape[1]} features per example but the model was fitted on "
                 f"{self.X_train_.shape[1]}; preprocess queries like the training data."
             )
+        if Q.dtype != np.uint8 and not np.isfinite(Q).all():
+            raise ValueError("X contains NaN or infinite values; clean or impute them before searching.")
         if Q.shape[0] == 0:
             ind = np.empty((0, k), np.int64)
             return (np.empty((0, k)), ind) if return_distance else ind
         if self._fit_metric == "l2":
+            self.backend_ = "numpy"
             dist, ind = self._kneighbors_l2(Q, int(k), return_distance)
         else:
-            dist, ind = self._kneighbors_l1(Q, int(k))
+            found = self._kneighbors_l1_compiled(Q, int(k))
+            self.backend_ = "numpy" if found is None else "numba"
+            dist, ind = self._kneighbors_l1(Q, int(k)) if found is None else found
         return (dist, ind) if return_distance else ind
 
     def _bytes_per_pair(self, k):
@@ -192,15 +253,17 @@ class KNearestNeighbor(ParamsMixin):
     def _kneighbors_l2(self, Q, k, exact_distances=True):
         N, D = Q.shape
         M = self.X_train_.shape[0]
-        q_step, m_step = _plan(N, M, D, self._bytes_per_pair(k), int(self.max_memory))
+        q_step, m_step = _plan(N, M, D, self._bytes_per_pair(k), int(self.max_memory),
+                               convert=self._X_search is None)
         dist = np.empty((N, k))
         ind = np.empty((N, k), np.int64)
         for i in range(0, N, q_step):
             # -2 is folded into the queries (exact in binary) to save a pass over the block.
-            q = (np.asarray(Q[i:i + q_step], dtype=np.float32) - self._shift) * np.float32(-2)
+            q = np.subtract(Q[i:i + q_step], self._shift, dtype=np.float32)
+            q *= np.float32(-2)
             best = None
             for j in range(0, M, m_step):
-                key = q @ self._X_search[j:j + m_step].T
+                key = q @ self._search_rows(j, j + m_step).T
                 key += self._sum_train[j:j + m_step]
                 best = _merge(best, _topk_rows(key, min(k, key.shape[1]), j), k)
             ind[i:i + q_step] = best[1]
@@ -210,30 +273,69 @@ class KNearestNeighbor(ParamsMixin):
             # reported distances are recomputed directly from the differences (N * k * D work).
             q *= np.float32(-0.5)
             for c in range(k):
-                diff = q - self._X_search[best[1][:, c]]
+                diff = q - (self.X_train_[best[1][:, c]] - self._shift)
                 dist[i:i + q_step, c] = np.sqrt(np.einsum("nd,nd->n", diff, diff, dtype=np.float64))
         return dist, ind
 
+    def _kneighbors_l1_compiled(self, Q, k):
+        """(distances, indices) from the compiled kernel, or None when it cannot run."""
+        global _compiled_failure
+        X = self.X_train_
+        N, D = Q.shape
+        if k > _L1_MAX_K or l1_backend()[0] != "numba":
+            return None
+        if X.dtype == np.uint8:
+            if D * 255 >= 2**31:  # int32 sums could overflow
+                return None
+            if Q.dtype != np.uint8:
+                # Queries that are bytes in another dtype are searched as bytes (same
+                # distances); any other values need the float reference.
+                if not (np.all(Q == np.round(Q)) and Q.min() >= 0 and Q.max() <= 255):
+                    return None
+                Q = Q.astype(np.uint8)
+            dist = np.empty((N, k), np.int32)
+        else:
+            dist = np.empty((N, k), np.float32)
+        Q = np.array(Q, dtype=X.dtype, order="C", copy=not (Q.flags.writeable and Q.dtype == X.dtype))
+        ind = np.empty((N, k), np.int64)
+        q_block, x_block = _l1_blocks(D, X.itemsize)
+        threads = (os.cpu_count() or 1) if self.n_jobs is None else int(self.n_jobs)
+        previous = _kernels.set_threads(threads)
+        try:
+            for i in range(0, N, _L1_CALL_ROWS):
+                j = min(N, i + _L1_CALL_ROWS)
+                _kernels.l1_kneighbors(Q[i:j], X, k, q_block, x_block, dist[i:j], ind[i:j])
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # a compiler that fails on this machine: use the reference
+            _compiled_failure = f"the compiled L1 kernel failed ({type(exc).__name__}: {exc})"
+            return None
+        finally:
+            _kernels.set_threads(previous)
+        return dist.astype(np.float64), ind
+
     def _kneighbors_l1(self, Q, k):
+        """The NumPy reference (and fallback) L1 search."""
         N, D = Q.shape
         M = self.X_train_.shape[0]
         jobs = (os.cpu_count() or 1) if self.n_jobs is None else int(self.n_jobs)
         jobs = max(1, min(jobs, N))
         block = _L1_QB * _L1_MB * D * 4
         budget = max(1, (int(self.max_memory) - jobs * block) // jobs)
-        q_step, m_step = _plan(N, M, D, self._bytes_per_pair(k), budget, min_rows=_L1_QB)
+        q_step, m_step = _plan(N, M, D, self._bytes_per_pair(k), budget, min_rows=_L1_QB,
+                               convert=self._X_search is None)
         q_step = min(q_step, -(-N // jobs))  # every thread gets work
         dist = np.empty((N, k))
         ind = np.empty((N, k), np.int64)
         ones = np.ones(D, np.float32)
 
         def run(i):
-            q = np.asarray(Q[i:i + q_step], dtype=np.float32) - self._shift
+            q = np.subtract(Q[i:i + q_step], self._shift, dtype=np.float32)
             sum_q = q.sum(axis=1)
             buf = np.empty((_L1_QB, _L1_MB, D), np.float32)
             best = None
             for j in range(0, M, m_step):
-                Xt = self._X_search[j:j + m_step]
+                Xt = self._search_rows(j, j + m_step)
                 # |a - b| = a + b - 2 min(a, b): one elementwise pass (min) instead of two
                 # (subtract, abs); the row sums of the minima are a matrix-vector product.
                 smin = np.empty((q.shape[0], Xt.shape[0]), np.float32)

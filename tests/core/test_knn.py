@@ -140,15 +140,45 @@ def test_predict_and_predict_for_ks(metric):
     assert knn.score(Q, yq) == 1.0
 
 
-def test_fit_stores_float32_and_images_are_flattened():
+def test_fit_keeps_uint8_stores_other_dtypes_as_float32_and_flattens_images():
     rng = np.random.default_rng(8)
     imgs = rng.integers(0, 256, (10, 4, 4, 3), dtype=np.uint8)
     knn = KNearestNeighbor().fit(imgs, np.arange(10) % 3, num_classes=5)
-    assert knn.X_train_.dtype == np.float32 and knn.X_train_.shape == (10, 48)
+    assert knn.X_train_.dtype == np.uint8 and knn.X_train_.shape == (10, 48)
     assert knn.X_train_.flags.c_contiguous and knn.num_classes_ == 5
     assert knn.y_train_.dtype == np.int64
     assert KNearestNeighbor().fit(imgs, np.arange(10) % 3).num_classes_ == 3
     np.testing.assert_array_equal(knn.predict(imgs), np.arange(10) % 3)
+    as_float = KNearestNeighbor().fit(imgs.astype(np.int64), np.arange(10) % 3, num_classes=5)
+    assert as_float.X_train_.dtype == np.float32
+    # A read-only or strided uint8 input is copied into a writable C array.
+    frozen = imgs.reshape(10, -1)[:, ::2].copy()
+    frozen.setflags(write=False)
+    stored = KNearestNeighbor().fit(frozen, np.arange(10) % 3).X_train_
+    assert stored.flags.writeable and stored.flags.c_contiguous and stored.dtype == np.uint8
+
+
+@pytest.mark.parametrize("metric", ["l2", "l1"])
+def test_uint8_storage_gives_the_float_answer(metric):
+    # The same pixels searched as bytes and as float32 rows: the same neighbours, and for L1
+    # (exact sums either way) the same distances.
+    X, y, Q = pixel_data(9, M=211, N=33, D=75)
+    X[100] = X[7]
+    Q[3] = X[7]
+    as_bytes = KNearestNeighbor(k=9, metric=metric, max_memory=20000).fit(X, y, 4)
+    as_float = KNearestNeighbor(k=9, metric=metric, max_memory=20000).fit(X.astype(np.float32), y, 4)
+    d8, i8 = as_bytes.kneighbors(Q)
+    df, i_f = as_float.kneighbors(Q.astype(np.float32))
+    np.testing.assert_array_equal(i8, i_f)
+    np.testing.assert_allclose(d8, df, rtol=1e-6)
+    # float queries holding byte values search a uint8 model exactly like uint8 queries
+    np.testing.assert_array_equal(as_bytes.kneighbors(Q.astype(np.float64))[1], i8)
+
+
+def test_non_finite_queries_are_refused():
+    knn = KNearestNeighbor().fit(np.zeros((4, 3)), np.zeros(4, int), 1)
+    with pytest.raises(ValueError, match="NaN"):
+        knn.predict(np.array([[0.0, np.nan, 1.0]]))
 
 
 def test_errors():

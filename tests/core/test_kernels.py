@@ -1,0 +1,102 @@
+"""The compiled L1 kernel against brute force and against the NumPy reference search."""
+
+import numpy as np
+import pytest
+
+from mlcv_cli.core import _kernels
+from mlcv_cli.core import knn as knn_mod
+from mlcv_cli.core.knn import KNearestNeighbor
+
+
+def brute_l1(Q, X, k):
+    """Every distance in float64, then a stable sort: equal distances keep index order."""
+    full = np.abs(Q[:, None, :].astype(np.float64) - X[None, :, :].astype(np.float64)).sum(axis=2)
+    idx = np.argsort(full, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(full, idx, axis=1), idx
+
+
+def make(kind, n, m, d, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "bytes":
+        return rng.integers(0, 256, (n, d), dtype=np.uint8), rng.integers(0, 256, (m, d), dtype=np.uint8)
+    if kind == "tied_bytes":  # two values per pixel: most distances are shared by many rows
+        X = rng.integers(0, 2, (m, d), dtype=np.uint8) * np.uint8(255)
+        X[m // 2:] = X[: m - m // 2]  # and every row of the second half repeats one of the first
+        return rng.integers(0, 2, (n, d), dtype=np.uint8) * np.uint8(255), X
+    if kind == "floats":
+        return rng.standard_normal((n, d)).astype(np.float32), rng.standard_normal((m, d)).astype(np.float32)
+    # float32 multiples of 1/4: sums are exact, so exact ties stay exact ties
+    Q = (rng.integers(-3, 4, (n, d)) / 4).astype(np.float32)
+    X = (rng.integers(-3, 4, (m, d)) / 4).astype(np.float32)
+    X[m // 2:] = X[: m - m // 2]
+    return Q, X
+
+
+# (queries, training rows, dimensions, k, queries per block, training rows per block): one
+# query, one training row, k equal to the training set, sizes that are no multiple of a block.
+SHAPES = [(1, 1, 1, 1, 64, 1), (1, 37, 5, 37, 64, 4), (67, 131, 19, 5, 8, 16), (130, 50, 3, 50, 64, 7), (9, 300, 70, 12, 4, 33)]
+
+
+@pytest.mark.parametrize("kind", ["bytes", "tied_bytes", "floats", "tied_floats"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kernel_equals_brute_force(kind, threads):
+    assert _kernels.available(), _kernels.unavailable_reason()
+    previous = _kernels.set_threads(threads)
+    try:
+        for n, m, d, k, q_block, x_block in SHAPES:
+            Q, X = make(kind, n, m, d, seed=n * m + d)
+            dist = np.empty((n, k), np.int32 if X.dtype == np.uint8 else np.float32)
+            ind = np.empty((n, k), np.int64)
+            _kernels.l1_kneighbors(Q, X, k, q_block, x_block, dist, ind)
+            ref_d, ref_i = brute_l1(Q, X, k)
+            np.testing.assert_array_equal(ind, ref_i, err_msg=f"{kind} {n}x{m}x{d} k={k}")
+            if kind == "floats":
+                np.testing.assert_allclose(dist, ref_d, rtol=1e-5)
+            else:
+                np.testing.assert_array_equal(dist, ref_d)
+    finally:
+        _kernels.set_threads(previous)
+
+
+@pytest.mark.parametrize("kind", ["bytes", "tied_bytes", "floats", "tied_floats"])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_compiled_search_equals_numpy_reference(kind, n_jobs):
+    for n, m, d, k, _, _ in SHAPES:
+        Q, X = make(kind, n, m, d, seed=7 + n + m)
+        est = KNearestNeighbor(k=k, metric="l1", n_jobs=n_jobs, max_memory=50_000).fit(X, np.arange(m) % 3, 3)
+        d_c, i_c = est.kneighbors(Q)
+        assert est.backend_ == "numba"
+        d_r, i_r = est._kneighbors_l1(Q, k)
+        np.testing.assert_array_equal(i_c, i_r)
+        np.testing.assert_allclose(d_c, d_r, rtol=1e-5, atol=1e-3)
+        if kind != "floats":
+            np.testing.assert_array_equal(d_c, d_r)
+
+
+def test_the_reference_runs_when_numba_is_unavailable(monkeypatch):
+    Q, X = make("tied_bytes", 20, 90, 12, seed=3)
+    y = np.arange(90) % 4
+    compiled = KNearestNeighbor(k=6, metric="l1").fit(X, y, 4)
+    expected = compiled.kneighbors(Q)
+    monkeypatch.setattr(_kernels, "available", lambda: False)
+    monkeypatch.setattr(_kernels, "unavailable_reason", lambda: "MLCV_NO_JIT is set")
+    assert knn_mod.l1_backend() == ("numpy", "MLCV_NO_JIT is set")
+    fallback = KNearestNeighbor(k=6, metric="l1").fit(X, y, 4)
+    got = fallback.kneighbors(Q)
+    assert fallback.backend_ == "numpy"
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_array_equal(got[0], expected[0])
+
+
+def test_large_k_and_non_byte_queries_use_the_reference(monkeypatch):
+    Q, X = make("bytes", 5, 40, 8, seed=4)
+    est = KNearestNeighbor(k=30, metric="l1").fit(X, np.zeros(40, int), 1)
+    monkeypatch.setattr(knn_mod, "_L1_MAX_K", 10)
+    _, ind = est.kneighbors(Q)
+    assert est.backend_ == "numpy"
+    np.testing.assert_array_equal(ind, brute_l1(Q, X, 30)[1])
+    monkeypatch.undo()
+    half = Q.astype(np.float32) + 0.5  # not bytes: searched by the float reference against uint8 rows
+    _, ind = est.kneighbors(half)
+    assert est.backend_ == "numpy"
+    np.testing.assert_array_equal(ind, brute_l1(half, X, 30)[1])
