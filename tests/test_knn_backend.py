@@ -59,3 +59,31 @@ def test_cli_falls_back_to_numpy_with_a_note_and_the_same_answers(tmp_path):
     assert slow_predict.stderr.count("Note:") == 1
     top = json.loads(slow_predict.stdout)["predictions"][0]["top"]
     assert sum(t["votes"] for t in top) == 5
+
+
+def test_knn_searches_raw_pixels_only_when_neighbours_cannot_change():
+    from mlcv_cli.core.features.chain import FeatureChain
+    from mlcv_cli.pipeline import knn_searches_pixels
+
+    pixels = [("pixels", {"scale": 1 / 255, "subtract_mean": True})]
+    assert knn_searches_pixels("knn", FeatureChain(pixels))
+    assert knn_searches_pixels("knn", FeatureChain(pixels + [("pixels", {"scale": 2.0, "subtract_mean": False})]))
+    assert not knn_searches_pixels("knn", FeatureChain(pixels, standardize=True))  # per-pixel scales reorder
+    assert not knn_searches_pixels("knn", FeatureChain([("hog", {})]))
+    assert not knn_searches_pixels("softmax", FeatureChain(pixels))
+
+
+def test_saved_knn_model_keeps_its_memory_budget(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mlcv_cli import modelfile, pipeline
+    from mlcv_cli.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLCV_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(cli, ["train", "--model", "knn", *SMALL, "--set", "model.max_memory_mb=40", "--json"])
+    assert result.exit_code == 0, result.output
+    mf = modelfile.load(tmp_path / json.loads(result.stdout)["run_dir"] / "model.npz")
+    est = pipeline.estimator_from_file(mf)
+    assert est.max_memory == 40 * 2**20
+    assert est.X_train_.dtype == np.uint8 and est.X_train_.shape == (300, 3072)
