@@ -296,7 +296,8 @@ class KNearestNeighbor(ParamsMixin):
             dist = np.empty((N, k), np.int32)
         else:
             dist = np.empty((N, k), np.float32)
-        Q = np.array(Q, dtype=X.dtype, order="C", copy=not (Q.flags.writeable and Q.dtype == X.dtype))
+        if not (Q.dtype == X.dtype and Q.flags.c_contiguous and Q.flags.writeable):
+            Q = np.array(Q, dtype=X.dtype, order="C")  # the one array type the kernel is compiled for
         ind = np.empty((N, k), np.int64)
         q_block, x_block = _l1_blocks(D, X.itemsize)
         threads = (os.cpu_count() or 1) if self.n_jobs is None else int(self.n_jobs)

@@ -73,6 +73,17 @@ def test_compiled_search_equals_numpy_reference(kind, n_jobs):
             np.testing.assert_array_equal(d_c, d_r)
 
 
+def test_strided_read_only_and_other_dtype_queries():
+    Q, X = make("floats", 40, 60, 9, seed=5)
+    est = KNearestNeighbor(k=3, metric="l1").fit(X, np.zeros(60, int), 1)
+    frozen = Q.astype(np.float64)
+    frozen.setflags(write=False)
+    for queries in (Q[::3], Q[:, ::-1][:, ::-1], frozen, Q.T.copy().T):
+        _, ind = est.kneighbors(queries)
+        assert est.backend_ == "numba"
+        np.testing.assert_array_equal(ind, brute_l1(np.asarray(queries, np.float32), X, 3)[1])
+
+
 def test_the_reference_runs_when_numba_is_unavailable(monkeypatch):
     Q, X = make("tied_bytes", 20, 90, 12, seed=3)
     y = np.arange(90) % 4
