@@ -283,7 +283,7 @@ def test_gridsearch_with_mlcvs_folds_and_seeds_equals_mlcv_cv(image_folder, tmp_
     grid = {"train.lr": [1e-3, 1e-2], "model.reg": [1e-4, 1e-1]}
     result = run("cv", "--model", "softmax", "--folds", "3", "--json",
                  "--set", "data.dataset=folder", "--set", f"data.path={image_folder}", "--set", "data.num_val=0",
-                 "--set", "train.epochs=3", "--set", f"output.dir={tmp_path}",
+                 "--set", "train.epochs=3", "--set", f"output.dir={tmp_path}", "--set", f"data.dir={tmp_path / 'data'}",
                  *[a for key, values in grid.items() for a in ("--grid", f"{key}={','.join(map(str, values))}")])
     assert result.exit_code == 0, result.output
     cli_means = {(s["params"]["train.lr"], s["params"]["model.reg"]): s["mean"] for s in json.loads(result.stdout)["summary"]}
@@ -304,10 +304,13 @@ def test_gridsearch_with_mlcvs_folds_and_seeds_equals_mlcv_cv(image_folder, tmp_
         clone(model).fit(ds.train_x, ds.train_y)
 
 
-@pytest.mark.parametrize("model", ["knn", "svm", "softmax"])
-def test_load_predicts_what_mlcv_predict_prints(model, image_folder, tmp_path, sample):
+@pytest.mark.parametrize("model, features", [("knn", None), ("svm", None), ("softmax", None),
+                                             ("softmax", "[{type: hog, cell_size: 8}, {type: color_hist, bins: 6}]")])
+def test_load_predicts_what_mlcv_predict_prints(model, features, image_folder, tmp_path, sample):
+    extra = ["--set", f"features={features}"] if features else []
     result = run("train", "--model", model, "--json", "--set", "data.dataset=folder", "--set", f"data.path={image_folder}",
-                 "--set", "data.num_val=50", "--set", "train.epochs=2", "--set", "model.k=3", "--set", f"output.dir={tmp_path}")
+                 "--set", "data.num_val=50", "--set", "train.epochs=2", "--set", "model.k=3", "--set", f"output.dir={tmp_path}",
+                 "--set", f"data.dir={tmp_path / 'data'}", *extra)
     assert result.exit_code == 0, result.output
     run_dir = Path(json.loads(result.stdout)["run_dir"])
     files = [tmp_path / f"q{i}.png" for i in range(12)]
@@ -329,6 +332,8 @@ def test_load_predicts_what_mlcv_predict_prints(model, image_folder, tmp_path, s
         for entry in row["top"]:
             assert v[list(est.classes_).index(entry["class"])] == pytest.approx(entry[key], rel=1e-6)
     assert est[-1].get_params()["k" if model == "knn" else "epochs"] == (3 if model == "knn" else 2)
+    steps = [name for name, _ in est[0].get_params()["steps"]]
+    assert steps == (["hog", "color_hist"] if features else ["pixels"])
 
 
 # -- the CLI without scikit-learn -------------------------------------------------------------
