@@ -16,6 +16,7 @@ try:
                               TransformerMixin)
     from sklearn.model_selection import BaseCrossValidator
     from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 except ImportError as exc:  # the CLI never imports this module; only a user's script does
@@ -63,9 +64,12 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
 
     Attributes: classes_ (C,), n_features_in_, model_ (the fitted core model).
 
-    Memory: fitting keeps two float32 copies of the training set (the core's X_train_ and its
-    centred copy used for the search), 8 bytes per training value; the wrapper adds only the
-    (M,) label codes. Prediction uses max_memory_mb of temporaries whatever N is.
+    X is (N, D) rows or images (N, H, W, C), flattened without a copy.
+
+    Memory: uint8 rows (raw pixels) are searched as given, without a copy when C-contiguous;
+    any other dtype is kept as a float32 copy plus a centred float32 copy (8 bytes per
+    training value). The wrapper adds only the (M,) label codes; prediction uses
+    max_memory_mb of temporaries whatever N is.
     """
 
     def __init__(self, k=1, metric="l2", max_memory_mb=512, n_jobs=None):
@@ -76,7 +80,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Memorise X (N, D) and labels y (N,) of any type scikit-learn classifies. Returns self."""
-        X, y = validate_data(self, X, y, dtype="numeric")
+        X, y = validate_data(self, _flatten_images(X), y, dtype="numeric")
         codes = _encode_labels(self, y)
         mm = self.max_memory_mb
         if isinstance(mm, bool) or not isinstance(mm, numbers.Real) or not np.isfinite(mm) or mm <= 0:
@@ -87,7 +91,9 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _checked(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype="numeric", reset=False)
+        # C order: the core's compiled L1 search refuses a strided view of queries (copies
+        # only what is not C-contiguous already).
+        return validate_data(self, _flatten_images(X), dtype="numeric", order="C", reset=False)
 
     def predict(self, X):
         """Majority label of the k nearest training examples: (N,) of classes_'s type.
@@ -120,7 +126,7 @@ class _LinearClassifierBase(ClassifierMixin, BaseEstimator):
         Raises mlcv_cli.core.linear.TrainingDiverged (an ArithmeticError) when the loss
         becomes NaN or infinite; lower lr.
         """
-        X, y = validate_data(self, X, y, dtype="numeric")
+        X, y = validate_data(self, _flatten_images(X), y, dtype="numeric")
         codes = _encode_labels(self, y)
         params = {name: value for name, value in self.get_params().items() if name != "random_state"}
         if self._loss == "softmax":
@@ -148,7 +154,7 @@ class _LinearClassifierBase(ClassifierMixin, BaseEstimator):
 
     def _checked(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype="numeric", reset=False)
+        return validate_data(self, _flatten_images(X), dtype="numeric", reset=False)
 
     def decision_function(self, X):
         """Class scores X @ W + b: (N, C); for two classes (N,), the second class's score minus the first's."""
@@ -550,6 +556,8 @@ def _linear_params(cls, cfg):
 def load(run_dir):
     """A fitted Pipeline([("features", Features), (model type, classifier)]) from a run of `mlcv train`.
 
+    For kNN on plain pixels the first step is ("pixels", raw rows), as mlcv searches them.
+
     run_dir: a run directory (or a cv run with a refit, or a model.npz), as `mlcv predict`
     takes it. Its predictions on images (N, H, W, 3) uint8 equal `mlcv predict`'s: the same
     model file, fitted feature chain and core model. classes_ holds the class names; the
@@ -561,11 +569,20 @@ def load(run_dir):
     mf = modelfile.load(path)
     cfg = pipeline._config_of(mf, path, None)
     core = pipeline.estimator_from_file(mf, pipeline._store_of(mf))
+    if pipeline.knn_searches_pixels(mf.model_type, mf.chain):
+        # mlcv's kNN searches the raw uint8 pixels of a plain pixel chain (a shift and a
+        # positive scale change no neighbour), so the queries go in as raw rows too.
+        features, D = FunctionTransformer(_flatten_images), mf.chain.output_dim(mf.chain.image_shape_)
+        return _fitted_pipeline(mf, cfg, core, ("pixels", features), D)
     spec = mf.chain.spec()
     features = Features(steps=[(step.pop("type"), step) for step in spec["steps"]], standardize=spec["standardize"])
     features.extractor_, features.image_shape_ = mf.chain, tuple(mf.chain.image_shape_)
     features.n_features_in_ = int(np.prod(features.image_shape_))
     features._n_features_out = D = mf.chain.output_dim(features.image_shape_)
+    return _fitted_pipeline(mf, cfg, core, ("features", features), D)
+
+
+def _fitted_pipeline(mf, cfg, core, first_step, D):
     if mf.model_type == "knn":
         m = cfg.model
         clf = KNNClassifier(k=m.k, metric=m.metric, max_memory_mb=m.max_memory_mb)
@@ -576,4 +593,4 @@ def load(run_dir):
     clf.model_ = core
     clf.classes_ = np.array(mf.classes)
     clf.n_features_in_ = D
-    return Pipeline([("features", features), (mf.model_type, clf)])
+    return Pipeline([first_step, (mf.model_type, clf)])
