@@ -91,9 +91,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _checked(self, X):
         check_is_fitted(self)
-        # C order: the core's compiled L1 search refuses a strided view of queries (copies
-        # only what is not C-contiguous already).
-        return validate_data(self, _flatten_images(X), dtype="numeric", order="C", reset=False)
+        return validate_data(self, _flatten_images(X), dtype="numeric", reset=False)
 
     def predict(self, X):
         """Majority label of the k nearest training examples: (N,) of classes_'s type.

@@ -136,7 +136,7 @@ def test_wrappers_predict_what_the_core_predicts(sample):
         core = KNearestNeighbor(k=4, metric=metric).fit(data, y, num_classes=10)
         est = KNNClassifier(k=4, metric=metric).fit(data, odd)
         assert np.array_equal(est.classes_, 7 * np.arange(10) + 3) and est.n_features_in_ == 3072
-        expected = core.vote_counts(np.ascontiguousarray(queries))
+        expected = core.vote_counts(queries)
         assert np.array_equal(est.predict(queries), 7 * np.argmax(expected, axis=1) + 3)
         assert np.array_equal(est.predict_proba(queries), expected / 4)
     for cls, loss in ((SoftmaxClassifier, "softmax"), (LinearSVMClassifier, "svm")):
