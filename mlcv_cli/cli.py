@@ -228,7 +228,7 @@ def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=N
 @_data_dir_option
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), shell_complete=completion.complete_run_dirs, help="Continue an interrupted run from its checkpoint.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
-@click.option("--plot", is_flag=True, help="Write loss.png, templates.png and confusion.png into the run. Needs mlcv[plot].")
+@click.option("--plot", is_flag=True, help="Write loss.png, templates.png (raw pixels), filters.png (k-means), hog.png (HOG) and confusion.png into the run. Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def train(config_path, overrides, model_type, data_dir, resume_dir, print_config, plot, as_json):
     """Train a model from a config and write a run directory.
@@ -259,7 +259,7 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
     if plot:
         from . import plots
 
-        result["plots"] = plots.plot_run(result["run_dir"], which=("loss", "templates", "confusion"))
+        result["plots"] = plots.plot_run(result["run_dir"], which=("loss", "templates", "confusion", "filters", "hog"))
     if as_json:
         _emit_json(result)
         return

@@ -227,6 +227,92 @@ def plot_neighbors(queries, neighbors, query_labels, neighbor_labels, classes, o
     return _save(fig, out_path)
 
 
+# -- features ---------------------------------------------------------------------------------
+
+
+def plot_filters(kmeans, out_path) -> str:
+    """filters.png: the k-means dictionary, each centroid a patch_size x patch_size colour patch.
+
+    The whitening is undone for display (KMeansFeatures.filters) and every filter is
+    stretched to [0, 1] on its own, like the linear models' templates.
+    """
+    F = np.asarray(kmeans.filters(), np.float64)  # (K, p, p, C)
+    K, p = F.shape[0], F.shape[1]
+    lo = F.reshape(K, -1).min(axis=1)[:, None, None, None]
+    hi = F.reshape(K, -1).max(axis=1)[:, None, None, None]
+    F = (F - lo) / np.where(hi > lo, hi - lo, 1.0)
+    if F.shape[3] == 1:
+        F = np.repeat(F, 3, axis=3)
+    cols = math.ceil(math.sqrt(K))
+    rows = math.ceil(K / cols)
+    mosaic = np.ones((rows * (p + 1) + 1, cols * (p + 1) + 1, 3))  # white 1-pixel gaps
+    for k in range(K):
+        r, c = divmod(k, cols)
+        mosaic[1 + r * (p + 1): 1 + r * (p + 1) + p, 1 + c * (p + 1): 1 + c * (p + 1) + p] = F[k]
+    plt = pyplot()
+    side = min(12.0, max(4.0, cols * 0.25))
+    fig, ax = plt.subplots(figsize=(side, side * rows / cols + 0.4))
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(f"k-means dictionary: {K} centroids of {p}x{p} patches (whitening undone)", fontsize=9)
+    return _save(fig, out_path)
+
+
+def plot_hog(hog, images, labels, classes, out_path) -> str:
+    """hog.png: a few images next to their HOG cells, each cell's histogram drawn as lines
+    along the edge directions (perpendicular to the gradients), longer for more votes."""
+    from matplotlib.collections import LineCollection
+
+    hist = np.asarray(hog.cell_histograms(images), np.float64)  # (N, cy, cx, B)
+    angles = np.deg2rad(hog.orientation_centers() + 90.0)
+    s = hog.cell_size
+    plt = pyplot()
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(1.7 * n, 3.6), squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(images[i], interpolation="nearest")
+        axes[0, i].set_title(classes[labels[i]], fontsize=8)
+        h = hist[i] / (hist[i].max() or 1.0)
+        cy, cx, B = h.shape
+        yc, xc = (np.mgrid[0:cy, 0:cx] + 0.5) * s - 0.5
+        r = 0.5 * s * h  # (cy, cx, B): half-length of each orientation's line
+        dx, dy = r * np.cos(angles), r * np.sin(angles)
+        x0, y0 = xc[..., None] - dx, yc[..., None] - dy
+        x1, y1 = xc[..., None] + dx, yc[..., None] + dy
+        segments = np.stack([np.stack([x0, y0], -1), np.stack([x1, y1], -1)], -2).reshape(-1, 2, 2)
+        ax = axes[1, i]
+        ax.set_facecolor("black")
+        ax.add_collection(LineCollection(segments, colors="white", linewidths=1.0, alpha=0.9))
+        ax.set_xlim(-0.5, images.shape[2] - 0.5)
+        ax.set_ylim(images.shape[1] - 0.5, -0.5)
+        ax.set_aspect("equal")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"HOG: {hog.orientations} orientations per {s}x{s}-pixel cell (line length: gradient votes)", fontsize=9)
+    return _save(fig, out_path)
+
+
+def plot_features(run_dir, want) -> list:
+    """filters.png for a k-means step, hog.png (on a few test images) for a HOG step."""
+    from . import modelfile, pipeline
+
+    mf = modelfile.load(run_dir / "model.npz")
+    made = []
+    kmeans = [e for (name, _), e in zip(mf.chain.steps, mf.chain.extractors_) if name == "kmeans"]
+    hogs = [e for (name, _), e in zip(mf.chain.steps, mf.chain.extractors_) if name == "hog"]
+    if "filters" in want and kmeans:
+        made.append(plot_filters(kmeans[0], run_dir / "filters.png"))
+    if "hog" in want and hogs:
+        cfg = pipeline._config_of(mf, run_dir / "model.npz", None)
+        ds = pipeline.load_dataset(cfg)
+        x, y = (ds.test_x, ds.test_y) if ds.test_y is not None else (ds.train_x, ds.train_y)
+        _, first = np.unique(np.asarray(y), return_index=True)  # one image of each class
+        pick = np.sort(first)[:6]
+        made.append(plot_hog(hogs[0], np.asarray(x[pick]), np.asarray(y[pick]), mf.classes, run_dir / "hog.png"))
+    return made
+
+
 # -- a whole run --------------------------------------------------------------------------
 
 
@@ -236,15 +322,20 @@ def plot_run(run_dir, which=None) -> list:
     if not run_dir.is_dir():
         raise MlcvError(f"{run_dir} is not a run directory")
     made = []
-    want = set(which or ("cv", "loss", "templates", "confusion"))
+    want = set(which or ("cv", "loss", "templates", "confusion", "filters", "hog"))
     if "cv" in want and (run_dir / "cv_summary.json").exists():
         made.append(plot_cv(run_dir))
     rows = _read_history(run_dir) if "loss" in want and (run_dir / "history.csv").exists() else []
     if rows:
         made.append(plot_loss(run_dir, rows))
     # metrics.json names the model type, so a kNN run's stored images are never loaded here.
-    model_type = json.loads((run_dir / "metrics.json").read_text()).get("model") if (run_dir / "metrics.json").exists() else None
-    if "templates" in want and (run_dir / "model.npz").exists() and model_type in ("svm", "softmax"):
+    doc = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    model_type = doc.get("model")
+    steps = (doc.get("features") or {}).get("steps", ["pixels"])
+    if want & {"filters", "hog"} and (run_dir / "model.npz").exists() and {"kmeans", "hog"} & set(steps):
+        made.extend(plot_features(run_dir, want))
+    # Weights are images only when the features are the pixels themselves.
+    if "templates" in want and (run_dir / "model.npz").exists() and model_type in ("svm", "softmax") and steps == ["pixels"]:
         from . import modelfile
 
         made.append(plot_templates(modelfile.load(run_dir / "model.npz"), run_dir / "templates.png"))
