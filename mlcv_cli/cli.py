@@ -278,6 +278,10 @@ def _print_train_summary(r):
     table.add_row("test", str(r["n_test"]), _pct(r["test_accuracy"]))
     con = _stdout_console()
     con.print(table)
+    from .feature_cache import describe
+
+    if describe(r.get("features")):
+        con.print(describe(r.get("features")))
     if r.get("final_loss") is not None:
         con.print(f"final loss {r['final_loss']:.4f}; trained in {r['fit_s']:.1f} s ({r['total_s']:.1f} s in all)")
     for p in r.get("plots", []):

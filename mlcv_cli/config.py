@@ -21,7 +21,7 @@ from .errors import ConfigError
 MODEL_TYPES = ("knn", "svm", "softmax")
 METRICS = ("l2", "l1")
 PENALTIES = ("l2", "l1", "elasticnet", "none")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "random_search")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "random_search", "lbfgs")
 DATASETS = ("sample", "cifar10", "folder")
 MAX_CONFIG_BYTES = 1 << 20
 # Names that become directory names: no separators, no "..", nothing hidden.
@@ -74,7 +74,7 @@ class TrainConfig:
     lr: float = _f(1e-3, kind=float, low=0.0, low_open=True, doc="learning rate")
     lr_decay: float = _f(1.0, kind=float, low=0.0, high=1.0, low_open=True, doc="lr multiplied by this after each epoch")
     batch_size: int = _f(200, kind=int, low=1, doc="minibatch size")
-    epochs: int = _f(10, kind=int, low=1, doc="passes over the training set")
+    epochs: int = _f(10, kind=int, low=1, doc="passes over the training set (lbfgs: full-batch iterations)")
     momentum: float = _f(0.9, kind=float, low=0.0, high=1.0, high_open=True, doc="momentum/nesterov coefficient")
     decay_rate: float = _f(0.99, kind=float, low=0.0, high=1.0, high_open=True, doc="rmsprop decay")
     beta1: float = _f(0.9, kind=float, low=0.0, high=1.0, high_open=True, doc="adam beta1")

@@ -245,3 +245,27 @@ def fold_features(cfg, data, train_idx, val_idx):
         return np.asarray(X[train_idx]), np.asarray(X[val_idx])
     chain = build_chain(cfg)
     return chain.fit_transform(data[train_idx]), chain.transform(data[val_idx])
+
+
+def describe(features_doc) -> str:
+    """One line for people: the chain, its size, and what the cache did (None for plain pixels)."""
+    if not features_doc or features_doc.get("steps") == ["pixels"]:
+        return None
+    line = f"features: {' + '.join(features_doc['steps'])}, {features_doc['dim']} per image"
+    line += " (standardized)" if features_doc.get("standardized") else ""
+    events = [e for e in features_doc.get("cache", []) if e["cache"] != "off"]
+    hits = [e for e in events if e["cache"] == "hit"]
+    if events and len(hits) == len(events):
+        line += f"; read from the feature cache in {sum(e['seconds'] for e in hits):.1f} s"
+    elif events:
+        computed = sum(e["seconds"] for e in events if e["cache"] != "hit")
+        line += f"; computed in {computed:.1f} s"
+        rebuilt = [e["cache"][len("rebuilt: "):] for e in events if e["cache"].startswith("rebuilt")]
+        failed = [e["cache"] for e in events if e["cache"].startswith("failed")]
+        if rebuilt:
+            line += f" (cache entry rebuilt: {rebuilt[0]})"
+        if failed:
+            line += f" (not cached: {failed[0]})"
+        elif not rebuilt:
+            line += ", cached for the next run"
+    return line

@@ -509,7 +509,7 @@ def _features_doc(pre):
 
 def _fit_linear(cfg, est, run, X, y, X_val, y_val, C, state, progress):
     iters_per_epoch = -(-len(y) // cfg.train.batch_size)
-    total = iters_per_epoch * cfg.train.epochs if cfg.train.optimizer != "random_search" else cfg.train.random_search_tries
+    total = {"random_search": cfg.train.random_search_tries, "lbfgs": cfg.train.epochs}.get(cfg.train.optimizer, iters_per_epoch * cfg.train.epochs)
     bar = progress(total, f"train {cfg.model.type}")
     if state is not None:
         bar.update(int(state.get("iteration", 0)))

@@ -238,8 +238,9 @@ def test_real_extractors_train_evaluate_predict(folder, tmp_path, monkeypatch):
         "  - {type: color_hist, bins: 6}\n"
         "  - {type: kmeans, num_centroids: 4, patch_size: 3, num_patches: 200, iterations: 3, seed: 1}\n"
     )
-    summary = train("--config", cfg, *data_args(folder, tmp_path / "runs"))
+    summary = train("--config", cfg, *data_args(folder, tmp_path / "runs"), "--plot")
     assert summary["features"]["steps"] == ["hog", "color_hist", "kmeans"]
+    assert sorted(Path(p).name for p in summary["plots"]) == ["confusion.png", "filters.png", "hog.png", "loss.png"]
     assert summary["features"]["dim"] == 4 * 6 + 6 + 4 * 4
     ev = json.loads(mlcv("evaluate", summary["run_dir"], "--json").stdout)
     assert ev["accuracy"] == summary["test_accuracy"]
