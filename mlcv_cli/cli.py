@@ -131,7 +131,7 @@ def cli(debug):
 
 @cli.group(context_settings=CONTEXT)
 def download():
-    """Fetch CIFAR-10 or import an image folder into the data dir.
+    """Fetch CIFAR-10, CIFAR-100, MNIST or Fashion-MNIST, or import an image folder, into the data dir.
 
     The data dir is --data-dir, else $MLCV_DATA_DIR, else ./data.
     """
@@ -408,7 +408,7 @@ def _fmt_value(v):
 @cli.command(context_settings=CONTEXT)
 @click.argument("target", type=click.Path(exists=True), shell_complete=completion.complete_run_dirs)
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True, help="Which split to score.")
-@click.option("--data", "data_spec", help="Score on another dataset: sample, cifar10, or an image folder/.zip/imported name.")
+@click.option("--data", "data_spec", help="Score on another dataset: sample, cifar10, cifar100, mnist, fashion-mnist, or an image folder/.zip/imported name.")
 @_data_dir_option
 @click.option("--set", "overrides", multiple=True, metavar="data.KEY=VALUE", help="Override a data setting of the saved config, e.g. --set data.skip_bad=true.")
 @click.option("--plot", is_flag=True, help="Write the confusion matrix (and, for kNN, the nearest-neighbours grid) as PNG. Needs mlcv[plot].")
@@ -425,7 +425,7 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json):
     if data_spec:
         # Another dataset: its own sizes, so no subset sizes carried over from training.
         changes.update({"data.num_train": None, "data.num_test": None})
-        if data_spec in ("sample", "cifar10"):
+        if data_spec in ("sample", "cifar10", "cifar100", "mnist", "fashion-mnist"):
             changes["data.dataset"] = data_spec
         else:
             changes.update({"data.dataset": "folder", "data.path": data_spec})
@@ -460,6 +460,11 @@ def _print_evaluation(r):
     for name, acc in zip(classes, r["per_class_accuracy"]):
         per.add_row(name, _pct(acc))
     con.print(per)
+    if len(classes) > 20:
+        _print_top_confusions(con, classes, r["confusion_matrix"])
+        for p in r.get("plots", []):
+            con.print(f"plot: {p}")
+        return
     cm = Table(title="confusion matrix (rows: true class, columns: predicted)", header_style="bold")
     cm.add_column("")
     for name in classes:
@@ -469,6 +474,21 @@ def _print_evaluation(r):
     con.print(cm)
     for p in r.get("plots", []):
         con.print(f"plot: {p}")
+
+
+def _print_top_confusions(con, classes, matrix, n=20):
+    """With many classes a full matrix is unreadable: the largest off-diagonal counts instead."""
+    from rich.table import Table
+
+    cells = [(v, i, j) for i, row in enumerate(matrix) for j, v in enumerate(row) if i != j and v]
+    cells.sort(key=lambda c: (-c[0], c[1], c[2]))
+    t = Table(title=f"the {min(n, len(cells))} largest confusions ({len(classes)} classes; --json has the full matrix)", header_style="bold")
+    for col, just in (("true class", "left"), ("predicted", "left"), ("images", "right"), ("of the class", "right")):
+        t.add_column(col, justify=just)
+    for v, i, j in cells[:n]:
+        total = sum(matrix[i])
+        t.add_row(classes[i], classes[j], str(v), f"{100 * v / total:.1f}%" if total else "-")
+    con.print(t)
 
 
 # -- plot -----------------------------------------------------------------------------------
@@ -588,6 +608,11 @@ def gradcheck(model_type, reg, checks, penalty, seed):
 from .cli_runs import runs  # noqa: E402
 
 cli.add_command(runs)
+
+# mnist, fashion-mnist and cifar100 downloads, defined in cli_datasets.py.
+from .cli_datasets import register as _register_downloads  # noqa: E402
+
+_register_downloads(download)
 
 
 # -- entry point --------------------------------------------------------------------------

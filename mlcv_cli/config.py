@@ -22,7 +22,9 @@ MODEL_TYPES = ("knn", "svm", "softmax")
 METRICS = ("l2", "l1")
 PENALTIES = ("l2", "l1", "elasticnet", "none")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "random_search", "lbfgs")
-DATASETS = ("sample", "cifar10", "folder")
+DATASETS = ("sample", "cifar10", "folder", "mnist", "fashion-mnist", "cifar100")
+# Datasets whose images have one fixed size: data.image_size defaults to it.
+NATIVE_IMAGE_SIZE = {"mnist": 28, "fashion-mnist": 28, "cifar10": 32, "cifar100": 32}
 MAX_CONFIG_BYTES = 1 << 20
 # Names that become directory names: no separators, no "..", nothing hidden.
 SAFE_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}"
@@ -39,7 +41,7 @@ def _f(default, *, kind, choices=None, low=None, high=None, low_open=False, high
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = _f("sample", kind=str, choices=DATASETS, doc="sample (shipped), cifar10, or folder")
+    dataset: str = _f("sample", kind=str, choices=DATASETS, doc="sample (shipped), cifar10, cifar100, mnist, fashion-mnist, or folder")
     path: Optional[str] = _f(None, kind=str, nullable=True, doc="image folder/.zip, or a name given to `mlcv download folder`")
     dir: Optional[str] = _f(None, kind=str, nullable=True, doc="data dir (default: --data-dir, $MLCV_DATA_DIR, ./data)")
     num_train: Optional[int] = _f(None, kind=int, low=1, nullable=True, doc="training images (null: all left after num_val)")
@@ -47,6 +49,9 @@ class DataConfig:
     num_test: Optional[int] = _f(None, kind=int, low=0, nullable=True, doc="test images (null: all)")
     image_size: int = _f(32, kind=int, low=4, high=512, doc="images are resized to image_size x image_size")
     skip_bad: bool = _f(False, kind=bool, doc="skip unreadable images in folders instead of stopping")
+    labels: str = _f("fine", kind=str, choices=("fine", "coarse"), doc="cifar100: the 100 fine classes or the 20 coarse superclasses")
+    channels: Optional[int] = _f(None, kind=int, nullable=True, low=1, high=3,
+                                 doc="image folders: 1 reads them as grayscale, 3 as colour (null: grayscale when every image is)")
 
 
 @dataclass(frozen=True)
@@ -386,6 +391,9 @@ def resolve(path=None, overrides=(), model_type=None, extra=None) -> Config:
         from_cli.setdefault("model.type", model_type)
     chosen_type = check_value("model.type", from_cli.get("model.type", from_file.get("model.type", "softmax")))
     merged = dict(MODEL_DEFAULTS[chosen_type])
+    dataset = from_cli.get("data.dataset", from_file.get("data.dataset"))
+    if dataset in NATIVE_IMAGE_SIZE:
+        merged["data.image_size"] = NATIVE_IMAGE_SIZE[dataset]  # 28 for MNIST unless the config says otherwise
     merged.update(from_file)
     step_overrides = {k: v for k, v in from_cli.items() if feature_config.is_feature_key(k)}
     merged.update({k: v for k, v in from_cli.items() if k not in step_overrides})
@@ -417,6 +425,10 @@ def validate(cfg: Config) -> Config:
         if feature_config.is_feature_key(key):
             feature_config.check_grid_key(key, cfg.features)
     feature_config.check_chain(cfg)
+    if cfg.data.labels == "coarse" and cfg.data.dataset != "cifar100":
+        raise ConfigError(f"data.labels: coarse labels exist only for cifar100, and data.dataset is {cfg.data.dataset}; remove data.labels")
+    if cfg.data.channels == 2:
+        raise ConfigError("data.channels: expected 1 (grayscale), 3 (colour) or null (detect), found 2")
     return cfg
 
 

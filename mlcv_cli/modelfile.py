@@ -35,6 +35,11 @@ class ModelFile:
     config_yaml: str
     arrays: dict  # W, b for linear models; X_train, y_train for knn
 
+    @property
+    def channels(self) -> int:
+        """1 for a grayscale model (MNIST), 3 for colour: the chain was fitted on (H, W, channels) images."""
+        return int(self.chain.image_shape_[2])
+
 
 def save(path, mf: ModelFile):
     arrays = {
@@ -82,8 +87,10 @@ def _stored_chain(path, data, image_size):
         raise ModelFileError(f"{path}: this mlcv cannot load the model's feature extractor ({exc})") from None
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"{path}: entry '{_CHAIN_PREFIX}{exc}'; the file is damaged or was written by another mlcv") from None
-    if chain.image_shape_ != (image_size, image_size, 3):
-        raise ModelFileError(f"{path}: entry 'features.image_shape' is {chain.image_shape_}, expected ({image_size}, {image_size}, 3)")
+    if chain.image_shape_[:2] != (image_size, image_size) or chain.image_shape_[2] not in (1, 3):
+        raise ModelFileError(
+            f"{path}: entry 'features.image_shape' is {chain.image_shape_}, expected ({image_size}, {image_size}, 1 or 3)"
+        )
     return chain
 
 
@@ -172,8 +179,8 @@ def load(path) -> ModelFile:
     if not 1 <= image_size <= 4096:
         raise ModelFileError(f"{path}: image_size {image_size} is out of range")
     chain = _legacy_chain(path, data, image_size) if version == 1 else _stored_chain(path, data, image_size)
-    pixels_dim = image_size * image_size * 3
-    D, C = chain.output_dim((image_size, image_size, 3)), len(classes)
+    pixels_dim = image_size * image_size * chain.image_shape_[2]  # one channel for grayscale models
+    D, C = chain.output_dim(chain.image_shape_), len(classes)
     arrays = {}
     if model_type == "knn":
         X, y = data["X_train"], data["y_train"]

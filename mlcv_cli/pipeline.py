@@ -77,27 +77,46 @@ def load_dataset(cfg: Config, progress=None):
 
 
 def _load_dataset(cfg: Config):
-    """The dataset named by the config: the shipped sample, CIFAR-10, or an image folder."""
+    """The dataset named by the config: the shipped sample, CIFAR-10/100, (Fashion-)MNIST, or an image folder."""
     from . import datasets
 
     kind = cfg.data.dataset
     if kind == "sample":
         return datasets.load_sample(size=cfg.data.image_size)
-    if kind == "cifar10":
-        if cfg.data.image_size != 32:
-            raise ConfigError(f"data.image_size: CIFAR-10 images are 32x32, found {cfg.data.image_size}; remove the override")
-        return datasets.load_cifar10(data_dir_for(cfg))
+    if kind in config_mod.NATIVE_IMAGE_SIZE:
+        return _load_named(kind, cfg)  # load_dataset checks data.image_size against the images
     path = Path(cfg.data.path)
     if path.exists():
         ds, _skipped = datasets.load_folder(path, size=cfg.data.image_size, skip_bad=cfg.data.skip_bad)
-        return ds
+        return _folder_channels(ds, cfg.data.channels)
     imported = data_dir_for(cfg) / "folders" / cfg.data.path
     if imported.exists():
-        return datasets.load_imported(data_dir_for(cfg), cfg.data.path)
+        return _folder_channels(datasets.load_imported(data_dir_for(cfg), cfg.data.path), cfg.data.channels)
     raise DataError(
         f"data.path {cfg.data.path!r} is neither an image folder/.zip nor a dataset imported into {data_dir_for(cfg)}; "
         "check the path or run `mlcv download folder PATH --name NAME`"
     )
+
+
+def _load_named(kind, cfg):
+    from . import datasets
+    from .datasets import cifar100, idx
+
+    if kind == "cifar10":
+        return datasets.load_cifar10(data_dir_for(cfg))
+    if kind == "cifar100":
+        return cifar100.load_cifar100(data_dir_for(cfg), labels=cfg.data.labels)
+    return idx.load_idx(idx.SOURCES[kind], data_dir_for(cfg))
+
+
+def _folder_channels(ds, channels):
+    """Image folders are read as colour; data.channels 1 (or null and every image gray) keeps one channel."""
+    from .datasets.channels import is_gray, to_gray
+
+    if channels == 1 or (channels is None and is_gray(ds.train_x) and (ds.test_x is None or is_gray(ds.test_x))):
+        ds.train_x = to_gray(ds.train_x)
+        ds.test_x = None if ds.test_x is None else to_gray(ds.test_x)
+    return ds
 
 
 @dataclass
@@ -228,7 +247,7 @@ def knn_backend_note(uses_l1):
 
 
 def model_rows(mf: ModelFile, images, store=None, progress=None, what="images"):
-    """The rows (N, D) a saved model sees for uint8 images (N, H, W, 3)."""
+    """The rows (N, D) a saved model sees for uint8 images (N, H, W, C), C the model's channels."""
     if knn_searches_pixels(mf.model_type, mf.chain):
         return images.reshape(len(images), -1)
     return (store or FeatureStore(None)).transform(mf.chain, images, progress, what)
@@ -240,7 +259,7 @@ def estimator_from_file(mf: ModelFile, store=None):
     if mf.model_type == "knn":
         k = int(mf.arrays.get("k", 1))
         metric = str(mf.arrays.get("metric", "l2"))
-        images = mf.arrays["X_train"].reshape(-1, mf.image_size, mf.image_size, 3)
+        images = mf.arrays["X_train"].reshape(-1, mf.image_size, mf.image_size, mf.channels)
         X = model_rows(mf, images, store, what="knn training images")
         est = KNearestNeighbor(k=k, metric=metric, max_memory=_saved_max_memory_mb(mf) * 2**20)
         return est.fit(X, mf.arrays["y_train"], num_classes=C)
@@ -653,7 +672,10 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, pl
         )
     store = FeatureStore(data_dir_for(cfg) / "features")
     est = estimator_from_file(mf, store)
-    X = model_rows(mf, _check_image_size(x, mf.image_size), store, progress, split)
+    from .datasets.channels import match_channels
+
+    x = match_channels(_check_image_size(x, mf.image_size), mf.channels)  # e.g. a colour folder for a grayscale model
+    X = model_rows(mf, x, store, progress, split)
     pred = batched_predict(est, X, progress, f"evaluate {split}")
     result = {"model_path": str(path), "model": mf.model_type, "dataset": ds.name, "split": split, "classes": mf.classes}
     result.update(split_metrics(y, pred, len(mf.classes)))
@@ -679,7 +701,7 @@ def _evaluation_plots(path, mf, est, X, images, y, pred, split, n_queries=10, n_
         _, first = np.unique(y, return_index=True)
         q = np.sort(first)[:n_queries]
         ind = est.kneighbors(X[q], k, return_distance=False)
-        train_images = mf.arrays["X_train"].reshape(-1, mf.image_size, mf.image_size, 3)
+        train_images = mf.arrays["X_train"].reshape(-1, mf.image_size, mf.image_size, mf.channels)
         made.append(plots.plot_neighbors(images[q], train_images[ind], y[q], est.y_train_[ind], mf.classes,
                                          out_dir / f"neighbors-{split}.png", split))
     return made
@@ -723,7 +745,10 @@ def predict(target, files, *, top=3) -> dict:
         raise MlcvError(f"no image files found in {', '.join(str(f) for f in files)} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     rows = []
     if images:
-        X = model_rows(mf, np.stack(images))
+        from .datasets.channels import match_channels
+
+        # Files are read as colour; a grayscale model sees them as Pillow's luma.
+        X = model_rows(mf, match_channels(np.stack(images), mf.channels))
         if mf.model_type == "knn":
             kind, values, cast = "votes", est.vote_counts(X), int
         elif mf.model_type == "softmax":

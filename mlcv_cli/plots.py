@@ -165,16 +165,16 @@ def plot_templates(mf, out_path) -> str:
     s = mf.image_size
     plt = pyplot()
     C = len(mf.classes)
-    cols = min(C, 5)
+    cols = min(C, 5 if C <= 20 else 10)
     rows = math.ceil(C / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
     for c, ax in enumerate(axes.flat):
         ax.axis("off")
         if c >= C:
             continue
-        img = W[:, c].reshape(s, s, 3)
+        img = W[:, c].reshape(s, s, mf.channels)
         lo, hi = img.min(), img.max()
-        ax.imshow((img - lo) / (hi - lo) if hi > lo else np.zeros_like(img), interpolation="nearest")
+        _show(ax, (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img))
         ax.set_title(mf.classes[c], fontsize=9)
     fig.suptitle(f"{mf.model_type} weights per class")
     return _save(fig, out_path)
@@ -190,14 +190,34 @@ def plot_confusion(metrics_path, out_path, split=None) -> str:
     return draw_confusion(np.array(splits[split]["confusion_matrix"]), doc["classes"], f"{doc['model']}: {split} confusion matrix", out_path)
 
 
+def _show(ax, image):
+    """An (H, W, 1) image in shades of gray, an (H, W, 3) one in colour."""
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1 if image.dtype.kind == "f" else 255, interpolation="nearest")
+    else:
+        ax.imshow(image, interpolation="nearest")
+
+
+# Up to this many classes each cell shows its count; beyond it the matrix is a heat map
+# with small labels (the evaluate command lists the largest confusions instead).
+_COUNTS_UP_TO = 20
+
+
 def draw_confusion(cm, classes, title, out_path):
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(0.6 * len(classes) + 3, 0.6 * len(classes) + 2.5))
-    im = ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > cm.max() / 2 else "black")
+    C = len(classes)
+    side = 0.6 * C + 3 if C <= _COUNTS_UP_TO else 16
+    fig, ax = plt.subplots(figsize=(side, side - 0.5))
+    # Many classes: the diagonal would drown every confusion, so colour a log scale of counts.
+    im = ax.imshow(cm if C <= _COUNTS_UP_TO else np.log1p(cm), cmap="Blues")
+    fontsize = 9 if C <= _COUNTS_UP_TO else max(3, 400 // C)
+    ax.set_xticks(range(C), classes, rotation=60 if C <= _COUNTS_UP_TO else 90, ha="right" if C <= _COUNTS_UP_TO else "center", fontsize=fontsize)
+    ax.set_yticks(range(C), classes, fontsize=fontsize)
+    if C <= _COUNTS_UP_TO:
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > cm.max() / 2 else "black")
+    else:
+        title += " (colour: log(1 + count))"
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -208,17 +228,17 @@ def draw_confusion(cm, classes, title, out_path):
 def plot_neighbors(queries, neighbors, query_labels, neighbor_labels, classes, out_path, split="test") -> str:
     """neighbors-<split>.png: query images in the first column, their nearest training images along the row.
 
-    queries: uint8 (Q, H, W, 3); neighbors: uint8 (Q, k, H, W, 3); labels as class indices.
+    queries: uint8 (Q, H, W, C); neighbors: uint8 (Q, k, H, W, C) with C 1 or 3; labels as class indices.
     """
     plt = pyplot()
     Q, k = neighbors.shape[:2]
     fig, axes = plt.subplots(Q, k + 1, figsize=(1.1 * (k + 1), 1.15 * Q), squeeze=False)
     for i in range(Q):
-        axes[i, 0].imshow(queries[i], interpolation="nearest")
+        _show(axes[i, 0], queries[i])
         axes[i, 0].set_title(classes[query_labels[i]], fontsize=6, color="black")
         for j in range(k):
             same = neighbor_labels[i, j] == query_labels[i]
-            axes[i, j + 1].imshow(neighbors[i, j], interpolation="nearest")
+            _show(axes[i, j + 1], neighbors[i, j])
             axes[i, j + 1].set_title(classes[neighbor_labels[i, j]], fontsize=6, color="green" if same else "red")
     for ax in axes.flat:
         ax.set_xticks([])

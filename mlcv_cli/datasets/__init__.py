@@ -1,6 +1,7 @@
-"""Where images come from: CIFAR-10, the user's image folders, and the sample shipped with mlcv.
+"""Where images come from: CIFAR-10, CIFAR-100, MNIST, Fashion-MNIST, image folders, the shipped sample.
 
-Every loader returns a Dataset of uint8 (N, 32, 32, 3) images, int64 labels and class names.
+Every loader returns a Dataset of uint8 (N, H, W, C) images (C = 3, or 1 for grayscale),
+int64 labels and class names.
 """
 
 from __future__ import annotations

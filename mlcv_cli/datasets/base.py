@@ -28,7 +28,7 @@ _ARRAY_FILE = re.compile(r"^(train|test)_[xy](-[0-9a-f]{8})?\.npy$")
 class Dataset:
     """Images and labels of one dataset.
 
-    train_x: uint8 ndarray of shape (N, H, W, 3); train_y: int64 ndarray of shape (N,)
+    train_x: uint8 ndarray of shape (N, H, W, C), C = 3 (colour) or 1 (grayscale); train_y: int64 ndarray of shape (N,)
     with values in [0, C); test_x/test_y likewise with M examples, or None when the
     dataset has no test split. ``classes`` are the C class names (label i is classes[i]).
     """

@@ -1,0 +1,119 @@
+"""`mlcv download mnist|fashion-mnist|cifar100`: the commands (the work is in datasets/idx.py and cifar100.py)."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+
+# cli.py imports this module at its end, so nothing is imported from cli.py at import time.
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+_HEX = re.compile(r"[0-9a-fA-F]{32}")
+_NATIVE = {"mnist": 28, "fashion-mnist": 28, "cifar100": 32}  # data.image_size's default for each
+
+_common = [
+    click.option("--data-dir", type=click.Path(file_okay=False), help="Where datasets live (default $MLCV_DATA_DIR or ./data)."),
+    click.option("--no-verify", is_flag=True, help="Skip the checksums (a mirror that publishes none); a warning is printed."),
+    click.option("--force", is_flag=True, help="Download and decode again even if a verified copy is there."),
+]
+
+
+def _with_common(fn):
+    for option in reversed(_common):
+        fn = option(fn)
+    return fn
+
+
+def _idx_command(key):
+    from .datasets.idx import FILES, SOURCES
+
+    source = SOURCES[key]
+
+    @click.command(key, context_settings=CONTEXT, help=f"""Download {source.title} (four gzipped IDX files), verify and cache it.
+
+    \b
+    Official site: {source.url}
+    --url BASE/ is a mirror folder holding the official file names
+    ({', '.join(FILES.values())}); --archive FOLDER uses local copies.
+    The published MD5s are checked; for a mirror serving other files give
+    --md5 FILE=HEX for each, or --no-verify. Images are 28x28 grayscale (one channel).
+    """)
+    @click.option("--url", metavar="BASE/", help="Mirror folder under which the official file names are found.")
+    @click.option("--archive", type=click.Path(exists=True), help="Folder holding the four official .gz files (or one of them).")
+    @click.option("--md5", "md5_items", multiple=True, metavar="FILE=HEX", help="Expected MD5 of one file, replacing the published one (repeatable).")
+    @_with_common
+    def command(url, archive, md5_items, data_dir, no_verify, force):
+        from .datasets import idx
+        from .errors import UsageError
+
+        md5 = {}
+        for item in md5_items:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise UsageError(f"--md5 expects FILE=HEX (e.g. {FILES['train_x']}=<32 hex digits>), found {item!r}")
+            if name not in FILES.values():
+                raise UsageError(f"--md5: {name!r} is not one of the official file names ({', '.join(FILES.values())})")
+            if not _HEX.fullmatch(value):
+                raise UsageError(f"--md5 {name}: expected 32 hexadecimal digits, found {value!r}")
+            md5[name] = value.lower()
+        if md5 and no_verify:
+            raise UsageError("give either --md5 or --no-verify, not both")
+        result = idx.prepare_idx(source, _data_dir(data_dir), url=url, archive=archive, md5=md5, verify=not no_verify,
+                                 force=force, progress=sys.stderr.isatty())
+        _report(source.title, result, key)
+
+    return command
+
+
+def _data_dir(option):
+    from .pipeline import resolve_data_dir
+
+    return resolve_data_dir(option)
+
+
+def _report(title, result, key):
+    from .datasets.base import load_cache
+
+    if not result["verified"]:
+        click.echo(f"Warning: checksums not verified (--no-verify); {title} in {result['path']} may not be the official data.", err=True)
+    if result["status"] == "cached":
+        click.echo(f"{title} is already in {result['path']}; nothing to do. Use --force to fetch it again.")
+        return
+    ds = load_cache(result["path"])
+    n_test = 0 if ds.test_y is None else len(ds.test_y)
+    shape = "x".join(str(d) for d in ds.train_x.shape[1:3])
+    channels = "grayscale" if ds.train_x.shape[3] == 1 else "colour"
+    click.echo(f"{title} ready in {result['path']} ({len(ds.train_y):,} training and {n_test:,} test images, {shape} {channels}, "
+               f"{len(ds.classes)} classes). Use it with: --set data.dataset={key}"
+               + (f" --set data.image_size={ds.train_x.shape[1]}" if ds.train_x.shape[1] != _NATIVE.get(key) else ""))
+
+
+@click.command("cifar100", context_settings=CONTEXT)
+@click.option("--url", metavar="BASE/", help="Mirror folder holding cifar-100-binary.tar.gz (or the archive's full URL).")
+@click.option("--archive", type=click.Path(exists=True), help="A local cifar-100-binary.tar.gz (or the folder holding it).")
+@click.option("--md5", help="Expected MD5 of the archive, replacing the published one (a mirror that repacks it).")
+@_with_common
+def download_cifar100(url, archive, md5, data_dir, no_verify, force):
+    """Download CIFAR-100 (the binary archive), verify it and cache it.
+
+    \b
+    Both label sets are kept: the 100 fine classes (default) and the 20 coarse
+    superclasses (--set data.labels=coarse); class names come from the archive.
+    """
+    from .datasets import cifar100
+    from .errors import UsageError
+
+    if md5 is not None and not _HEX.fullmatch(md5):
+        raise UsageError(f"--md5 expects 32 hexadecimal digits, found {md5!r}")
+    if md5 and no_verify:
+        raise UsageError("give either --md5 or --no-verify, not both")
+    result = cifar100.prepare_cifar100(_data_dir(data_dir), url=url, archive=archive, md5=None if no_verify else (md5 or cifar100.MD5),
+                                       force=force, progress=sys.stderr.isatty())
+    _report("CIFAR-100", result, "cifar100")
+
+
+def register(group):
+    group.add_command(_idx_command("mnist"))
+    group.add_command(_idx_command("fashion-mnist"))
+    group.add_command(download_cifar100)
