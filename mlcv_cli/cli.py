@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 runtime failure, 2 usage or config error, 130 interrupt
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -35,30 +36,60 @@ def _stdout_console():
 
 
 def _progress_factory(enabled=True):
-    """tqdm bars on stderr (hidden when stderr is not a terminal)."""
-    from tqdm import tqdm
+    """Progress on stderr: a tqdm bar in a terminal; in a log (stderr not a terminal), a plain
+    line per milestone (an epoch, a finished cv job) and one when a long step ends."""
+    if not sys.stderr.isatty():
+        from .progress import LineProgress
 
-    def make(total, desc):
-        bar = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, disable=None if enabled else True, leave=False, dynamic_ncols=True)
+        return LineProgress
+    return lambda total, desc: _TerminalBar(total, desc, enabled)
 
-        class _Bar:
-            def update(self, n=1, **postfix):
-                postfix = {k: v for k, v in postfix.items() if v is not None}
-                if postfix:
-                    bar.set_postfix(postfix, refresh=False)
-                if n:
-                    bar.update(n)
 
-            def close(self):
-                bar.close()
+class _TerminalBar:
+    """A tqdm bar on stderr; its postfix is merged, so the last epoch's validation accuracy stays
+    beside each step's loss."""
 
-        return _Bar()
+    def __init__(self, total, desc, enabled=True):
+        from tqdm import tqdm
 
-    return make
+        self.tqdm = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, disable=not enabled, leave=False, dynamic_ncols=True)
+        self.shown = {}
+
+    def update(self, n=1, **postfix):
+        self.shown.update({k: v for k, v in postfix.items() if v is not None})
+        if postfix:
+            self.tqdm.set_postfix(self.shown, refresh=False)
+        if n:
+            self.tqdm.update(n)
+
+    def close(self):
+        self.tqdm.close()
 
 
 def _emit_json(obj):
     click.echo(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_on_failure(command):
+    """With --json, a failed or interrupted command still prints one JSON object (status, run_dir, error)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (MlcvError, KeyboardInterrupt) as exc:
+            if not kwargs.get("as_json"):
+                raise
+            code = getattr(exc, "exit_code", 143 if isinstance(exc, Terminated) else 130)
+            _emit_json({
+                "status": "interrupted" if code in EXIT_CODE.values() else "failed",
+                "run_dir": getattr(exc, "run_dir", None),
+                "error": str(exc) or "interrupted",
+                "exit_code": code,
+            })
+            raise
+
+    return wrapper
 
 
 def _json_default(o):
@@ -192,6 +223,11 @@ def download_folder(path, name, data_dir, size, skip_bad):
         f"{len(result['classes'])} class{'' if len(result['classes']) == 1 else 'es'} into {result['path']}. Use it with: --set data.dataset=folder --set data.path={name}"
         + (f" --set data.image_size={size}" if size != 32 else "")
     )
+    if not result["n_test"]:
+        from .pipeline import holdout_size
+
+        click.echo(f"It has no test/ split: {holdout_size(result['n_train'])} of its images (10%) are held out as the test "
+                   "split when it is used (data.num_test sets how many).", err=True)
 
 
 # -- train ------------------------------------------------------------------------------
@@ -230,6 +266,7 @@ def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=N
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--plot", is_flag=True, help="Write loss.png, templates.png (raw pixels), filters.png (k-means), hog.png (HOG) and confusion.png into the run. Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@_json_on_failure
 def train(config_path, overrides, model_type, data_dir, resume_dir, print_config, plot, as_json):
     """Train a model from a config and write a run directory.
 
@@ -261,7 +298,7 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
 
         result["plots"] = plots.plot_run(result["run_dir"], which=("loss", "templates", "confusion", "filters", "hog"))
     if as_json:
-        _emit_json(result)
+        _emit_json({"status": "done", **result})
         return
     _print_train_summary(result)
 
@@ -306,6 +343,7 @@ def _print_train_summary(r):
 @click.option("--plot", is_flag=True, help="Write cv.png (accuracy per fold, mean and std per value). Needs mlcv[plot].")
 @_data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@_json_on_failure
 def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, dask_scheduler, resume_dir, refit, plot, data_dir, as_json):
     """Choose hyperparameters by k-fold cross-validation on the training images.
 
@@ -370,7 +408,7 @@ def _print_cv_summary(r):
 
     con = _stdout_console()
     keys = list(r["grid"])
-    table = Table(title=f"{r['folds']}-fold cross-validation of {r['model']} on {r['n_images']} {r['dataset']} training images (num_train + num_val)", header_style="bold")
+    table = Table(title=f"{r['folds']}-fold cross-validation of {r['model']} on {r['n_images']} {r['dataset']} training images", header_style="bold")
     table.add_column("rank", justify="right")
     for k in keys:
         table.add_column(k, justify="right")
@@ -413,6 +451,7 @@ def _fmt_value(v):
 @click.option("--set", "overrides", multiple=True, metavar="data.KEY=VALUE", help="Override a data setting of the saved config, e.g. --set data.skip_bad=true.")
 @click.option("--plot", is_flag=True, help="Write the confusion matrix (and, for kNN, the nearest-neighbours grid) as PNG. Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@_json_on_failure
 def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json):
     """Reload a model (run directory or model.npz) and score it on a split.
 
@@ -524,6 +563,7 @@ def plot_cmd(run_dir):
 @click.option("--top", default=3, show_default=True, type=click.IntRange(1), help="How many classes to show per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV rows: path, rank, class, value.")
+@_json_on_failure
 def predict(target, images, top, as_json, as_csv):
     """Classify image files (PNG/JPEG, any size; directories are searched).
 

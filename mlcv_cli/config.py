@@ -45,8 +45,10 @@ class DataConfig:
     path: Optional[str] = _f(None, kind=str, nullable=True, doc="image folder/.zip, or a name given to `mlcv download folder`")
     dir: Optional[str] = _f(None, kind=str, nullable=True, doc="data dir (default: --data-dir, $MLCV_DATA_DIR, ./data)")
     num_train: Optional[int] = _f(None, kind=int, low=1, nullable=True, doc="training images (null: all left after num_val)")
-    num_val: int = _f(500, kind=int, low=0, doc="validation images, carved from the training images")
-    num_test: Optional[int] = _f(None, kind=int, low=0, nullable=True, doc="test images (null: all)")
+    num_val: Optional[int] = _f(None, kind=int, low=0, nullable=True,
+                                doc="validation images, carved from the training images (null: 10%, at most 1000)")
+    num_test: Optional[int] = _f(None, kind=int, low=0, nullable=True,
+                                 doc="test images (null: all; a folder without test/ gets 10% of its images, at most 1000)")
     image_size: int = _f(32, kind=int, low=4, high=512, doc="images are resized to image_size x image_size")
     skip_bad: bool = _f(False, kind=bool, doc="skip unreadable images in folders instead of stopping")
     labels: str = _f("fine", kind=str, choices=("fine", "coarse"), doc="cifar100: the 100 fine classes or the 20 coarse superclasses")

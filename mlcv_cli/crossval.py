@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from . import atomic
+from . import atomic, threads
 from . import config as config_mod
 from .config import Config
 from .core.linear import TrainingDiverged
@@ -125,7 +125,8 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
         job_cfg = config_mod.replace(base, {"seed": job_seed(cfg.seed, i, job["fold"])})
         est = pipeline.build_estimator(job_cfg)
         try:
-            est.fit(Xtr, ytr, num_classes=C)
+            with threads.for_linear_fit():
+                est.fit(Xtr, ytr, num_classes=C)
             acc = float(np.mean(est.predict(Xva) == yva))
             note = ""
         except TrainingDiverged as exc:  # a diverging grid point scores 0, the search goes on
@@ -494,9 +495,9 @@ def cross_validate(
 
     t0 = time.perf_counter()
     ds = pipeline.load_dataset(cfg)
-    splits = pipeline.split_dataset(cfg, ds)
-    images = np.concatenate([splits.train_x, splits.val_x]) if len(splits.val_y) else splits.train_x
-    labels = np.concatenate([splits.train_y, splits.val_y]) if len(splits.val_y) else splits.train_y
+    # The folds are the validation sets: no data.num_val split is carved (nor demanded).
+    splits = pipeline.split_dataset(config_mod.replace(cfg, {"data.num_val": 0}), ds)
+    images, labels = splits.train_x, splits.train_y
     C = len(splits.classes)
     if cfg.cv.folds > len(labels):
         raise ConfigError(f"cv.folds: {cfg.cv.folds} folds need at least that many images; the training set has {len(labels)}")
@@ -548,7 +549,7 @@ def cross_validate(
                 raise MlcvError(f"the result for job {job_id} does not fit the plan ({problem}); nothing from it was recorded")
             finished[job_id] = rows
             _append_job(run, job_id, rows)
-            bar.update(1)
+            bar.update(1, job=job_id, acc=f"{max(r['accuracy'] for r in rows):.3f}" if rows else None)
 
         try:
             with _sigterm_as_interrupt():
@@ -557,6 +558,7 @@ def cross_validate(
             pipeline.mark_run(run, "interrupted")
             err = MlcvError(f"cross-validation stopped with {len(finished)} of {len(jobs)} jobs done; resume with: mlcv cv --resume {run.path}")
             err.exit_code = 143 if isinstance(exc, _Terminated) else 130
+            err.run_dir = str(run.path)
             raise err from None
         except BaseException as exc:
             pipeline.mark_run(run, "failed", exc)

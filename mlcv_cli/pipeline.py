@@ -1,7 +1,8 @@
 """train / evaluate / predict: config + data + core + run directory. Returns results; never prints.
 
 Progress is reported through an optional ``progress(total, desc)`` factory whose result
-has ``update(n=1, **postfix)`` and ``close()`` (the CLI passes a tqdm bar).
+has ``update(n=1, **postfix)`` and ``close()`` (the CLI passes a tqdm bar, or log lines);
+a postfix ``epoch=`` or ``job=`` marks a milestone worth a line in a log.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from . import config as config_mod
-from . import feature_config, modelfile
+from . import feature_config, modelfile, threads
 from .config import Config
 from .core import metrics
 from .core.knn import KNearestNeighbor
@@ -134,26 +135,52 @@ class Splits:
         return x, y
 
 
-def split_dataset(cfg: Config, ds) -> Splits:
-    """Seeded train/val/test split: the validation images are carved from the training images."""
+def holdout_size(n: int) -> int:
+    """The default size of a split carved from n images: 10%, at most 1,000 (0 below 10 images)."""
+    return min(n // 10, 1000)
+
+
+def _carved_test(cfg: Config, ds):
+    """Indices into the training images held out as the test split of a dataset without one, or None."""
+    if ds.test_y is not None:
+        return None
     n = len(ds.train_y)
-    num_val = cfg.data.num_val
+    num_test = holdout_size(n) if cfg.data.num_test is None else cfg.data.num_test
+    if num_test == 0:
+        return None
+    if num_test >= n:
+        raise ConfigError(
+            f"data.num_test: {ds.name} has no test split, so the test images are carved from its {n} training "
+            f"images, but {num_test} were asked for; set data.num_test below {n} (e.g. --set data.num_test={max(1, n // 5)})"
+        )
+    return np.sort(np.random.default_rng([cfg.seed, 3]).permutation(n)[:num_test])
+
+
+def split_dataset(cfg: Config, ds) -> Splits:
+    """Seeded train/val/test split: the validation images are carved from the training images
+    (and so is the test split of a dataset that has none)."""
+    carved = _carved_test(cfg, ds)
+    pool = np.arange(len(ds.train_y)) if carved is None else np.setdiff1d(np.arange(len(ds.train_y)), carved)
+    n = len(pool)
+    num_val = holdout_size(n) if cfg.data.num_val is None else cfg.data.num_val
     num_train = cfg.data.num_train if cfg.data.num_train is not None else n - num_val
+    images = f"the {ds.name} training set has {'only ' if num_val >= n else ''}{n} images" + (
+        f" after the {len(carved)} test images carved from it" if carved is not None else "")
     if num_val >= n:
         raise ConfigError(
-            f"data.num_val: {num_val} validation images asked for, but the {ds.name} training set has only {n}; "
-            f"set data.num_val below {n} (e.g. --set data.num_val={n // 10})"
+            f"data.num_val: {num_val} validation images asked for, but {images}; "
+            f"set data.num_val below {n} (e.g. --set data.num_val={n // 10}), or null for 10%"
         )
     if num_train + num_val > n:
         raise ConfigError(
-            f"data.num_train + data.num_val: the {ds.name} training set has {n} images, "
+            f"data.num_train + data.num_val: {images}, "
             f"asked for {num_train} + {num_val}; lower them (null num_train takes all that is left)"
         )
     rng = np.random.default_rng([cfg.seed, 1])
-    order = rng.permutation(n)
+    order = pool[rng.permutation(n)]
     val_idx = np.sort(order[:num_val])
     train_idx = np.sort(order[num_val : num_val + num_train])
-    test_x, test_y = test_split(cfg, ds)
+    test_x, test_y = test_split(cfg, ds, carved)
     return Splits(
         classes=list(ds.classes),
         train_x=ds.train_x[train_idx],
@@ -165,8 +192,13 @@ def split_dataset(cfg: Config, ds) -> Splits:
     )
 
 
-def test_split(cfg: Config, ds):
-    """The test images and labels (a seeded subset of data.num_test), or (None, None)."""
+def test_split(cfg: Config, ds, carved=False):
+    """The test images and labels (a seeded subset of data.num_test, or for a dataset without a
+    test split the images carved from its training images), or (None, None)."""
+    if carved is False:
+        carved = _carved_test(cfg, ds)
+    if carved is not None:
+        return np.asarray(ds.train_x[carved]), np.asarray(ds.train_y[carved], np.int64)
     test_x, test_y = ds.test_x, ds.test_y
     if test_y is None:
         return None, None
@@ -414,7 +446,8 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
             est.fit(X_train, splits.train_y, num_classes=C)
         else:
             _fit_linear(cfg, est, run, X_train, splits.train_y, X_val, splits.val_y, C, state, progress)
-    except DivergenceError:
+    except DivergenceError as exc:
+        exc.run_dir = str(run.path)
         try:
             run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
         finally:
@@ -539,13 +572,14 @@ def _fit_linear(cfg, est, run, X, y, X_val, y_val, C, state, progress):
         bar.update(1, loss=f"{loss:.4g}")
 
     def on_epoch(info):
-        bar.update(0, loss=f"{info['loss']:.4g}", val=None if info.get("val_acc") is None else f"{info['val_acc']:.3f}")
+        bar.update(0, epoch=f"{info['epoch']}/{cfg.train.epochs}", loss=f"{info['loss']:.4g}",
+                   val_acc=None if info.get("val_acc") is None else f"{info['val_acc']:.3f}")
         if every and info["epoch"] % every == 0 and info["epoch"] < cfg.train.epochs:
             _write_checkpoint(run, est)
             run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
 
     try:
-        with stop.installed():
+        with stop.installed(), threads.for_linear_fit():
             _fit_or_stop(est, stop, run, dict(
                 X=X,
                 y=y,

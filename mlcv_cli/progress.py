@@ -1,0 +1,45 @@
+"""Progress as plain log lines, for when stderr is a file or a pipe (nohup, CI, `2> log`).
+
+A bar's ``update(n, **postfix)`` writes a line when the postfix names a milestone
+(``epoch=`` or ``job=``), and otherwise at most every PERIOD_S seconds; ``close()`` writes
+a closing line for work that took a second or more.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+PERIOD_S = 30.0
+MILESTONES = ("epoch", "job")
+
+
+class LineProgress:
+    """progress(total, desc) for logs: one line per milestone, never a carriage return."""
+
+    def __init__(self, total, desc, stream=None, clock=time.monotonic):
+        self.total, self.desc = total, desc
+        self.stream = stream if stream is not None else sys.stderr
+        self.clock = clock
+        self.count = 0
+        self.start = self.last = clock()
+        self.lines = 0
+
+    def update(self, n=1, **postfix):
+        self.count += n
+        postfix = {k: v for k, v in postfix.items() if v is not None}
+        now = self.clock()
+        if any(k in postfix for k in MILESTONES) or now - self.last >= PERIOD_S:
+            self._line(postfix, now)
+
+    def close(self):
+        now = self.clock()
+        if self.total and self.count and (self.lines or now - self.start >= 1.0):
+            self._line({"done": f"in {now - self.start:.1f} s"}, now)
+
+    def _line(self, postfix, now):
+        fields = " ".join(f"{k} {v}" for k, v in postfix.items())
+        amount = f"{self.count}/{self.total}" if self.total else str(self.count)
+        print(f"{self.desc}: {amount}" + (f" {fields}" if fields else ""), file=self.stream, flush=True)
+        self.last = now
+        self.lines += 1
