@@ -236,7 +236,8 @@ _set_option = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. --set model.k=5 (repeatable)."
 )
 _config_option = click.option(
-    "-c", "--config", "config_path", type=click.Path(dir_okay=False), shell_complete=completion.complete_config_files, help="YAML experiment config (see configs/)."
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False), shell_complete=completion.complete_config_files,
+    help="YAML experiment config: a file, or a shipped config's name (softmax, svm, knn, ...: see `mlcv configs`).",
 )
 _data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), help="Data dir (default $MLCV_DATA_DIR or ./data).")
 
@@ -528,6 +529,40 @@ def _print_top_confusions(con, classes, matrix, n=20):
         total = sum(matrix[i])
         t.add_row(classes[i], classes[j], str(v), f"{100 * v / total:.1f}%" if total else "-")
     con.print(t)
+
+
+# -- configs --------------------------------------------------------------------------------
+
+
+@cli.command("configs", context_settings=CONTEXT)
+@click.argument("name", required=False)
+def configs_cmd(name):
+    """List the shipped configs, or print one to copy and edit.
+
+    \b
+    Use one by name from any directory:   mlcv train --config softmax
+    Copy one to edit it:                  mlcv configs softmax > my-softmax.yaml
+                                          mlcv train --config my-softmax.yaml
+    """
+    from . import config as config_mod
+    from . import shipped
+
+    available = shipped.names()
+    if name is None:
+        from rich.table import Table
+
+        table = Table(title=f"shipped configs ({shipped.config_dir()})", header_style="bold")
+        for col in ("name", "model", "what it is"):
+            table.add_column(col)
+        for n in available:
+            model = (config_mod.read_yaml_file(shipped.config_dir() / f"{n}.yaml").get("model") or {}).get("type", "softmax")
+            table.add_row(n, str(model), shipped.summary(n))
+        _stdout_console().print(table)
+        return
+    stem = name[: -len(".yaml")] if name.endswith(".yaml") else name
+    if stem not in available:
+        raise UsageError(f"no shipped config named {name!r}; the shipped configs are {', '.join(available) or 'missing from this install'}")
+    click.echo((shipped.config_dir() / f"{stem}.yaml").read_text(encoding="utf-8"), nl=False)
 
 
 # -- plot -----------------------------------------------------------------------------------

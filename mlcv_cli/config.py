@@ -332,9 +332,14 @@ def read_yaml_file(path) -> dict:
             raise ConfigError(f"{path}: a config is at most {MAX_CONFIG_BYTES} bytes, this file has {size}")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; shipped examples are in configs/") from None
+        from .shipped import names
+
+        raise ConfigError(
+            f"{path}: no such config file; give a path, or the name of a shipped config ({', '.join(names()) or 'none installed'}; "
+            "`mlcv configs` lists them, `mlcv configs NAME > my.yaml` copies one to edit)"
+        ) from None
     except IsADirectoryError:
-        raise ConfigError(f"config {path} is a directory; give a .yaml file") from None
+        raise ConfigError(f"{path}: a directory, not a config; give a .yaml file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from None
     data = safe_load_text(text, str(path))
@@ -384,6 +389,10 @@ def resolve(path=None, overrides=(), model_type=None, extra=None) -> Config:
     ``overrides`` are 'key.path=value' strings; ``extra`` a {dotted key: value} mapping
     from command-line shortcuts (e.g. --folds).
     """
+    if path is not None:
+        from .shipped import locate
+
+        path = locate(path)
     from_file = _in_file(path, lambda: flatten(read_yaml_file(path))) if path is not None else {}
     from_cli = dict(extra or {})
     for item in overrides:
