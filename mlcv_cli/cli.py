@@ -177,7 +177,7 @@ def _data_dir(option):
 @download.command("cifar10", context_settings=CONTEXT)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where datasets live (default $MLCV_DATA_DIR or ./data).")
 @click.option("--url", help="Download from this mirror instead of the official site.")
-@click.option("--archive", type=click.Path(dir_okay=False), help="Use a local copy of cifar-10-binary.tar.gz instead of downloading.")
+@click.option("--archive", type=click.Path(dir_okay=False, exists=True), help="Use a local copy of cifar-10-binary.tar.gz instead of downloading.")
 @click.option("--md5", help="Expected MD5 of the archive (for a mirror that repacks it).")
 @click.option("--force", is_flag=True, help="Download and decode again even if a verified copy is there.")
 def download_cifar10(data_dir, url, archive, md5, force):
@@ -218,6 +218,8 @@ def download_folder(path, name, data_dir, size, skip_bad):
         click.echo(f"Replaced the dataset previously imported as {name}.", err=True)
     for bad_path, reason in result.get("skipped", []):
         click.echo(f"skipped {bad_path}: {reason}", err=True)
+    for note in result.get("notes", []):
+        click.echo(f"Warning: {note}", err=True)
     click.echo(
         f"Imported {result['n_train']} training and {result['n_test']} test images in "
         f"{len(result['classes'])} class{'' if len(result['classes']) == 1 else 'es'} into {result['path']}. Use it with: --set data.dataset=folder --set data.path={name}"
@@ -226,8 +228,9 @@ def download_folder(path, name, data_dir, size, skip_bad):
     if not result["n_test"]:
         from .pipeline import holdout_size
 
-        click.echo(f"It has no test/ split: {holdout_size(result['n_train'])} of its images (10%) are held out as the test "
-                   "split when it is used (data.num_test sets how many).", err=True)
+        held = holdout_size(result["n_train"])
+        click.echo(f"It has no test/ split: {held} of its images (10%) are held out as the test split when it is used "
+                   "(data.num_test sets how many)." if held else "It has no test/ split, and too few images to hold one out.", err=True)
 
 
 # -- train ------------------------------------------------------------------------------
@@ -265,7 +268,7 @@ def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=N
 @_data_dir_option
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), shell_complete=completion.complete_run_dirs, help="Continue an interrupted run from its checkpoint.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
-@click.option("--plot", is_flag=True, help="Write loss.png, templates.png (raw pixels), filters.png (k-means), hog.png (HOG) and confusion.png into the run. Needs mlcv[plot].")
+@click.option("--plot", is_flag=True, help="Write loss.png, templates.png (raw pixels), filters.png (k-means), hog.png (HOG) and confusion-test.png into the run. Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @_json_on_failure
 def train(config_path, overrides, model_type, data_dir, resume_dir, print_config, plot, as_json):
@@ -274,7 +277,8 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
     \b
     The run directory (output.dir/<name>-<timestamp>/) holds config.yaml, meta.json,
     metrics.json, model.npz and (linear models) history.csv. Ctrl-C stops after the current step,
-    saves a checkpoint and prints how to resume.
+    saves a checkpoint and prints how to resume. --resume RUN --set train.epochs=N trains a
+    run (finished too) on to N epochs, as if it had been started with N.
     """
     from . import config as config_mod
     from . import pipeline
@@ -283,9 +287,16 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
         _require_matplotlib()
     progress = _progress_factory(not as_json)
     if resume_dir:
-        if config_path or overrides or model_type:
-            raise UsageError("--resume continues a run with its saved config; drop --config/--set/--model")
-        result = pipeline.resume(resume_dir, progress=progress)
+        epochs = None
+        for item in overrides:
+            key, value = config_mod.parse_override(item)
+            if key != "train.epochs":
+                raise UsageError(f"--resume continues a run with its saved config; of --set it takes only train.epochs=N "
+                                 f"(to train longer), found {key}")
+            epochs = config_mod.check_value(key, value)
+        if config_path or model_type:
+            raise UsageError("--resume continues a run with its saved config; drop --config/--model")
+        result = pipeline.resume(resume_dir, progress=progress, epochs=epochs)
     else:
         _check_config_or_model(config_path, model_type)
         cfg = _load_config(config_path, overrides, model_type, data_dir=data_dir)
@@ -341,11 +352,12 @@ def _print_train_summary(r):
 @click.option("--dask-scheduler", metavar="ADDRESS", help="Run the jobs on a Dask cluster (tcp://host:8786), or 'local' for a LocalCluster on 127.0.0.1.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), shell_complete=completion.complete_run_dirs, help="Finish an interrupted cv run, skipping finished jobs.")
 @click.option("--refit", is_flag=True, help="Retrain the best setting on all training images and score the test split once.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config (with the grid to search) and exit.")
 @click.option("--plot", is_flag=True, help="Write cv.png (accuracy per fold, mean and std per value). Needs mlcv[plot].")
 @_data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @_json_on_failure
-def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, dask_scheduler, resume_dir, refit, plot, data_dir, as_json):
+def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, dask_scheduler, resume_dir, refit, print_config, plot, data_dir, as_json):
     """Choose hyperparameters by k-fold cross-validation on the training images.
 
     \b
@@ -378,6 +390,13 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
         if grid_items:
             extra["cv.grid"] = crossval.parse_grid_option(grid_items)
         cfg = _load_config(config_path, overrides, model_type, extra=extra, data_dir=data_dir)
+        if print_config:
+            from . import config as config_mod
+
+            if not cfg.cv.grid:
+                cfg = config_mod.replace(cfg, {"cv.grid": config_mod.DEFAULT_GRIDS[cfg.model.type]})
+            click.echo(config_mod.to_yaml(cfg), nl=False)
+            return
         result = crossval.cross_validate(cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, progress=progress)
     _echo_note(result)
     if plot:
@@ -577,7 +596,7 @@ def plot_cmd(run_dir):
     cv.png          accuracy per fold and value, mean +- std   (an `mlcv cv` run)
     loss.png        loss per iteration, accuracy per epoch      (linear models)
     templates.png   each class's weights as a colour image      (linear models)
-    confusion.png   confusion matrix of the test split          (any trained run)
+    confusion-test.png  confusion matrix of the test split      (any trained run; as evaluate --plot)
     Needs matplotlib: pip install 'mlcv[plot]'.
     """
     from . import plots

@@ -344,7 +344,7 @@ def read_yaml_file(path) -> dict:
         raise ConfigError(f"cannot read config {path}: {exc}") from None
     data = safe_load_text(text, str(path))
     if data is None:
-        return {}
+        raise ConfigError(f"{path}: the file is empty; a config needs at least a model section (`mlcv configs NAME` prints a full one)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, ...) at the top level, found {type(data).__name__}")
     return data
@@ -401,6 +401,13 @@ def resolve(path=None, overrides=(), model_type=None, extra=None) -> Config:
     if model_type is not None:
         from_cli.setdefault("model.type", model_type)
     chosen_type = check_value("model.type", from_cli.get("model.type", from_file.get("model.type", "softmax")))
+    set_keys = [parse_override(item)[0] for item in overrides]
+    unused = [k for k in set_keys if k.startswith(("model.", "train.")) and k != "model.type" and k not in KEYS_USED_BY[chosen_type]]
+    if unused:
+        raise ConfigError(
+            f"--set {', '.join(unused)}: {'does' if len(unused) == 1 else 'do'} not apply to model.type {chosen_type}; "
+            f"set keys it uses, e.g. {', '.join(sorted(DEFAULT_GRIDS[chosen_type]))}"
+        )
     merged = dict(MODEL_DEFAULTS[chosen_type])
     dataset = from_cli.get("data.dataset", from_file.get("data.dataset"))
     if dataset in NATIVE_IMAGE_SIZE:

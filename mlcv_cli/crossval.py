@@ -274,7 +274,7 @@ def _dask_client(address, n_jobs):
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
-        raise MlcvError("--dask-scheduler needs dask.distributed; install it with: pip install 'mlcv[dask]'") from None
+        raise UsageError("--dask-scheduler needs dask.distributed; install it with: pip install 'mlcv[dask]'") from None
     cluster = None
     try:
         if address == "local":
@@ -590,7 +590,8 @@ def cross_validate(
         "jobs": len(jobs),
         "jobs_resumed": len(jobs) - len(todo),
         "time_s": round(time.perf_counter() - t0, 3),
-        "warning": "; ".join(w for w in (warn, journal_warning) if w) or None,
+        "warning": "; ".join(w for w in (warn, journal_warning, *grid_edge_warnings(cfg.cv.grid, best["params"], plan.get("random")))
+                             if w) or None,
         "feature_cache": feature_events,
         "note": pipeline.knn_backend_note(
             cfg.model.type == "knn" and any(p.get("model.metric", cfg.model.metric) == "l1" for p in plan["points"])
@@ -601,6 +602,22 @@ def cross_validate(
     if refit:
         result["refit"] = refit_best(run.path, progress=progress, dataset=ds)
     return result
+
+
+def grid_edge_warnings(grid, best_params, random_n=None):
+    """For each numeric key whose best value is the grid's smallest or largest: which way to extend it."""
+    if random_n:
+        return []
+    notes = []
+    for key, values in grid.items():
+        if len(values) < 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            continue
+        best, low = best_params.get(key), config_mod.KEYS[key]["low"]
+        if best == max(values):
+            notes.append(f"the best {key}={best:g} is the largest value tried: extend the grid above it")
+        elif best == min(values) and not (low is not None and best <= low):
+            notes.append(f"the best {key}={best:g} is the smallest value tried: extend the grid below it")
+    return notes
 
 
 def refit_best(run_dir, *, progress=None, dataset=None) -> dict:

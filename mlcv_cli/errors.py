@@ -27,6 +27,12 @@ class DataError(MlcvError):
     """A dataset, archive, image or download is missing, corrupt or hostile."""
 
 
+class BadNameError(DataError):
+    """A dataset name given by the user cannot name a directory (a usage mistake)."""
+
+    exit_code = 2
+
+
 class ModelFileError(MlcvError):
     """A model file is not an mlcv model, is incompatible, or is damaged."""
 

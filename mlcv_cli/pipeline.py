@@ -24,13 +24,15 @@ from .config import Config
 from .core import metrics
 from .core.knn import KNearestNeighbor
 from .core.linear import LinearClassifier, TrainingDiverged
-from .errors import ConfigError, DataError, DivergenceError, MlcvError, ModelFileError, TrainingInterrupted
+from .errors import ConfigError, DataError, DivergenceError, MlcvError, ModelFileError, TrainingInterrupted, UsageError
 from .feature_cache import FeatureStore
 from .interrupts import Terminated
 from .modelfile import ModelFile
 from .runs import RunDir, command_line
 
 CHECKPOINT = "checkpoint.npz"
+# A finished linear run's training state, so `train --resume RUN --set train.epochs=N` can go on.
+FINAL_STATE = "state.npz"
 
 
 class _NullProgress:
@@ -390,10 +392,10 @@ def _write_checkpoint(run: RunDir, est):
     run.write_npz(CHECKPOINT, {k: np.asarray(v) for k, v in state.items()})
 
 
-def _read_checkpoint(run: RunDir):
-    path = run.file(CHECKPOINT)
+def _read_checkpoint(run: RunDir, name=CHECKPOINT):
+    path = run.file(name)
     if not path.exists():
-        raise MlcvError(f"{run.path} has no {CHECKPOINT} to resume from (was it trained with checkpoint_every: 0?)")
+        raise MlcvError(f"{run.path} has no {name} to resume from (was it trained with checkpoint_every: 0?)")
     try:
         modelfile.check_declared_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
@@ -402,7 +404,7 @@ def _read_checkpoint(run: RunDir):
         raise MlcvError(f"{path} is unreadable ({exc}); start a new run instead of resuming") from None
 
 
-def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None, dataset=None) -> dict:
+def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None, dataset=None, state_file=CHECKPOINT) -> dict:
     """Train the configured model, evaluate it on val/test, and write a run directory.
 
     ``run``: an existing, empty RunDir to write into (``mlcv cv --refit`` uses RUN/refit/);
@@ -432,7 +434,7 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
     state = None
     if resume_dir is not None:
         run = RunDir(resume_dir)
-        state = _read_checkpoint(run)
+        state = _read_checkpoint(run, state_file)
         run.update_meta(status="running", resumed=command or command_line())
     else:
         run = run or RunDir.create(cfg.output.dir, cfg.output.name or cfg.name)
@@ -526,6 +528,8 @@ def _finish(cfg, run, est, pre, splits, ds, transformed, progress, t0, load_s, f
     if cfg.model.type != "knn":
         run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
     modelfile.save(run.file("model.npz"), _model_file(cfg, est, pre, splits))
+    if cfg.model.type != "knn":
+        run.write_npz(FINAL_STATE, {k: np.asarray(v) for k, v in est.get_state().items()})
     ckpt = run.file(CHECKPOINT)
     if ckpt.exists():
         ckpt.unlink()
@@ -632,21 +636,39 @@ def _model_file(cfg, est, pre, splits) -> ModelFile:
     return ModelFile(cfg.model.type, splits.classes, cfg.data.image_size, pre.chain, config_mod.to_yaml(cfg), arrays)
 
 
-def resume(run_dir, *, progress=None, command=None) -> dict:
-    """Continue an interrupted `mlcv train` run from its checkpoint."""
+def resume(run_dir, *, progress=None, command=None, epochs=None) -> dict:
+    """Continue an interrupted `mlcv train` run from its checkpoint; with ``epochs``, train a run
+    (finished or not) until that many epochs, ending exactly where a run of that length would."""
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise MlcvError(f"{run.path} is not a run directory; give the path printed when the run was interrupted")
     status = run.status
-    if status == "done":
-        raise MlcvError(f"{run.path} already finished (status done); nothing to resume")
+    if status == "done" and epochs is None:
+        raise MlcvError(f"{run.path} already finished (status done); nothing to resume "
+                        f"(to train it longer: mlcv train --resume {run.path} --set train.epochs=N)")
     cfg_path = run.file("config.yaml")
     if not cfg_path.exists():
         raise MlcvError(f"{run.path} has no config.yaml; it is not an mlcv run directory")
     cfg = config_mod.from_dict(config_mod.read_yaml_file(cfg_path))
     if cfg.model.type == "knn":
         raise MlcvError("kNN runs have nothing to resume; run `mlcv train` again")
-    return train(cfg, progress=progress, resume_dir=run.path, command=command)
+    # A finished run keeps its final state; a newer checkpoint (a continuation interrupted) wins.
+    state_file = CHECKPOINT if run.exists(CHECKPOINT) or not run.exists(FINAL_STATE) else FINAL_STATE
+    if epochs is not None:
+        if cfg.train.optimizer == "random_search":
+            raise UsageError("train.optimizer random_search has no epochs to add; start a new run with more train.random_search_tries")
+        if status == "done":
+            if not run.exists(FINAL_STATE):
+                raise MlcvError(f"{run.path} finished without its final training state ({FINAL_STATE}; an older mlcv did not keep it); "
+                                f"train a new run with --set train.epochs={epochs}")
+        state = _read_checkpoint(run, state_file)
+        done = int(state["epoch"]) + (1 if int(state["batch_pos"]) else 0)
+        if epochs < max(done, 1) or (status == "done" and epochs <= done):
+            raise UsageError(f"train.epochs: {run.path} has trained {int(state['epoch'])} epochs; "
+                             f"ask for more (--set train.epochs={max(done, int(state['epoch'])) + 1} or higher)")
+        cfg = config_mod.replace(cfg, {"train.epochs": epochs})
+        run.write_text("config.yaml", config_mod.to_yaml(cfg))
+    return train(cfg, progress=progress, resume_dir=run.path, command=command, state_file=state_file)
 
 
 # -- evaluate / predict -----------------------------------------------------------------
@@ -795,8 +817,14 @@ def predict(target, files, *, top=3) -> dict:
             # A class no neighbour voted for is not a prediction: list only classes with votes.
             picks = [j for n, j in enumerate(order[i]) if n == 0 or kind != "votes" or values[i, j] > 0]
             rows.append({"path": f, "top": [{"class": mf.classes[j], kind: cast(values[i, j])} for j in picks]})
-    note = knn_backend_note(bool(images) and getattr(est, "metric", None) == "l1")
-    return {"model_path": str(path), "model": mf.model_type, "value": kind if images else None, "predictions": rows, "failed": failed, "warning": warning, "note": note}
+    notes = [knn_backend_note(bool(images) and getattr(est, "metric", None) == "l1")]
+    k = int(mf.arrays.get("k", 1)) if mf.model_type == "knn" else None
+    if k is not None and k < top:
+        notes.append(f"a {k}-NN model's vote names at most {k} class{'' if k == 1 else 'es'}, so at most {k} "
+                     f"row{'' if k == 1 else 's'} per image; a model trained with a larger model.k ranks more")
+    note = "; ".join(n for n in notes if n) or None
+    return {"model_path": str(path), "model": mf.model_type, "value": kind if images else None, "predictions": rows,
+            "failed": failed, "warning": warning, "note": note}
 
 
 def _store_of(mf):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic
-from .errors import MlcvError
+from .errors import MlcvError, UsageError
 
 
 def pyplot():
@@ -26,7 +26,7 @@ def pyplot():
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MlcvError("plots need matplotlib; install it with: pip install 'mlcv[plot]'") from None
+        raise UsageError("plots need matplotlib; install it with: pip install 'mlcv[plot]'") from None
     return plt
 
 
@@ -36,6 +36,14 @@ def _save(fig, path):
     pyplot().close(fig)
     atomic.write_bytes(path, buf.getvalue())
     return str(path)
+
+
+def _text_color(image, value):
+    """Black or white, whichever reads on the cell colour ``image`` gives ``value`` (by its luminance)."""
+    r, g, b, _ = image.cmap(image.norm(value))
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "black" if luminance > 0.18 else "white"
 
 
 def _is_log(values):
@@ -87,7 +95,7 @@ def plot_cv(run_dir) -> str:
         ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else str(v) for v in ys])
         for (i, j), v in np.ndenumerate(grid):
             if not np.isnan(v):
-                ax.text(j, i, f"{100 * v:.1f}", ha="center", va="center", color="white" if v < np.nanmax(grid) * 0.9 else "black", fontsize=8)
+                ax.text(j, i, f"{100 * v:.1f}", ha="center", va="center", color=_text_color(im, 100 * v), fontsize=8)
         ax.set_xlabel(kx)
         ax.set_ylabel(ky)
         fig.colorbar(im, ax=ax, label="mean cross-validation accuracy (%)")
@@ -98,9 +106,10 @@ def plot_cv(run_dir) -> str:
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels)
         order = sorted(range(len(rows)), key=lambda i: _sort_key(labels[i]))
         xs = [labels[i] if numeric else n for n, i in enumerate(order)]
-        for x, i in zip(xs, order):
+        for n, (x, i) in enumerate(zip(xs, order)):
             folds = rows[i]["folds"]
-            ax.scatter([x] * len(folds), np.array(folds) * 100, color="tab:blue", s=14, alpha=0.7)
+            ax.scatter([x] * len(folds), np.array(folds) * 100, color="tab:blue", s=14, alpha=0.7,
+                       label=f"one fold's accuracy ({summary['folds']} per value)" if n == 0 else None)
         means = np.array([rows[i]["mean"] for i in order]) * 100
         stds = np.array([rows[i]["std"] for i in order]) * 100
         ax.errorbar(xs, means, yerr=stds, color="tab:orange", capsize=4, marker="o", label="mean ± 1 std")
@@ -135,10 +144,20 @@ def plot_loss(run_dir, rows=None) -> str:
     if not rows:
         raise MlcvError(f"{run_dir}/history.csv is empty; nothing to plot")
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     it = np.array([int(r["iteration"]) for r in rows])
     loss = np.array([float(r["loss"]) for r in rows])
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-    a1.plot(it, loss, lw=0.8)
+    finite = np.isfinite(loss)
+    a1.plot(it[finite], loss[finite], lw=0.8)
+    if not finite.all():
+        # A diverged run: say where, rather than leave a blank or unreadable panel.
+        first = int(it[~finite][0])
+        a1.axvline(first, color="tab:red", ls="--")
+        a1.text(0.5, 0.5, f"diverged at iteration {first}\n(loss {loss[~finite][0]}): lower train.lr",
+                transform=a1.transAxes, ha="center", va="center", color="tab:red", fontsize=11,
+                bbox={"facecolor": "white", "edgecolor": "tab:red"})
     a1.set_xlabel("iteration")
     a1.set_ylabel("training loss (minibatch)")
     a1.set_title("loss")
@@ -150,6 +169,10 @@ def plot_loss(run_dir, rows=None) -> str:
         if any(r.get("val_acc") for r in ends):
             a2.plot(ep, [100 * float(r["val_acc"]) if r.get("val_acc") else np.nan for r in ends], marker="o", label="val")
         a2.legend()
+    else:
+        a2.text(0.5, 0.5, "no epoch finished" + (" before training diverged" if not finite.all() else ""),
+                transform=a2.transAxes, ha="center", va="center", fontsize=11)
+    a2.xaxis.set_major_locator(MaxNLocator(integer=True))
     a2.set_xlabel("epoch")
     a2.set_ylabel("accuracy (%)")
     a2.set_title("accuracy per epoch")
@@ -180,14 +203,16 @@ def plot_templates(mf, out_path) -> str:
     return _save(fig, out_path)
 
 
-def plot_confusion(metrics_path, out_path, split=None) -> str:
-    """confusion.png: the confusion matrix of the test split (else val)."""
+def plot_confusion(metrics_path, out_dir, split=None) -> str:
+    """confusion-SPLIT.png (the name `mlcv evaluate --plot` uses too): the test split's confusion
+    matrix (else val's)."""
     doc = json.loads(Path(metrics_path).read_text())
     splits = doc.get("splits", {})
     split = split or next((s for s in ("test", "val", "train") if splits.get(s)), None)
     if split is None:
         raise MlcvError(f"{metrics_path} holds no evaluated split to draw")
-    return draw_confusion(np.array(splits[split]["confusion_matrix"]), doc["classes"], f"{doc['model']}: {split} confusion matrix", out_path)
+    return draw_confusion(np.array(splits[split]["confusion_matrix"]), doc["classes"], f"{doc['model']}: {split} confusion matrix",
+                          Path(out_dir) / f"confusion-{split}.png")
 
 
 def _show(ax, image):
@@ -209,19 +234,21 @@ def draw_confusion(cm, classes, title, out_path):
     side = 0.6 * C + 3 if C <= _COUNTS_UP_TO else 16
     fig, ax = plt.subplots(figsize=(side, side - 0.5))
     # Many classes: the diagonal would drown every confusion, so colour a log scale of counts.
-    im = ax.imshow(cm if C <= _COUNTS_UP_TO else np.log1p(cm), cmap="Blues")
+    # Either way the scale starts at 0, so a pale cell means few images whatever the smallest count.
+    shown = cm if C <= _COUNTS_UP_TO else np.log1p(cm)
+    im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=max(float(shown.max()), 1.0))
     fontsize = 9 if C <= _COUNTS_UP_TO else max(3, 400 // C)
     ax.set_xticks(range(C), classes, rotation=60 if C <= _COUNTS_UP_TO else 90, ha="right" if C <= _COUNTS_UP_TO else "center", fontsize=fontsize)
     ax.set_yticks(range(C), classes, fontsize=fontsize)
     if C <= _COUNTS_UP_TO:
         for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > cm.max() / 2 else "black")
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color=_text_color(im, v))
     else:
         title += " (colour: log(1 + count))"
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    fig.colorbar(im, ax=ax)
+    fig.colorbar(im, ax=ax, label="images" if C <= _COUNTS_UP_TO else "log(1 + images)")
     return _save(fig, out_path)
 
 
@@ -360,5 +387,5 @@ def plot_run(run_dir, which=None) -> list:
 
         made.append(plot_templates(modelfile.load(run_dir / "model.npz"), run_dir / "templates.png"))
     if "confusion" in want and (run_dir / "metrics.json").exists():
-        made.append(plot_confusion(run_dir / "metrics.json", run_dir / "confusion.png"))
+        made.append(plot_confusion(run_dir / "metrics.json", run_dir))
     return made

@@ -99,7 +99,7 @@ def test_refit_scores_test_split_into_same_run(tmp_path):
     assert result["refit"]["run_dir"] == str(refit)
     metrics = json.loads((refit / "metrics.json").read_text())
     assert metrics["test_accuracy"] == result["refit"]["test_accuracy"]
-    assert result["refit"]["n_train"] == 600  # all training images (train + val)
+    assert result["refit"]["n_train"] == 500  # the data.num_train images the folds used (cv carves no val split)
     saved = config.resolve(refit / "config.yaml")  # what `mlcv train --resume` would use
     assert saved.model.k == result["best_params"]["model.k"] and saved.data.num_val == 0
     from mlcv_cli import pipeline
@@ -154,7 +154,7 @@ def test_plots(tmp_path):
     cfg = config.replace(config.resolve(model_type="svm"), {**SMALL, "train.epochs": 2, "output.dir": str(tmp_path / "runs")})
     rd = pipeline.train(cfg)["run_dir"]
     made = plots.plot_run(rd)
-    assert sorted(Path(p).name for p in made) == ["confusion.png", "loss.png", "templates.png"]
+    assert sorted(Path(p).name for p in made) == ["confusion-test.png", "loss.png", "templates.png"]
     for p in made:
         _assert_png(p)
     knn_cfg = config.replace(config.resolve(model_type="knn"), {**SMALL, "output.dir": str(tmp_path / "runs")})

@@ -225,7 +225,8 @@ def test_bad_model_file_is_refused_by_predict_and_evaluate(bad_models, trained, 
     pr = mlcv("predict", path, image, "--json")
     if name != "config-alias":  # predict does not read the saved config; evaluate refuses it
         assert_fails(pr, 1, path, fragment)
-        assert not pr.stdout.strip()  # no predictions from a bad model
+        out = json.loads(pr.stdout)  # no predictions from a bad model: only the failure, as JSON
+        assert out["status"] == "failed" and "predictions" not in out
     ev = mlcv("evaluate", path)
     assert_fails(ev, 1, path, fragment)
     assert path.read_bytes() == before

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 
@@ -40,6 +40,8 @@ class Dataset:
     test_x: np.ndarray | None
     test_y: np.ndarray | None
     source: str
+    # What the loader left out and the user should hear about (nested or empty folders).
+    notes: list = field(default_factory=list)
 
 
 def save_cache(directory, dataset, extra=None):

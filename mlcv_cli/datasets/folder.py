@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import BadNameError, DataError
 from .base import MANIFEST, Dataset, load_cache, save_cache
 from .images import IMAGE_EXTENSIONS, describe_bad, is_image_name, read_images
 
@@ -67,6 +67,7 @@ def import_folder(path, data_dir, name, size=32, skip_bad=False, progress=True):
         "classes": list(dataset.classes),
         "skipped": skipped,
         "replaced": replaced,
+        "notes": list(dataset.notes),
     }
 
 
@@ -87,7 +88,7 @@ def load_imported(data_dir, name, mmap=True):
 def imported_path(data_dir, name):
     """Where import_folder caches dataset ``name``; refuses names that are not plain identifiers."""
     if not isinstance(name, str) or not _NAME.match(name) or set(name) == {"."}:
-        raise DataError(
+        raise BadNameError(
             f"dataset name {name!r} is not allowed; use letters, digits, '_', '.' and '-' only "
             "(for example cats_vs_dogs)"
         )
@@ -96,6 +97,7 @@ def imported_path(data_dir, name):
 
 def _load(listing, path, size, skip_bad, progress):
     splits = _find_splits(listing, path)
+    notes = _left_out(listing, splits)
     train = splits[TRAIN]
     classes = sorted(train)
     test_name = next((s for s in TEST_SPLITS if s in splits), None)
@@ -125,6 +127,7 @@ def _load(listing, path, size, skip_bad, progress):
         test_x=test_x,
         test_y=test_y,
         source=str(path),
+        notes=notes,
     )
     return dataset, skipped
 
@@ -162,6 +165,25 @@ def _find_splits(listing, path):
     return splits
 
 
+def _left_out(listing, splits):
+    """Notes on images the split/class/image layout leaves out: in subfolders, or class folders with none."""
+    files = listing.files()
+    root = _common_root(files)
+    nested = {}
+    for rel in files:
+        parts = rel.split("/")[len(root):]
+        if len(parts) > 3 and parts[0] in splits and is_image_name(parts[-1]):
+            key = "/".join(parts[:2])
+            nested[key] = nested.get(key, 0) + 1
+    notes = [f"{n} image{'s' if n > 1 else ''} in subfolders of {key}/ left out (only {key}/IMAGE is read); "
+             f"move {'them' if n > 1 else 'it'} up into {key}/" for key, n in sorted(nested.items())]
+    for rel in listing.class_dirs():
+        parts = rel.split("/")[len(root):]
+        if len(parts) == 2 and parts[0] in splits and parts[1] not in splits[parts[0]]:
+            notes.append(f"{'/'.join(parts)}/ holds no images; class {parts[1]!r} is left out of {parts[0]}")
+    return notes
+
+
 def _common_root(files):
     """[] or [wrapper]: a zip of a folder often holds everything under one top directory."""
     tops = {rel.split("/")[0] for rel in files}
@@ -197,6 +219,16 @@ class _DirListing:
                     found.append(PurePosixPath(*rel_dir.parts, f).as_posix())
         return found
 
+    def class_dirs(self):
+        """Every visible folder two or three levels down (split/class, or wrapper/split/class)."""
+        found = []
+        for dirpath, dirnames, _ in os.walk(self.root, followlinks=True):
+            rel_dir = Path(dirpath).relative_to(self.root)
+            if len(rel_dir.parts) in (2, 3) and _visible(rel_dir.parts):
+                found.append(PurePosixPath(*rel_dir.parts).as_posix())
+            dirnames[:] = [d for d in dirnames if _visible([d])] if len(rel_dir.parts) < 3 else []
+        return found
+
     def display(self, rel):
         return str(self.root / rel)
 
@@ -207,6 +239,23 @@ class _DirListing:
             return []
 
     read = None
+
+
+_UTF8_FLAG = 0x800
+
+
+def _member_name(info):
+    """A zip member's name; decoded as UTF-8 when it is valid UTF-8 even without the UTF-8 flag.
+
+    Info-ZIP on Linux writes UTF-8 names without setting the flag, and zipfile then decodes
+    them as cp437 (grün becomes gr├╝n); real cp437 names rarely form valid UTF-8.
+    """
+    if info.flag_bits & _UTF8_FLAG:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return info.filename
 
 
 class _ZipListing:
@@ -228,7 +277,7 @@ class _ZipListing:
     def files(self):
         found = []
         for info in self.zip.infolist():
-            name = info.filename
+            name = _member_name(info)
             parts = name.replace("\\", "/").split("/")
             if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
                 raise DataError(
@@ -246,6 +295,18 @@ class _ZipListing:
             self._infos[rel] = info
             found.append(rel)
         return found
+
+    def class_dirs(self):
+        """Every folder named in the zip (as an entry or as a member's parent), two or three levels down."""
+        dirs = set()
+        for info in self.zip.infolist():
+            parts = _member_name(info).replace("\\", "/").rstrip("/").split("/")
+            if not info.is_dir():
+                parts = parts[:-1]
+            for depth in (2, 3):
+                if len(parts) >= depth and _visible(parts[:depth]):
+                    dirs.add("/".join(parts[:depth]))
+        return sorted(dirs)
 
     def display(self, rel):
         return f"{self.path}:{rel}"
