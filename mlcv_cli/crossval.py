@@ -125,7 +125,7 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
         job_cfg = config_mod.replace(base, {"seed": job_seed(cfg.seed, i, job["fold"])})
         est = pipeline.build_estimator(job_cfg)
         try:
-            with threads.for_linear_fit():
+            with threads.for_linear_fit(job_cfg.train.optimizer):
                 est.fit(Xtr, ytr, num_classes=C)
             acc = float(np.mean(est.predict(Xva) == yva))
             note = ""

@@ -583,7 +583,7 @@ def _fit_linear(cfg, est, run, X, y, X_val, y_val, C, state, progress):
             run.write_csv("history.csv", _history_rows(est), HISTORY_COLUMNS)
 
     try:
-        with stop.installed(), threads.for_linear_fit():
+        with stop.installed(), threads.for_linear_fit(cfg.train.optimizer):
             _fit_or_stop(est, stop, run, dict(
                 X=X,
                 y=y,

@@ -24,6 +24,7 @@ def blas_threads(limit):
     return threadpool_limits(limits=limit, user_api="blas")
 
 
-def for_linear_fit():
-    """The BLAS thread limit for fitting a linear model by minibatches."""
-    return blas_threads(LINEAR_FIT_THREADS)
+def for_linear_fit(optimizer):
+    """The BLAS thread limit for fitting a linear model: one thread for minibatch updates; the
+    full-batch products of lbfgs are large, so they keep every core."""
+    return blas_threads(None if optimizer == "lbfgs" else LINEAR_FIT_THREADS)
