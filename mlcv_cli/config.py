@@ -335,7 +335,7 @@ def read_yaml_file(path) -> dict:
         from .shipped import names
 
         raise ConfigError(
-            f"{path}: no such config file; give a path, or the name of a shipped config ({', '.join(names()) or 'none installed'}; "
+            f"{path}: does not exist; give a config file, or the name of a shipped config ({', '.join(names()) or 'none installed'}; "
             "`mlcv configs` lists them, `mlcv configs NAME > my.yaml` copies one to edit)"
         ) from None
     except IsADirectoryError:
@@ -401,13 +401,6 @@ def resolve(path=None, overrides=(), model_type=None, extra=None) -> Config:
     if model_type is not None:
         from_cli.setdefault("model.type", model_type)
     chosen_type = check_value("model.type", from_cli.get("model.type", from_file.get("model.type", "softmax")))
-    set_keys = [parse_override(item)[0] for item in overrides]
-    unused = [k for k in set_keys if k.startswith(("model.", "train.")) and k != "model.type" and k not in KEYS_USED_BY[chosen_type]]
-    if unused:
-        raise ConfigError(
-            f"--set {', '.join(unused)}: {'does' if len(unused) == 1 else 'do'} not apply to model.type {chosen_type}; "
-            f"set keys it uses, e.g. {', '.join(sorted(DEFAULT_GRIDS[chosen_type]))}"
-        )
     merged = dict(MODEL_DEFAULTS[chosen_type])
     dataset = from_cli.get("data.dataset", from_file.get("data.dataset"))
     if dataset in NATIVE_IMAGE_SIZE:
@@ -419,6 +412,14 @@ def resolve(path=None, overrides=(), model_type=None, extra=None) -> Config:
     for key, value in merged.items():
         from_yaml = key in from_file and key not in from_cli
         checked[key] = _in_file(path, lambda: check_value(key, value)) if from_yaml else check_value(key, value)
+    # Checked after the values, so a bad value is reported as such first.
+    set_keys = [parse_override(item)[0] for item in overrides]
+    unused = [k for k in set_keys if k.startswith(("model.", "train.")) and k != "model.type" and k not in KEYS_USED_BY[chosen_type]]
+    if unused:
+        raise ConfigError(
+            f"--set {', '.join(unused)}: {'does' if len(unused) == 1 else 'do'} not apply to model.type {chosen_type}; "
+            f"set keys it uses, e.g. {', '.join(sorted(DEFAULT_GRIDS[chosen_type]))}"
+        )
     if step_overrides:
         steps = feature_config.apply_overrides(checked.get("features", feature_config.DEFAULT), step_overrides)
         checked["features"] = check_value("features", steps)
