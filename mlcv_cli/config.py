@@ -414,7 +414,8 @@ def resolve(path=None, overrides=(), model_type=None, extra=None) -> Config:
         checked[key] = _in_file(path, lambda: check_value(key, value)) if from_yaml else check_value(key, value)
     # Checked after the values, so a bad value is reported as such first.
     set_keys = [parse_override(item)[0] for item in overrides]
-    unused = [k for k in set_keys if k.startswith(("model.", "train.")) and k != "model.type" and k not in KEYS_USED_BY[chosen_type]]
+    # train.* stays allowed for kNN: a script may pass one set of training options to every model.
+    unused = [k for k in set_keys if k.startswith("model.") and k != "model.type" and k not in KEYS_USED_BY[chosen_type]]
     if unused:
         raise ConfigError(
             f"--set {', '.join(unused)}: {'does' if len(unused) == 1 else 'do'} not apply to model.type {chosen_type}; "

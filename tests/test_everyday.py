@@ -66,7 +66,7 @@ def test_second_ctrl_c_still_says_how_to_resume(in_tmp):
     (["download", "cifar10", "--archive", "missing.tar.gz"], "does not exist"),
     (["download", "folder", ".", "--name", "my pets"], "not allowed"),
     (["train", "--model", "softmax", "--set", "model.k=5"], "model.k: does not apply to model.type softmax"),
-    (["train", "--model", "knn", "--set", "train.lr=0.1"], "does not apply to model.type knn"),
+    (["train", "--model", "knn", "--set", "model.reg=0.1"], "does not apply to model.type knn"),
 ])
 def test_usage_mistakes_exit_2(in_tmp, args, needs):
     result = run(*args)
