@@ -151,6 +151,9 @@ def plot_loss(run_dir, rows=None) -> str:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     finite = np.isfinite(loss)
     a1.plot(it[finite], loss[finite], lw=0.8)
+    shown = loss[finite & (loss > 0)]
+    if shown.size and shown.max() / shown.min() > 1e3:
+        a1.set_yscale("log")  # a loss that blew up would flatten the rest of the curve
     if not finite.all():
         # A diverged run: say where, rather than leave a blank or unreadable panel.
         first = int(it[~finite][0])
@@ -172,7 +175,9 @@ def plot_loss(run_dir, rows=None) -> str:
     else:
         a2.text(0.5, 0.5, "no epoch finished" + (" before training diverged" if not finite.all() else ""),
                 transform=a2.transAxes, ha="center", va="center", fontsize=11)
-    a2.xaxis.set_major_locator(MaxNLocator(integer=True))
+    a2.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if ends:
+        a2.set_xlim(0.5, max(ep) + 0.5)
     a2.set_xlabel("epoch")
     a2.set_ylabel("accuracy (%)")
     a2.set_title("accuracy per epoch")
