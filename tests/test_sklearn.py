@@ -311,7 +311,7 @@ def test_gridsearch_with_mlcvs_folds_and_seeds_equals_mlcv_cv(image_folder, tmp_
 def test_load_predicts_what_mlcv_predict_prints(model, features, image_folder, tmp_path, sample):
     extra = ["--set", f"features={features}"] if features else []
     result = run("train", "--model", model, "--json", "--set", "data.dataset=folder", "--set", f"data.path={image_folder}",
-                 "--set", "data.num_val=50", "--set", "train.epochs=2", "--set", "model.k=3", "--set", f"output.dir={tmp_path}",
+                 "--set", "data.num_val=50", "--set", "train.epochs=2", *(["--set", "model.k=3"] if model == "knn" else []), "--set", f"output.dir={tmp_path}",
                  "--set", f"data.dir={tmp_path / 'data'}", *extra)
     assert result.exit_code == 0, result.output
     run_dir = Path(json.loads(result.stdout)["run_dir"])
