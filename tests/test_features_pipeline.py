@@ -241,7 +241,7 @@ def test_real_extractors_train_evaluate_predict(folder, tmp_path, monkeypatch):
     )
     summary = train("--config", cfg, *data_args(folder, tmp_path / "runs"), "--plot")
     assert summary["features"]["steps"] == ["hog", "color_hist", "kmeans"]
-    assert sorted(Path(p).name for p in summary["plots"]) == ["confusion.png", "filters.png", "hog.png", "loss.png"]
+    assert sorted(Path(p).name for p in summary["plots"]) == ["confusion-test.png", "filters.png", "hog.png", "loss.png"]
     assert summary["features"]["dim"] == 4 * 6 + 6 + 4 * 4
     ev = json.loads(mlcv("evaluate", summary["run_dir"], "--json").stdout)
     assert ev["accuracy"] == summary["test_accuracy"]
