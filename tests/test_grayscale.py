@@ -158,7 +158,7 @@ def test_hundred_classes_top_confusions(tmp_path):
     r = run("train", "--model", "knn", *common, "--json", "--plot")
     assert r.exit_code == 0, r.output
     run_dir = json.loads(r.stdout)["run_dir"]
-    assert (tmp_path / "runs").exists() and any(p.endswith("confusion.png") for p in json.loads(r.stdout)["plots"])
+    assert (tmp_path / "runs").exists() and any(p.endswith("confusion-test.png") for p in json.loads(r.stdout)["plots"])
     r = run("evaluate", run_dir, "--data-dir", tmp_path / "data")
     assert r.exit_code == 0, r.output
     assert "largest confusions (100 classes" in r.stdout and "fine_" in r.stdout
