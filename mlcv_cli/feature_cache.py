@@ -222,8 +222,11 @@ def encode_for_cv(cfg, points, images, directory, progress=None):
     from .feature_config import build_chain
 
     settings = {}
+    from .feature_config import check_chain
+
     for point in points:
         point_cfg = config_mod.replace(cfg, point)
+        check_chain(point_cfg, images.shape[1:])
         settings.setdefault(feature_setting(point_cfg), point_cfg)
     if all(build_chain(c).pixels_only for c in settings.values()):
         return images, []

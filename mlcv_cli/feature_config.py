@@ -172,12 +172,17 @@ def build_chain(cfg):
     return FeatureChain(chain_steps(cfg))
 
 
-def check_chain(cfg):
-    """Every extractor's own check against the images' shape, as a ConfigError naming the key."""
+def check_chain(cfg, image_shape=None):
+    """Every extractor's own check against the images' shape (H, W, C), as a ConfigError naming
+    the key. Without ``image_shape`` (before the data is loaded) the config's size and channels
+    are used, colour unless data.channels is 1; the pipeline checks again with the real shape."""
     from .core.features.chain import StepError
 
+    if image_shape is None:
+        size = cfg.data.image_size
+        image_shape = (size, size, 1 if getattr(cfg.data, "channels", None) == 1 else 3)
     try:
-        build_chain(cfg).check((cfg.data.image_size, cfg.data.image_size, 3))
+        build_chain(cfg).check(tuple(image_shape))
     except StepError as exc:
         key = f"features.{exc.index}"
         error = exc.error

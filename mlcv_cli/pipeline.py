@@ -423,6 +423,7 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
             f"model.k: {cfg.model.k} neighbours asked for, but the training set has {len(splits.train_y)} images; "
             f"use model.k <= {len(splits.train_y)} or more data.num_train"
         )
+    feature_config.check_chain(cfg, splits.train_x.shape[1:])  # e.g. color_hist on grayscale images
     store = FeatureStore(data_dir_for(cfg) / "features")
     chain, X_train = store.fit(feature_config.build_chain(cfg), splits.train_x, progress)
     pre = Featurizer(chain, store, progress, raw_pixels=knn_searches_pixels(cfg.model.type, chain))

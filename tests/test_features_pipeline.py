@@ -247,3 +247,11 @@ def test_real_extractors_train_evaluate_predict(folder, tmp_path, monkeypatch):
     assert ev["accuracy"] == summary["test_accuracy"]
     pred = mlcv("predict", summary["run_dir"], folder / "test" / "c", "--json")
     assert pred.exit_code == 0 and len(json.loads(pred.stdout)["predictions"]) == 4
+
+
+def test_color_hist_on_grayscale_images_is_a_config_error(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLCV_DATA_DIR", str(tmp_path / "data"))
+    result = mlcv("train", "--model", "svm", *data_args(folder, tmp_path / "runs"), "--set", "data.channels=1",
+                  "--set", "features.0.type=color_hist")
+    assert result.exit_code == 2 and "features.0.image_shape: color_hist expected colour images" in result.output, result.output
+    assert not (tmp_path / "runs").exists()
