@@ -6,6 +6,7 @@ valid manifest, or whose files disagree with it, is not trusted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 
-from ..atomic import file_digest, remove_quietly, save_npy, write_json
+from .. import locks
+from ..atomic import _describe_os_error, file_digest, remove_quietly, save_npy, write_json
 from ..errors import DataError
 
 MANIFEST = "manifest.json"
@@ -22,6 +24,10 @@ CACHE_VERSION = 1
 ARRAYS = ("train_x", "train_y", "test_x", "test_y")
 # Array files carry a generation token; caches written before it (train_x.npy) still load.
 _ARRAY_FILE = re.compile(r"^(train|test)_[xy](-[0-9a-f]{8})?\.npy$")
+# Temporary files of atomic writes (atomic.py) that a killed import left behind.
+_TEMP_FILE = re.compile(r"^\..+\.tmp$")
+# A reader retries when an import replaced the cache under it; this bounds the retries.
+_LOAD_TRIES = 20
 
 
 @dataclass
@@ -44,6 +50,34 @@ class Dataset:
     notes: list = field(default_factory=list)
 
 
+@contextlib.contextmanager
+def import_lock(directory):
+    """Held for a whole import into the cache ``directory``: one importer at a time, others wait.
+
+    The lock file lives beside the directory (``.NAME.import.lock``) and is removed on
+    release, so a failed import leaves nothing behind. Re-entrant within a process.
+    """
+    directory = Path(directory)
+    made = [p for p in (directory.parent, *directory.parent.parents) if not p.exists()]
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _describe_os_error(directory, exc) from None
+    try:
+        with locks.hold(_import_lock_path(directory), on_wait=locks.say_waiting(f"importing into {directory}")):
+            yield
+    finally:
+        for parent in made:  # an import that wrote nothing leaves no empty data dir behind
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+
+
+def _import_lock_path(directory):
+    return directory.parent / f".{directory.name}.import.lock"
+
+
 def save_cache(directory, dataset, extra=None):
     """Write ``dataset`` to ``directory`` as .npy files, then manifest.json last.
 
@@ -53,6 +87,11 @@ def save_cache(directory, dataset, extra=None):
     ``extra`` (JSON-serialisable dict) is stored in the manifest too. Returns the manifest.
     """
     directory = Path(directory)
+    with import_lock(directory):
+        return _save_cache(directory, dataset, extra)
+
+
+def _save_cache(directory, dataset, extra):
     token = secrets.token_hex(4)
     arrays = {}
     written = []
@@ -86,9 +125,13 @@ def save_cache(directory, dataset, extra=None):
         for path in written:
             remove_quietly(path)
         raise
+    # Holding the import lock, no other live process writes here: array files the manifest
+    # does not name and temporary files are the previous generation or a killed import's.
+    # A reader that opened the previous generation keeps its memory maps (the inode lives
+    # on); one that had not yet opened it retries with the new manifest (load_cache).
     keep = {info["file"] for info in arrays.values()}
     for path in directory.iterdir():
-        if _ARRAY_FILE.match(path.name) and path.name not in keep:
+        if (_ARRAY_FILE.match(path.name) and path.name not in keep) or _TEMP_FILE.match(path.name):
             remove_quietly(path)
     return manifest
 
@@ -100,7 +143,7 @@ def read_manifest(directory, *, verify=False):
     and, with ``verify``, the recorded sha256 (slow: reads every byte).
     """
     try:
-        return _check_cache(Path(directory), verify)
+        return _retrying(Path(directory), lambda: _check_cache(Path(directory), verify))
     except DataError:
         return None
 
@@ -112,6 +155,31 @@ def load_cache(directory, *, mmap=True, fix="delete it and import the data again
     Without ``verify`` this only reads headers, so it takes milliseconds at any size.
     """
     directory = Path(directory)
+    return _retrying(directory, lambda: _load_cache(directory, mmap, fix, verify))
+
+
+def _retrying(directory, load):
+    """Run ``load``; when it fails because an import replaced the cache meanwhile (the
+    manifest is a new file), run it again, so a reader gets the old or the new import whole."""
+    for _ in range(_LOAD_TRIES):
+        before = _manifest_id(directory)
+        try:
+            return load()
+        except DataError:
+            if _manifest_id(directory) == before:
+                raise
+    return load()
+
+
+def _manifest_id(directory):
+    try:
+        st = (directory / MANIFEST).stat()
+        return st.st_ino, st.st_dev, st.st_mtime_ns
+    except OSError:
+        return None
+
+
+def _load_cache(directory, mmap, fix, verify):
     manifest = _check_cache(directory, verify, fix)
     mode = "r" if mmap else None
     loaded = {}
@@ -149,6 +217,9 @@ def load_cache(directory, *, mmap=True, fix="delete it and import the data again
 def _check_cache(directory, verify, fix="delete it and import the data again"):
     path = directory / MANIFEST
     if not path.is_file():
+        if locks.is_locked(_import_lock_path(directory)):
+            pid = locks.holder_pid(_import_lock_path(directory))
+            raise DataError(f"the first import into {directory} is still running (mlcv process {pid}); wait for it to finish")
         if directory.is_dir() and any(directory.iterdir()):
             raise DataError(f"cache {directory} is incomplete (no {MANIFEST}: an import was interrupted); {fix}")
         raise DataError(f"no dataset cache in {directory}; {fix}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..download import fetch
 from ..errors import DataError
-from .base import Dataset, file_digest, load_cache, read_manifest, save_cache
+from .base import Dataset, file_digest, import_lock, load_cache, read_manifest, save_cache
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -49,6 +49,13 @@ def prepare_cifar10(data_dir, *, url=URL, archive=None, md5=MD5, force=False, pr
     """
     data_dir = Path(data_dir)
     cache = data_dir / CACHE_NAME
+    # The lock covers the download too: two processes never write one archive or cache,
+    # and the second finds the first one's cache complete.
+    with import_lock(cache):
+        return _prepare(data_dir, cache, url, archive, md5, force, progress, records_per_batch)
+
+
+def _prepare(data_dir, cache, url, archive, md5, force, progress, records_per_batch):
     if not force and read_manifest(cache, verify=True) is not None:
         return {"status": "cached", "path": str(cache), "archive": None}
 
