@@ -58,7 +58,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    scale: float = _f(1.0, kind=float, low=0.0, low_open=True, doc="pixel values are multiplied by this")
+    # Bounded so that pixels x scale x weights stay far inside float32 (3.4e38) at any image size.
+    scale: float = _f(1.0, kind=float, low=0.0, high=1e3, low_open=True, doc="pixel values are multiplied by this (at most 1000)")
     subtract_mean: bool = _f(True, kind=bool, doc="subtract the mean training image")
 
 
@@ -87,7 +88,7 @@ class TrainConfig:
     beta1: float = _f(0.9, kind=float, low=0.0, high=1.0, high_open=True, doc="adam beta1")
     beta2: float = _f(0.999, kind=float, low=0.0, high=1.0, high_open=True, doc="adam beta2")
     eps: float = _f(1e-8, kind=float, low=0.0, low_open=True, doc="adam/rmsprop/adagrad epsilon")
-    init_scale: float = _f(1e-3, kind=float, low=0.0, low_open=True, doc="std of the random initial weights")
+    init_scale: float = _f(1e-3, kind=float, low=0.0, high=1e3, low_open=True, doc="std of the random initial weights (at most 1000)")
     random_search_tries: int = _f(1000, kind=int, low=1, doc="random_search: random weight matrices tried")
     checkpoint_every: int = _f(1, kind=int, low=0, doc="write a checkpoint every N epochs (0: only on interrupt)")
 
@@ -307,6 +308,19 @@ class _NoAliasLoader(yaml.SafeLoader):
                 f"YAML aliases are not allowed in configs (found *{event.anchor} at line {event.start_mark.line + 1}); write the values out"
             )
         return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        # PyYAML keeps the last of two equal keys without a word; in a config that hides a typo.
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                raise ConfigError(
+                    f"key {key!r} appears twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); keep one"
+                )
+            if isinstance(key, str):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 def safe_load_text(text: str, where: str) -> Any:
