@@ -32,8 +32,11 @@ def write_runs(root: Path, n: int, n_classes: int):
     n_cv, n_bad = n * 8 // 100, n * 2 // 100
     for i in range(n):
         model = ("knn", "svm", "softmax")[i % 3]
-        cfg = config_mod.resolve(None, [f"model.reg={rng.choice([1e-4, 1e-3, 1e-2])}", f"train.lr={rng.choice([1e-3, 1e-2])}"],
-                                 model_type=model)
+        reg = rng.choice([1e-4, 1e-3, 1e-2])
+        lr = rng.choice([1e-3, 1e-2])
+        # kNN refuses model keys it does not use (model.reg), so it varies k instead.
+        sets = [f"model.k={1 + i % 5}"] if model == "knn" else [f"model.reg={reg}", f"train.lr={lr}"]
+        cfg = config_mod.resolve(None, sets, model_type=model)
         d = root / f"{model}-20261129-{i:06d}"
         d.mkdir()
         (d / "config.yaml").write_text(config_mod.to_yaml(cfg))
