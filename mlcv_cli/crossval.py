@@ -476,11 +476,19 @@ def cross_validate(
     command=None,
 ) -> dict:
     """Run (or resume) a cross-validation over cfg.cv.grid; write the run directory."""
+    with contextlib.ExitStack() as held:  # the run's lock, from the moment the run is known until the end
+        return _cross_validate(held, cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler,
+                               resume_dir=resume_dir, refit=refit, progress=progress, command=command)
+
+
+def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, refit, progress, command):
     from . import pipeline
 
     progress = progress or pipeline.null_progress
     if resume_dir is not None:
         run = RunDir(resume_dir)
+        held.enter_context(run.locked())
+        run.remove_stale_temporaries()
         if not run.file(PLAN_FILE).exists():
             raise UsageError(f"{run.path} is not an `mlcv cv` run directory (no {PLAN_FILE})")
         plan, cfg = read_plan(run)
@@ -531,6 +539,7 @@ def cross_validate(
     with _executor(n_jobs, dask_scheduler) as execute:
         if run is None:
             run = RunDir.create(cfg.output.dir, f"{cfg.output.name or cfg.name}-cv")
+            held.enter_context(run.locked())
             run.write_text("config.yaml", config_mod.to_yaml(cfg))
             run.write_json(PLAN_FILE, plan)
             run.start_meta(command or command_line(), cfg.seed, kind="cv", model=cfg.model.type, dataset=ds.name, jobs=len(jobs))
@@ -626,9 +635,14 @@ def refit_best(run_dir, *, progress=None, dataset=None) -> dict:
     The refit is a training run of its own (config.yaml, checkpoints, model.npz), so an
     interrupted refit resumes from its checkpoint the next time this is called.
     """
+    run = RunDir(run_dir)
+    with run.locked():
+        return _refit_best(run, progress, dataset)
+
+
+def _refit_best(run, progress, dataset):
     from . import pipeline
 
-    run = RunDir(run_dir)
     plan, cfg = read_plan(run)
     summary = run.read_json("cv_summary.json")
     if (not isinstance(summary, dict) or summary.get("best_params") not in plan["points"]

@@ -11,7 +11,7 @@ import os
 import signal
 import time
 import zipfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -412,6 +412,12 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
     Returns a summary dict (run_dir, model, accuracies, times). Raises DivergenceError
     (run marked failed) or TrainingInterrupted (checkpoint written, run marked interrupted).
     """
+    with ExitStack() as held:  # the run's lock, from the moment the run is known until the end
+        return _train(held, cfg, progress=progress, resume_dir=resume_dir, command=command, run=run, dataset=dataset,
+                      state_file=state_file)
+
+
+def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file):
     progress = progress or null_progress
     t0 = time.perf_counter()
     cfg = pin_data_location(cfg)
@@ -435,10 +441,12 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
     state = None
     if resume_dir is not None:
         run = RunDir(resume_dir)
+        held.enter_context(run.locked())
         state = _read_checkpoint(run, state_file)
         run.update_meta(status="running", resumed=command or command_line())
     else:
         run = run or RunDir.create(cfg.output.dir, cfg.output.name or cfg.name)
+        held.enter_context(run.locked())
         run.write_text("config.yaml", config_mod.to_yaml(cfg))
         run.start_meta(command or command_line(), cfg.seed, model=cfg.model.type, dataset=ds.name)
 
@@ -643,6 +651,12 @@ def resume(run_dir, *, progress=None, command=None, epochs=None) -> dict:
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise MlcvError(f"{run.path} is not a run directory; give the path printed when the run was interrupted")
+    with run.locked():
+        run.remove_stale_temporaries()
+        return _resume(run, progress, command, epochs)
+
+
+def _resume(run, progress, command, epochs):
     status = run.status
     if status == "done" and epochs is None:
         raise MlcvError(f"{run.path} already finished (status done); nothing to resume "

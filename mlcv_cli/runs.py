@@ -15,10 +15,11 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__, atomic
+from . import __version__, atomic, locks
 from .errors import MlcvError
 
 STATUSES = ("running", "done", "failed", "interrupted")
+LOCK_FILE = ".lock"
 
 
 def _now():
@@ -68,17 +69,43 @@ class RunDir:
     def file(self, name):
         return self.path / name
 
+    def locked(self):
+        """Hold the run's lock while this process writes in it (re-entrant).
+
+        A second process is refused at once, naming the holder's pid; the kernel drops the
+        lock when its holder dies, so a killed run can be resumed right away.
+        """
+
+        def busy(pid):
+            who = f"mlcv process {pid}" if pid else "another mlcv process"
+            stop = f" (kill {pid})" if pid else ""
+            return f"{self.path} is in use by {who}; wait for it to finish, or stop it{stop} and run this again"
+
+        return locks.hold(self.file(LOCK_FILE), wait=False, busy=busy)
+
+    def is_live(self):
+        """True while some process holds this run's lock (it is being written now)."""
+        return locks.is_locked(self.file(LOCK_FILE))
+
+    def remove_stale_temporaries(self):
+        """Delete temporary files that killed writers left here; call it holding the lock."""
+        for path in self.path.glob(".*.tmp"):
+            atomic.remove_quietly(path)
+
     def exists(self, name):
         return (self.path / name).exists()
 
     # -- meta.json --------------------------------------------------------------
     def read_meta(self):
         try:
-            return json.loads(self.file("meta.json").read_text(encoding="utf-8"))
+            meta = json.loads(self.file("meta.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
             raise MlcvError(f"{self.file('meta.json')} is unreadable ({exc}); the run directory is damaged") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("status", ""), str):
+            raise MlcvError(f"{self.file('meta.json')} is not an mlcv meta.json (expected an object with a text status); the run directory is damaged")
+        return meta
 
     def start_meta(self, command, seed, **extra):
         meta = {

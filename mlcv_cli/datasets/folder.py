@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..errors import BadNameError, DataError
-from .base import MANIFEST, Dataset, load_cache, save_cache
+from .base import MANIFEST, Dataset, import_lock, load_cache, save_cache
 from .images import IMAGE_EXTENSIONS, describe_bad, is_image_name, read_images
 
 TRAIN = "train"
@@ -56,10 +56,11 @@ def import_folder(path, data_dir, name, size=32, skip_bad=False, progress=True):
     that an earlier import of the same name was there.
     """
     cache = imported_path(data_dir, name)
-    replaced = (cache / MANIFEST).is_file()
-    dataset, skipped = load_folder(path, size=size, skip_bad=skip_bad, progress=progress)
-    dataset.name = name
-    save_cache(cache, dataset, extra={"image_size": size, "skipped": len(skipped)})
+    with import_lock(cache):  # a second import of the same name waits for this one
+        replaced = (cache / MANIFEST).is_file()
+        dataset, skipped = load_folder(path, size=size, skip_bad=skip_bad, progress=progress)
+        dataset.name = name
+        save_cache(cache, dataset, extra={"image_size": size, "skipped": len(skipped)})
     return {
         "path": str(cache),
         "n_train": int(len(dataset.train_y)),
