@@ -26,6 +26,7 @@ from .config import Config
 from .core.linear import TrainingDiverged
 from .core.model_selection import job_seed, parameter_grid, stratified_kfold
 from .errors import ConfigError, MlcvError, UsageError
+from .interrupts import Terminated, sigterm_raises
 from .runs import RunDir, command_line
 
 JOBS_FILE = "jobs.jsonl"
@@ -133,26 +134,6 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
             acc, note = 0.0, f"diverged: {exc}"
         rows.append(_row(i, job["fold"], acc, time.perf_counter() - t0, note))
     return rows
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: finished jobs are kept, the run is marked interrupted."""
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    def handler(signum, frame):
-        raise _Terminated()
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def _row(point, fold, accuracy, seconds, note=""):
@@ -561,12 +542,12 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, 
             bar.update(1, job=job_id, acc=f"{max(r['accuracy'] for r in rows):.3f}" if rows else None)
 
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_raises():
                 execute(todo, plan, (features, labels, C), on_done)
         except KeyboardInterrupt as exc:
             pipeline.mark_run(run, "interrupted")
             err = MlcvError(f"cross-validation stopped with {len(finished)} of {len(jobs)} jobs done; resume with: mlcv cv --resume {run.path}")
-            err.exit_code = 143 if isinstance(exc, _Terminated) else 130
+            err.exit_code = 143 if isinstance(exc, Terminated) else 130
             err.run_dir = str(run.path)
             raise err from None
         except BaseException as exc:
