@@ -261,6 +261,11 @@ def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=N
     return config_mod.resolve(config_path, overrides, model_type=model_type, extra=extra)
 
 
+_accept_changes_option = click.option(
+    "--accept-changes", is_flag=True,
+    help="Go on although the data, config.yaml or cv_plan.json changed since the run started (refused otherwise).")
+
+
 @cli.command(context_settings=CONTEXT)
 @_config_option
 @_set_option
@@ -270,8 +275,9 @@ def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=N
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--plot", is_flag=True, help="Write loss.png, templates.png (raw pixels), filters.png (k-means), hog.png (HOG) and confusion-test.png into the run. Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@_accept_changes_option
 @_json_on_failure
-def train(config_path, overrides, model_type, data_dir, resume_dir, print_config, plot, as_json):
+def train(config_path, overrides, model_type, data_dir, resume_dir, print_config, plot, as_json, accept_changes):
     """Train a model from a config and write a run directory.
 
     \b
@@ -296,7 +302,7 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
             epochs = config_mod.check_value(key, value)
         if config_path or model_type:
             raise UsageError("--resume continues a run with its saved config; drop --config/--model")
-        result = pipeline.resume(resume_dir, progress=progress, epochs=epochs)
+        result = pipeline.resume(resume_dir, progress=progress, epochs=epochs, accept_changes=accept_changes)
     else:
         _check_config_or_model(config_path, model_type)
         cfg = _load_config(config_path, overrides, model_type, data_dir=data_dir)
@@ -356,8 +362,9 @@ def _print_train_summary(r):
 @click.option("--plot", is_flag=True, help="Write cv.png (accuracy per fold, mean and std per value). Needs mlcv[plot].")
 @_data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@_accept_changes_option
 @_json_on_failure
-def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, dask_scheduler, resume_dir, refit, print_config, plot, data_dir, as_json):
+def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, dask_scheduler, resume_dir, refit, print_config, plot, data_dir, as_json, accept_changes):
     """Choose hyperparameters by k-fold cross-validation on the training images.
 
     \b
@@ -381,7 +388,8 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
             raise UsageError("--resume continues a cv run with its saved plan; drop --config/--set/--model/--grid/--folds")
         # A refit that was started (and perhaps interrupted) is finished on resume.
         refit = refit or (Path(resume_dir) / "refit").is_dir()
-        result = crossval.cross_validate(resume_dir=resume_dir, n_jobs=n_jobs, dask_scheduler=dask_scheduler, progress=progress)
+        result = crossval.cross_validate(resume_dir=resume_dir, n_jobs=n_jobs, dask_scheduler=dask_scheduler, progress=progress,
+                                         accept_changes=accept_changes)
     else:
         _check_config_or_model(config_path, model_type)
         extra = {}
@@ -406,7 +414,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
     if not as_json:
         _print_cv_summary(result)  # before a refit, so the table is shown even if it is interrupted
     if refit:
-        result["refit"] = crossval.refit_best(result["run_dir"], progress=progress)
+        result["refit"] = crossval.refit_best(result["run_dir"], progress=progress, accept_changes=accept_changes)
         if not as_json:
             f = result["refit"]
             _stdout_console().print(
@@ -471,8 +479,9 @@ def _fmt_value(v):
 @click.option("--set", "overrides", multiple=True, metavar="data.KEY=VALUE", help="Override a data setting of the saved config, e.g. --set data.skip_bad=true.")
 @click.option("--plot", is_flag=True, help="Write the confusion matrix (and, for kNN, the nearest-neighbours grid) as PNG. Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@_accept_changes_option
 @_json_on_failure
-def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json):
+def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accept_changes):
     """Reload a model (run directory or model.npz) and score it on a split.
 
     The split is rebuilt exactly as in training (same config and seed).
@@ -497,7 +506,8 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json):
         changes[key] = value
     if plot:
         _require_matplotlib()
-    result = pipeline.evaluate(target, split=split, data_cfg_overrides=changes, progress=_progress_factory(not as_json), plot=plot)
+    result = pipeline.evaluate(target, split=split, data_cfg_overrides=changes, progress=_progress_factory(not as_json), plot=plot,
+                               accept_changes=accept_changes)
     if result.get("warning"):
         click.echo(f"Warning: {result['warning']}", err=True)
     _echo_note(result)

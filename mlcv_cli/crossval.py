@@ -22,6 +22,7 @@ import numpy as np
 
 from . import atomic, threads
 from . import config as config_mod
+from . import fingerprints
 from .config import Config
 from .core.linear import TrainingDiverged
 from .core.model_selection import job_seed, parameter_grid, stratified_kfold
@@ -455,14 +456,20 @@ def cross_validate(
     refit=False,
     progress=None,
     command=None,
+    accept_changes=False,
 ) -> dict:
-    """Run (or resume) a cross-validation over cfg.cv.grid; write the run directory."""
+    """Run (or resume) a cross-validation over cfg.cv.grid; write the run directory.
+
+    A resumed run whose data or plan changed since it started is refused (InputsChanged)
+    unless ``accept_changes``.
+    """
     with contextlib.ExitStack() as held:  # the run's lock, from the moment the run is known until the end
         return _cross_validate(held, cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler,
-                               resume_dir=resume_dir, refit=refit, progress=progress, command=command)
+                               resume_dir=resume_dir, refit=refit, progress=progress, command=command,
+                               accept_changes=accept_changes)
 
 
-def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, refit, progress, command):
+def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, refit, progress, command, accept_changes):
     from . import pipeline
 
     progress = progress or pipeline.null_progress
@@ -484,6 +491,9 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, 
 
     t0 = time.perf_counter()
     ds = pipeline.load_dataset(cfg)
+    inputs = fingerprints.inputs(ds, plan["config"], plan)
+    if run is not None:  # before any work, and before the run is touched
+        fingerprints.check(run, inputs, accept=accept_changes)
     # The folds are the validation sets: no data.num_val split is carved (nor demanded).
     splits = pipeline.split_dataset(config_mod.replace(cfg, {"data.num_val": 0}), ds)
     images, labels = splits.train_x, splits.train_y
@@ -523,7 +533,8 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, 
             held.enter_context(run.locked())
             run.write_text("config.yaml", config_mod.to_yaml(cfg))
             run.write_json(PLAN_FILE, plan)
-            run.start_meta(command or command_line(), cfg.seed, kind="cv", model=cfg.model.type, dataset=ds.name, jobs=len(jobs))
+            run.start_meta(command or command_line(), cfg.seed, kind="cv", model=cfg.model.type, dataset=ds.name, jobs=len(jobs),
+                           inputs=inputs)
         if resume_dir is not None:
             run.update_meta(status="running", resumed=command or command_line())
         finished, journal_warning = read_journal(run, jobs, len(plan["points"]))
@@ -590,7 +601,7 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, 
     run.write_json("cv_summary.json", result)
     run.update_meta(status="done")
     if refit:
-        result["refit"] = refit_best(run.path, progress=progress, dataset=ds)
+        result["refit"] = refit_best(run.path, progress=progress, dataset=ds, accept_changes=accept_changes)
     return result
 
 
@@ -610,7 +621,7 @@ def grid_edge_warnings(grid, best_params, random_n=None):
     return notes
 
 
-def refit_best(run_dir, *, progress=None, dataset=None) -> dict:
+def refit_best(run_dir, *, progress=None, dataset=None, accept_changes=False) -> dict:
     """Train a finished cv run's best setting on all its training images, in RUN/refit/.
 
     The refit is a training run of its own (config.yaml, checkpoints, model.npz), so an
@@ -618,10 +629,10 @@ def refit_best(run_dir, *, progress=None, dataset=None) -> dict:
     """
     run = RunDir(run_dir)
     with run.locked():
-        return _refit_best(run, progress, dataset)
+        return _refit_best(run, progress, dataset, accept_changes)
 
 
-def _refit_best(run, progress, dataset):
+def _refit_best(run, progress, dataset, accept_changes):
     from . import pipeline
 
     plan, cfg = read_plan(run)
@@ -638,7 +649,7 @@ def _refit_best(run, progress, dataset):
     run.update_meta(refit="running")
     try:
         if (refit_dir / pipeline.CHECKPOINT).exists():
-            result = pipeline.resume(refit_dir, progress=progress)
+            result = pipeline.resume(refit_dir, progress=progress, accept_changes=accept_changes)
         else:
             if refit_dir.exists() and any(refit_dir.iterdir()):
                 raise MlcvError(f"{refit_dir} holds an unfinished refit without a checkpoint; remove it and run `mlcv cv --resume {run.path} --refit`")

@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from . import config as config_mod
-from . import feature_config, modelfile, threads
+from . import feature_config, fingerprints, modelfile, threads
 from .config import Config
 from .core import metrics
 from .core.knn import KNearestNeighbor
@@ -404,7 +404,8 @@ def _read_checkpoint(run: RunDir, name=CHECKPOINT):
         raise MlcvError(f"{path} is unreadable ({exc}); start a new run instead of resuming") from None
 
 
-def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None, dataset=None, state_file=CHECKPOINT) -> dict:
+def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None, dataset=None, state_file=CHECKPOINT,
+          accept_changes=False, requested=None) -> dict:
     """Train the configured model, evaluate it on val/test, and write a run directory.
 
     ``run``: an existing, empty RunDir to write into (``mlcv cv --refit`` uses RUN/refit/);
@@ -414,14 +415,20 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
     """
     with ExitStack() as held:  # the run's lock, from the moment the run is known until the end
         return _train(held, cfg, progress=progress, resume_dir=resume_dir, command=command, run=run, dataset=dataset,
-                      state_file=state_file)
+                      state_file=state_file, accept_changes=accept_changes, requested=requested or {})
 
 
-def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file):
+def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file, accept_changes, requested):
     progress = progress or null_progress
     t0 = time.perf_counter()
     cfg = pin_data_location(cfg)
     ds = dataset if dataset is not None else load_dataset(cfg)
+    inputs = fingerprints.inputs(ds, cfg.to_dict())
+    if resume_dir is not None:  # before any work, and before the run is touched
+        with RunDir(resume_dir).locked():
+            fingerprints.check(RunDir(resume_dir), inputs, accept=accept_changes, asked=requested)
+            if requested:  # what the command line asked for becomes the run's config
+                RunDir(resume_dir).write_text("config.yaml", config_mod.to_yaml(cfg))
     splits = split_dataset(cfg, ds)
     C = len(splits.classes)
     if cfg.model.type == "knn" and cfg.model.k > len(splits.train_y):
@@ -448,7 +455,7 @@ def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file
         run = run or RunDir.create(cfg.output.dir, cfg.output.name or cfg.name)
         held.enter_context(run.locked())
         run.write_text("config.yaml", config_mod.to_yaml(cfg))
-        run.start_meta(command or command_line(), cfg.seed, model=cfg.model.type, dataset=ds.name)
+        run.start_meta(command or command_line(), cfg.seed, model=cfg.model.type, dataset=ds.name, inputs=inputs)
 
     est = build_estimator(cfg)
     t1 = time.perf_counter()
@@ -645,18 +652,22 @@ def _model_file(cfg, est, pre, splits) -> ModelFile:
     return ModelFile(cfg.model.type, splits.classes, cfg.data.image_size, pre.chain, config_mod.to_yaml(cfg), arrays)
 
 
-def resume(run_dir, *, progress=None, command=None, epochs=None) -> dict:
+def resume(run_dir, *, progress=None, command=None, epochs=None, accept_changes=False) -> dict:
     """Continue an interrupted `mlcv train` run from its checkpoint; with ``epochs``, train a run
-    (finished or not) until that many epochs, ending exactly where a run of that length would."""
+    (finished or not) until that many epochs, ending exactly where a run of that length would.
+
+    Data or a saved config.yaml changed since the run started is refused (InputsChanged) unless
+    ``accept_changes``; the epochs asked for here are a change the user made on purpose.
+    """
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise MlcvError(f"{run.path} is not a run directory; give the path printed when the run was interrupted")
     with run.locked():
         run.remove_stale_temporaries()
-        return _resume(run, progress, command, epochs)
+        return _resume(run, progress, command, epochs, accept_changes)
 
 
-def _resume(run, progress, command, epochs):
+def _resume(run, progress, command, epochs, accept_changes):
     status = run.status
     if status == "done" and epochs is None:
         raise MlcvError(f"{run.path} already finished (status done); nothing to resume "
@@ -664,7 +675,10 @@ def _resume(run, progress, command, epochs):
     cfg_path = run.file("config.yaml")
     if not cfg_path.exists():
         raise MlcvError(f"{run.path} has no config.yaml; it is not an mlcv run directory")
-    cfg = config_mod.from_dict(config_mod.read_yaml_file(cfg_path))
+    try:
+        cfg = config_mod.from_dict(config_mod.read_yaml_file(cfg_path))
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg_path} is not a valid saved config ({exc}); undo the edit or start a new run") from None
     if cfg.model.type == "knn":
         raise MlcvError("kNN runs have nothing to resume; run `mlcv train` again")
     # A finished run keeps its final state; a newer checkpoint (a continuation interrupted) wins.
@@ -682,8 +696,8 @@ def _resume(run, progress, command, epochs):
             raise UsageError(f"train.epochs: {run.path} has trained {int(state['epoch'])} epochs; "
                              f"ask for more (--set train.epochs={max(done, int(state['epoch'])) + 1} or higher)")
         cfg = config_mod.replace(cfg, {"train.epochs": epochs})
-        run.write_text("config.yaml", config_mod.to_yaml(cfg))
-    return train(cfg, progress=progress, resume_dir=run.path, command=command, state_file=state_file)
+    return train(cfg, progress=progress, resume_dir=run.path, command=command, state_file=state_file,
+                 accept_changes=accept_changes, requested={} if epochs is None else {"train.epochs": epochs})
 
 
 # -- evaluate / predict -----------------------------------------------------------------
@@ -724,12 +738,25 @@ def _cv_run_advice(target, run):
     )
 
 
-def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, plot=False) -> dict:
+def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, plot=False, accept_changes=False) -> dict:
     progress = progress or null_progress
     path, warning = locate_model(target)
     mf = modelfile.load(path)
     cfg = _config_of(mf, path, data_cfg_overrides)
     ds = load_dataset(cfg)
+    run = RunDir(Path(path).parent)
+    if not data_cfg_overrides and run.exists("meta.json"):
+        # The model's own data: its splits are rebuilt from the saved seed, so data that
+        # changed since training would put training images into the split being scored.
+        recorded = run.read_meta().get("inputs")
+        if isinstance(recorded, dict) and recorded.get("data") not in (None, fingerprints.of_data(ds)):
+            if not accept_changes:
+                raise fingerprints.InputsChanged(
+                    f"{run.path}: the {ds.name} data is not the data this model was trained on (it was imported "
+                    "again or changed), so its splits would not be the training-time ones; score it on other "
+                    "data with --data, retrain, or go on anyway with --accept-changes"
+                )
+            warning = "; ".join(w for w in (warning, f"the {ds.name} data changed since training") if w)
     if list(ds.classes) != list(mf.classes):
         raise DataError(f"the data's classes {list(ds.classes)} differ from the model's {mf.classes}; evaluate on a dataset with the same classes")
     # The test split does not depend on the train/val carving, so another dataset given

@@ -1,0 +1,99 @@
+"""Fingerprints of a run's inputs (data, resolved config, cv plan), recorded in meta.json when
+the run starts and checked before it is resumed or scored, so nothing mixes two inputs silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from .errors import MlcvError
+
+
+class InputsChanged(MlcvError):
+    """The data, config.yaml or cv_plan.json differ from what the run started with."""
+
+
+def _sha(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _canonical(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def of_data(ds) -> str:
+    """sha256 over the class names and every image and label array (chunked, memmaps welcome)."""
+    from .feature_cache import images_fingerprint
+
+    parts = [_canonical(list(ds.classes))]
+    for array in (ds.train_x, ds.train_y, ds.test_x, ds.test_y):
+        parts.append("none" if array is None else images_fingerprint(np.asarray(array)))
+    return _sha("|".join(parts))
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def inputs(ds, config_dict, plan=None) -> dict:
+    """What meta.json records under "inputs": the fingerprints and the config's values."""
+    rec = {"data": of_data(ds), "dataset": ds.name, "config": _sha(_canonical(config_dict)), "config_values": _flat(config_dict)}
+    if plan is not None:
+        rec["plan"] = _sha(_canonical(plan))
+    return rec
+
+
+def changes(recorded, current, asked=None) -> list:
+    """What differs between two ``inputs`` records, in words; [] when nothing does (or nothing was
+    recorded). ``asked``: dotted keys set on this command line; their new values are no change."""
+    if not isinstance(recorded, dict) or not recorded:
+        return []  # a run from before fingerprints: nothing to compare with
+    asked = asked or {}
+    found = []
+    if recorded.get("data") != current["data"]:
+        found.append(f"the {current['dataset']} data is not the data the run started with (it was imported again or changed)")
+    if "plan" in current and recorded.get("plan") not in (None, current["plan"]):
+        found.append("cv_plan.json was edited")
+    if recorded.get("config") != current["config"]:
+        old = recorded.get("config_values")
+        new = current["config_values"]
+        if not isinstance(old, dict):
+            found.append("the saved config was edited")
+        else:
+            edits = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                     if old.get(k) != new.get(k) and not (k in asked and new.get(k) == asked[k])]
+            if edits:
+                found.append(f"the saved config was edited ({', '.join(edits[:4])}{', ...' if len(edits) > 4 else ''})")
+    return found
+
+
+def check(run, current, *, accept=False, doing="resuming", flag="--accept-changes", asked=None):
+    """Refuse (InputsChanged) when ``current`` differs from the run's recorded inputs in more than
+    the ``asked`` keys.
+
+    With ``accept`` the run goes on: the new fingerprints are recorded, and what changed
+    is kept in meta.json under "inputs_changed". Returns the list of changes.
+    """
+    meta = run.read_meta()
+    recorded = meta.get("inputs")
+    found = changes(recorded, current, asked)
+    if found and not accept:
+        raise InputsChanged(
+            f"{run.path}: {'; '.join(found)}; {doing} would mix the two. Restore them, start a new run, "
+            f"or go on anyway with {flag}"
+        )
+    if found:
+        log = meta.get("inputs_changed") if isinstance(meta.get("inputs_changed"), list) else []
+        run.update_meta(inputs=current, inputs_changed=log + found)
+    elif isinstance(recorded, dict) and recorded and recorded != current:
+        run.update_meta(inputs=current)  # the keys asked for: later resumes compare with the new config
+    return found

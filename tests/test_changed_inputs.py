@@ -1,0 +1,228 @@
+"""Inputs that change under a run: a re-imported dataset, an edited config.yaml or cv_plan.json."""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+from PIL import Image
+
+from mlcv_cli import config, pipeline
+from mlcv_cli.cli import cli
+from mlcv_cli.errors import TrainingInterrupted
+
+SIDE = 8
+
+
+def mlcv(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv")
+
+
+def assert_refused(result, *fragments):
+    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+
+
+def make_folder(root, seed, n_train=14):
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", 4)):
+        for c, name in enumerate(("a", "b", "c")):
+            d = root / split / name
+            d.mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 200, (SIDE, SIDE, 3), dtype=np.uint8)
+                pixels[..., c] += 50
+                Image.fromarray(pixels).save(d / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """An imported dataset "pets" and a second folder to re-import it from."""
+    monkeypatch.delenv("MLCV_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    monkeypatch.setenv("MLCV_DATA_DIR", str(data))
+    one, two = make_folder(tmp_path / "one", 1), make_folder(tmp_path / "two", 2)
+    assert mlcv("download", "folder", one, "--name", "pets", "--size", SIDE).exit_code == 0
+    return tmp_path, one, two
+
+
+def _cfg(tmp_path, model="softmax", **extra):
+    values = {"data.dataset": "folder", "data.path": "pets", "data.image_size": SIDE, "data.num_val": 6,
+              "output.dir": str(tmp_path / "runs"), "train.batch_size": 8, "train.epochs": 6, "train.checkpoint_every": 1, **extra}
+    return config.replace(config.resolve(model_type=model), values)
+
+
+class _InterruptAfter:
+    """A progress factory that sends this process SIGINT after ``n`` steps: training stops with a checkpoint."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __call__(self, total, desc):
+        return self
+
+    def update(self, n=1, **postfix):
+        self.n -= n
+        if n and self.n == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def close(self):
+        pass
+
+
+def interrupted_run(tmp_path):
+    with pytest.raises(TrainingInterrupted):
+        pipeline.train(_cfg(tmp_path), progress=_InterruptAfter(3))
+    [run] = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "meta.json").read_text())["status"] == "interrupted"
+    return run
+
+
+def _status(run):
+    return json.loads((run / "meta.json").read_text())["status"]
+
+
+def test_train_resume_refuses_a_reimported_dataset_until_asked(env):
+    tmp_path, one, two = env
+    run = interrupted_run(tmp_path)
+    assert mlcv("download", "folder", two, "--name", "pets", "--size", SIDE).exit_code == 0
+    before = (run / "checkpoint.npz").read_bytes()
+    assert_refused(mlcv("train", "--resume", run), "pets data is not the data the run started with", "--accept-changes")
+    assert _status(run) == "interrupted" and (run / "checkpoint.npz").read_bytes() == before  # still resumable
+    # Importing the same images again is no change at all.
+    assert mlcv("download", "folder", one, "--name", "pets", "--size", SIDE).exit_code == 0
+    result = mlcv("train", "--resume", run, "--json")
+    assert result.exit_code == 0, result.output
+    assert _status(run) == "done"
+
+
+def test_train_resume_with_accept_changes_goes_on_and_says_so(env):
+    tmp_path, one, two = env
+    run = interrupted_run(tmp_path)
+    assert mlcv("download", "folder", two, "--name", "pets", "--size", SIDE).exit_code == 0
+    result = mlcv("train", "--resume", run, "--accept-changes", "--json")
+    assert result.exit_code == 0, result.output
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "done" and "pets data" in meta["inputs_changed"][0]
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("train.lr", 0.5, "train.lr: {old!r} -> 0.5"),
+    ("model.reg", 0.25, "model.reg: {old!r} -> 0.25"),
+    ("data.num_val", 3, "data.num_val: 6 -> 3"),
+])
+def test_train_resume_refuses_an_edited_config(env, key, value, fragment):
+    tmp_path, _, _ = env
+    run = interrupted_run(tmp_path)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    section, name = key.split(".")
+    fragment = fragment.format(old=saved[section][name])
+    saved[section][name] = value
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert_refused(mlcv("train", "--resume", run), "the saved config was edited", fragment)
+    assert _status(run) == "interrupted"
+
+
+def test_train_resume_of_an_invalid_config_edit_is_a_one_line_error(env):
+    tmp_path, _, _ = env
+    run = interrupted_run(tmp_path)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    saved["train"]["lr"] = "fast"
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    result = mlcv("train", "--resume", run)
+    assert result.exit_code == 2 and "config.yaml" in result.stderr and "Traceback" not in result.output
+    assert _status(run) == "interrupted"
+
+
+def _cv_run(tmp_path):
+    args = ["cv", "--model", "knn", "--folds", "3", "--grid", "model.k=1,3", "--set", "data.dataset=folder",
+            "--set", "data.path=pets", "--set", f"data.image_size={SIDE}", "--set", "data.num_val=0",
+            "--set", f"output.dir={tmp_path / 'runs'}", "--json"]
+    result = mlcv(*args)
+    assert result.exit_code == 0, result.output
+    run = Path(json.loads(result.stdout)["run_dir"])
+    # As if it had been killed after its first job.
+    lines = (run / "jobs.jsonl").read_text().splitlines()
+    (run / "jobs.jsonl").write_text(lines[0] + "\n")
+    meta = json.loads((run / "meta.json").read_text())
+    (run / "meta.json").write_text(json.dumps({**meta, "status": "interrupted"}))
+    return run
+
+
+def test_cv_resume_refuses_a_reimported_dataset(env):
+    tmp_path, _, two = env
+    run = _cv_run(tmp_path)
+    assert mlcv("download", "folder", two, "--name", "pets", "--size", SIDE).exit_code == 0
+    journal = (run / "jobs.jsonl").read_bytes()
+    assert_refused(mlcv("cv", "--resume", run), "pets data is not the data", "--accept-changes")
+    assert _status(run) == "interrupted" and (run / "jobs.jsonl").read_bytes() == journal
+    result = mlcv("cv", "--resume", run, "--accept-changes", "--json")
+    assert result.exit_code == 0, result.output
+
+
+def test_cv_resume_refuses_an_edited_plan(env):
+    tmp_path, _, _ = env
+    run = _cv_run(tmp_path)
+    plan = json.loads((run / "cv_plan.json").read_text())
+    # A consistent edit: the grid and its points changed together.
+    plan["config"]["cv"]["grid"] = {"model.k": [1, 5]}
+    plan["points"] = [{"model.k": 1}, {"model.k": 5}]
+    (run / "cv_plan.json").write_text(json.dumps(plan))
+    assert_refused(mlcv("cv", "--resume", run), "cv_plan.json was edited", "cv.grid")
+    assert _status(run) == "interrupted"
+
+
+def test_evaluate_refuses_a_model_whose_data_was_reimported(env):
+    tmp_path, _, two = env
+    result = mlcv("train", "--model", "knn", "--set", "data.dataset=folder", "--set", "data.path=pets",
+                  "--set", f"data.image_size={SIDE}", "--set", "data.num_val=6", "--set", f"output.dir={tmp_path / 'runs'}", "--json")
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)["run_dir"]
+    assert mlcv("evaluate", run).exit_code == 0
+    assert mlcv("download", "folder", two, "--name", "pets", "--size", SIDE).exit_code == 0
+    assert_refused(mlcv("evaluate", run), "not the data this model was trained on", "--accept-changes")
+    forced = mlcv("evaluate", run, "--accept-changes")
+    assert forced.exit_code == 0 and "changed since training" in forced.stderr
+    assert mlcv("evaluate", run, "--data", "pets").exit_code == 0  # explicitly other data: scored as asked
+
+
+def test_resume_with_more_epochs_is_asked_for_not_an_edit(env):
+    tmp_path, _, _ = env
+    run = interrupted_run(tmp_path)
+    result = mlcv("train", "--resume", run, "--set", "train.epochs=8", "--json")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 8
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "done" and "inputs_changed" not in meta
+    assert meta["inputs"]["config_values"]["train.epochs"] == 8
+    # The recorded config follows, so a later continuation compares with 8, not 6.
+    result = mlcv("train", "--resume", run, "--set", "train.epochs=9", "--json")
+    assert result.exit_code == 0, result.output
+
+
+def test_resume_with_more_epochs_still_refuses_other_edits_and_new_data(env):
+    tmp_path, _, two = env
+    run = interrupted_run(tmp_path)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    lr = saved["train"]["lr"]
+    saved["train"]["lr"] = 0.5
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert_refused(mlcv("train", "--resume", run, "--set", "train.epochs=8"), f"train.lr: {lr!r} -> 0.5")
+    assert "train.epochs" not in [line for line in mlcv("train", "--resume", run).stderr.splitlines() if "Error" in line][0]
+    saved["train"]["lr"] = lr
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert mlcv("download", "folder", two, "--name", "pets", "--size", SIDE).exit_code == 0
+    assert_refused(mlcv("train", "--resume", run, "--set", "train.epochs=8"), "pets data is not the data")
+    # Refused before anything was written: the saved config still says 6 epochs.
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 6
+    assert _status(run) == "interrupted"
