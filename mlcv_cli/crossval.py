@@ -273,6 +273,10 @@ def _dask_client(address, n_jobs):
                 )
             client = Client(cluster)
         else:
+            # mlcv reports a lost cluster in one line; distributed's own tracebacks would bury it.
+            for name in list(logging.root.manager.loggerDict):
+                if name == "distributed" or name.startswith("distributed."):
+                    logging.getLogger(name).setLevel(logging.CRITICAL)
             client = Client(address, timeout=10)
     except (OSError, TimeoutError) as exc:
         if cluster is not None:
@@ -281,9 +285,14 @@ def _dask_client(address, n_jobs):
     try:
         yield client
     finally:
-        client.close()
+        with contextlib.suppress(Exception):  # a dead scheduler cannot be told goodbye
+            client.close(timeout=5)
         if cluster is not None:
             cluster.close()
+
+
+class ClusterLost(MlcvError):
+    """The Dask scheduler went away (or cancelled our work) in the middle of a run."""
 
 
 def _execute_dask(client, jobs, plan, data, on_done):
@@ -300,9 +309,17 @@ def _execute_dask(client, jobs, plan, data, on_done):
         client.submit(_run_on_dask, job, plan_f, data_f, token, key=f"mlcv-{job['id']}-{token}", pure=False): job
         for job in jobs
     }
+    from concurrent.futures import CancelledError
+
+    from distributed.comm import CommClosedError
+
     for fut in as_completed(futures):
         job = futures[fut]
-        answer = fut.result()
+        try:
+            answer = fut.result()
+        except (CancelledError, CommClosedError, OSError, TimeoutError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ClusterLost(f"lost the Dask cluster while job {job['id']} ran ({reason[:200]})") from None
         if not isinstance(answer, dict) or answer.get("run") != token or answer.get("job") != job["id"]:
             found = (answer.get("run"), answer.get("job")) if isinstance(answer, dict) else type(answer).__name__
             raise MlcvError(
@@ -561,6 +578,10 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, 
             err.exit_code = 143 if isinstance(exc, Terminated) else 130
             err.run_dir = str(run.path)
             raise err from None
+        except ClusterLost as exc:
+            pipeline.mark_run(run, "failed", exc)
+            raise ClusterLost(f"{exc}; {len(finished)} of {len(jobs)} jobs are done and kept. Resume with: "
+                              f"mlcv cv --resume {run.path} (add --dask-scheduler ADDRESS for a cluster, or --jobs N)") from None
         except BaseException as exc:
             pipeline.mark_run(run, "failed", exc)
             raise

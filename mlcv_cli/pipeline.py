@@ -20,6 +20,7 @@ import numpy as np
 
 from . import config as config_mod
 from . import feature_config, fingerprints, modelfile, threads
+from .checkpoints import checkpoint_problem
 from .config import Config
 from .core import metrics
 from .core.knn import KNearestNeighbor
@@ -450,6 +451,11 @@ def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file
         run = RunDir(resume_dir)
         held.enter_context(run.locked())
         state = _read_checkpoint(run, state_file)
+        if cfg.model.type != "knn":
+            problem = checkpoint_problem(state, X_train.shape[1], C, cfg.train.optimizer, cfg.train.epochs)
+            if problem:
+                raise MlcvError(f"{run.file(state_file)} does not fit this run ({problem}); it is damaged or "
+                                "from another run: start a new run instead of resuming")
         run.update_meta(status="running", resumed=command or command_line())
     else:
         run = run or RunDir.create(cfg.output.dir, cfg.output.name or cfg.name)
@@ -691,7 +697,11 @@ def _resume(run, progress, command, epochs, accept_changes):
                 raise MlcvError(f"{run.path} finished without its final training state ({FINAL_STATE}; an older mlcv did not keep it); "
                                 f"train a new run with --set train.epochs={epochs}")
         state = _read_checkpoint(run, state_file)
-        done = int(state["epoch"]) + (1 if int(state["batch_pos"]) else 0)
+        try:
+            done = int(state["epoch"]) + (1 if int(state["batch_pos"]) else 0)
+        except (KeyError, TypeError, ValueError):
+            raise MlcvError(f"{run.file(state_file)} holds no whole epoch and batch_pos counts; it is damaged: "
+                            "start a new run instead of resuming") from None
         if epochs < max(done, 1) or (status == "done" and epochs <= done):
             raise UsageError(f"train.epochs: {run.path} has trained {int(state['epoch'])} epochs; "
                              f"ask for more (--set train.epochs={max(done, int(state['epoch'])) + 1} or higher)")

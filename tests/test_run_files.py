@@ -177,3 +177,99 @@ def test_damaged_summary_is_refused_by_refit(finished_cv, tmp_path, summary):
     with pytest.raises(MlcvError, match="cv_summary.json"):
         crossval.refit_best(copy)
     assert not (copy / "refit" / "model.npz").exists()
+
+
+# -- checkpoint.npz and meta.json --------------------------------------------------------------
+
+
+class _InterruptAfter:
+    """A progress factory that sends this process SIGINT after ``n`` steps: training stops with a checkpoint."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __call__(self, total, desc):
+        return self
+
+    def update(self, n=1, **postfix):
+        import os
+        import signal
+
+        self.n -= n
+        if n and self.n == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory):
+    """An interrupted softmax run (adam, so the checkpoint holds optimizer state too)."""
+    from mlcv_cli import config, pipeline
+    from mlcv_cli.errors import TrainingInterrupted
+
+    base = tmp_path_factory.mktemp("train")
+    folder = make_folder(base / "imgs")
+    values = {"data.dataset": "folder", "data.path": str(folder), "data.image_size": SIDE, "data.num_val": 6,
+              "output.dir": str(base / "runs"), "train.batch_size": 8, "train.epochs": 6, "train.optimizer": "adam"}
+    with pytest.raises(TrainingInterrupted):
+        pipeline.train(config.replace(config.resolve(model_type="softmax"), values), progress=_InterruptAfter(3))
+    [run] = (base / "runs").iterdir()
+    return run
+
+
+def _spoil(arrays, **changes):
+    out = dict(arrays)
+    for key, value in changes.items():
+        if value is None:
+            out.pop(key)
+        else:
+            out[key] = value
+    return out
+
+
+CHECKPOINTS = {
+    "W wrong shape": lambda a: _spoil(a, W=np.zeros((5, 3), np.float32)),
+    "W as text": lambda a: _spoil(a, W=np.array("weights")),
+    "W with nan": lambda a: _spoil(a, W=np.full(a["W"].shape, np.nan, np.float32)),
+    "b missing": lambda a: _spoil(a, b=None),
+    "iteration as text": lambda a: _spoil(a, iteration=np.array("3")),
+    "iteration an array": lambda a: _spoil(a, iteration=np.arange(3)),
+    "negative batch position": lambda a: _spoil(a, batch_pos=np.int64(-4)),
+    "epoch past the end": lambda a: _spoil(a, epoch=np.int64(99)),
+    "lr infinite": lambda a: _spoil(a, lr=np.float64(np.inf)),
+    "history too short": lambda a: _spoil(a, loss_history=np.zeros(1)),
+    "rng state not json": lambda a: _spoil(a, rng_state=np.array("{")),
+    "rng state not a state": lambda a: _spoil(a, rng_state=np.array('{"bit_generator": "MT19937"}')),
+    "epoch history not a list": lambda a: _spoil(a, epoch_history=np.array('{"a": 1}')),
+    "optimizer state wrong shape": lambda a: _spoil(a, **{k: np.zeros(3) for k in a if k.startswith("opt_W_") and not k.endswith("_t")}),
+    "other optimizer": lambda a: _spoil(a, optimizer=np.array("sgd")),
+}
+
+
+@pytest.mark.parametrize("name", list(CHECKPOINTS))
+def test_damaged_checkpoint_is_refused_and_the_run_stays_resumable(interrupted, tmp_path, name):
+    copy = tmp_path / "copy"
+    shutil.copytree(interrupted, copy)
+    with np.load(copy / "checkpoint.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    assert any(k.startswith("opt_W_") for k in arrays)
+    np.savez(copy / "checkpoint.npz", **CHECKPOINTS[name](arrays))
+    assert_one_line_error(mlcv("train", "--resume", copy), 1, "checkpoint.npz")
+    assert json.loads((copy / "meta.json").read_text())["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("meta", ["[1, 2]", '"done"', '{"status": 5}', "{", ""])
+def test_damaged_meta_is_one_line_error(interrupted, tmp_path, meta):
+    copy = tmp_path / "copy"
+    shutil.copytree(interrupted, copy)
+    (copy / "meta.json").write_text(meta)
+    assert_one_line_error(mlcv("train", "--resume", copy), 1, "meta.json")
+
+
+def test_genuine_checkpoint_resumes(interrupted, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(interrupted, copy)
+    result = mlcv("train", "--resume", copy, "--json")
+    assert result.exit_code == 0, result.output
