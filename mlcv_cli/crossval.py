@@ -548,10 +548,11 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, 
         if run is None:
             run = RunDir.create(cfg.output.dir, f"{cfg.output.name or cfg.name}-cv")
             held.enter_context(run.locked())
-            run.write_text("config.yaml", config_mod.to_yaml(cfg))
-            run.write_json(PLAN_FILE, plan)
+            # meta.json (with the input fingerprints) first: a plan is never there without them.
             run.start_meta(command or command_line(), cfg.seed, kind="cv", model=cfg.model.type, dataset=ds.name, jobs=len(jobs),
                            inputs=inputs)
+            run.write_text("config.yaml", config_mod.to_yaml(cfg))
+            run.write_json(PLAN_FILE, plan)
         if resume_dir is not None:
             run.update_meta(status="running", resumed=command or command_line())
         finished, journal_warning = read_journal(run, jobs, len(plan["points"]))

@@ -319,11 +319,24 @@ def batched_predict(est, X, progress, desc, chunk=2000):
     out = []
     try:
         for start in range(0, len(X), chunk):
-            out.append(est.predict(X[start : start + chunk]))
+            if isinstance(est, LinearClassifier):
+                # argmax of NaN scores is class 0: a wrong answer, not a result.
+                out.append(np.argmax(_finite_scores(est.decision_function(X[start : start + chunk])), axis=1))
+            else:
+                out.append(est.predict(X[start : start + chunk]))
             bar.update(min(chunk, len(X) - start))
     finally:
         bar.close()
     return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def _finite_scores(values):
+    if not np.isfinite(values).all():
+        raise ModelFileError(
+            "the model's scores for these images are not finite numbers (its weights overflow float32); "
+            "the model file is unusable: retrain it"
+        )
+    return values
 
 
 def split_metrics(y_true, y_pred, C):
@@ -733,6 +746,8 @@ def locate_model(target) -> tuple:
         status = run.status
         if status != "done":
             warning = f"run {run.path} has status {status!r}, not done: its model may be incomplete"
+            if status == "running" and not run.is_live():  # the lock goes with the process
+                warning += " (no process is running it any more: it was killed)"
     return path, warning
 
 
@@ -860,9 +875,10 @@ def predict(target, files, *, top=3) -> dict:
         if mf.model_type == "knn":
             kind, values, cast = "votes", est.vote_counts(X), int
         elif mf.model_type == "softmax":
-            kind, values, cast = "probability", est.predict_proba(X), float
+            _finite_scores(est.decision_function(X))
+            kind, values, cast = "probability", _finite_scores(est.predict_proba(X)), float
         else:
-            kind, values, cast = "score", est.decision_function(X), float
+            kind, values, cast = "score", _finite_scores(est.decision_function(X)), float
         # Stable sort on the negated values: equal values keep the smaller class index first.
         order = np.argsort(-values, axis=1, kind="stable")[:, :top]
         for i, f in enumerate(ok):

@@ -58,7 +58,7 @@ def plot_cv(run_dir) -> str:
     """cv.png: accuracy per fold (points) for each value, mean line and +-1 std error bars;
     a heat map of the mean when two hyperparameters are swept."""
     run_dir = Path(run_dir)
-    summary = json.loads((run_dir / "cv_summary.json").read_text())
+    summary = _read_json(run_dir / "cv_summary.json", _cv_summary_problem)
     keys = list(summary["grid"])
     rows = sorted(summary["summary"], key=lambda s: s["point"])
     plt = pyplot()
@@ -133,8 +133,71 @@ def _sort_key(v):
 
 
 def _read_history(run_dir):
-    with open(Path(run_dir) / "history.csv", newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    """history.csv rows, checked: whole iterations and epochs, numbers (or blanks) elsewhere."""
+    path = Path(run_dir) / "history.csv"
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise MlcvError(f"{path} is unreadable ({exc}); the run directory is damaged") from None
+    for n, row in enumerate(rows, start=2):
+        for key in ("iteration", "epoch", "loss", "lr", "train_acc", "val_acc"):
+            value = row.get(key)
+            try:
+                if key in ("iteration", "epoch", "loss") or value:
+                    (int if key in ("iteration", "epoch") else float)(value)
+            except (TypeError, ValueError):
+                raise MlcvError(f"{path} line {n}: {key} is {value!r}, expected a number; the run directory is damaged") from None
+    return rows
+
+
+def _read_json(path, problem_of):
+    """A JSON run file, checked by ``problem_of(doc)`` (None when it is fine)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MlcvError(f"{path} is unreadable ({exc}); the run directory is damaged") from None
+    problem = problem_of(doc)
+    if problem:
+        raise MlcvError(f"{path} is not what mlcv wrote ({problem}); the run directory is damaged")
+    return doc
+
+
+def _metrics_problem(doc):
+    if not isinstance(doc, dict) or not isinstance(doc.get("model"), str):
+        return "expected an object with the model type"
+    classes = doc.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        return "no class names"
+    splits = doc.get("splits")
+    if not isinstance(splits, dict):
+        return "no splits"
+    features = doc.get("features")
+    if features is not None and not (isinstance(features, dict) and isinstance(features.get("steps", []), list)
+                                     and all(isinstance(x, str) for x in features.get("steps", []))):
+        return "features is not a list of steps"
+    C = len(classes)
+    for name, split in splits.items():
+        if split is None:
+            continue
+        cm = split.get("confusion_matrix") if isinstance(split, dict) else None
+        if not (isinstance(cm, list) and len(cm) == C and all(isinstance(r, list) and len(r) == C for r in cm)
+                and all(type(v) is int and v >= 0 for r in cm for v in r)):
+            return f"the {name} confusion matrix is not {C} x {C} counts"
+    return None
+
+
+def _cv_summary_problem(doc):
+    if not isinstance(doc, dict) or not isinstance(doc.get("grid"), dict) or not isinstance(doc.get("summary"), list):
+        return "expected an object with grid and summary"
+    for row in doc["summary"]:
+        if not (isinstance(row, dict) and isinstance(row.get("params"), dict) and type(row.get("point")) is int
+                and all(isinstance(row.get(k), (int, float)) for k in ("mean", "std"))
+                and isinstance(row.get("folds"), list) and all(isinstance(a, (int, float)) for a in row["folds"])):
+            return "a summary row is malformed"
+    if not all(isinstance(doc.get(k), (str, int)) for k in ("folds", "model", "dataset")):
+        return "folds, model or dataset missing"
+    return None
 
 
 def plot_loss(run_dir, rows=None) -> str:
@@ -211,7 +274,7 @@ def plot_templates(mf, out_path) -> str:
 def plot_confusion(metrics_path, out_dir, split=None) -> str:
     """confusion-SPLIT.png (the name `mlcv evaluate --plot` uses too): the test split's confusion
     matrix (else val's)."""
-    doc = json.loads(Path(metrics_path).read_text())
+    doc = _read_json(metrics_path, _metrics_problem)
     splits = doc.get("splits", {})
     split = split or next((s for s in ("test", "val", "train") if splits.get(s)), None)
     if split is None:
@@ -381,10 +444,10 @@ def plot_run(run_dir, which=None) -> list:
     if rows:
         made.append(plot_loss(run_dir, rows))
     # metrics.json names the model type, so a kNN run's stored images are never loaded here.
-    doc = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    doc = _read_json(run_dir / "metrics.json", _metrics_problem) if (run_dir / "metrics.json").exists() else {}
     model_type = doc.get("model")
-    steps = (doc.get("features") or {}).get("steps", ["pixels"])
-    if want & {"filters", "hog"} and (run_dir / "model.npz").exists() and {"kmeans", "hog"} & set(steps):
+    steps = (doc.get("features") if isinstance(doc.get("features"), dict) else {}).get("steps", ["pixels"])
+    if want & {"filters", "hog"} and (run_dir / "model.npz").exists() and {"kmeans", "hog"} & set(map(str, steps)):
         made.extend(plot_features(run_dir, want))
     # Weights are images only when the features are the pixels themselves.
     if "templates" in want and (run_dir / "model.npz").exists() and model_type in ("svm", "softmax") and steps == ["pixels"]:

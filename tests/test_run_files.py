@@ -273,3 +273,89 @@ def test_genuine_checkpoint_resumes(interrupted, tmp_path):
     shutil.copytree(interrupted, copy)
     result = mlcv("train", "--resume", copy, "--json")
     assert result.exit_code == 0, result.output
+
+
+# -- files `mlcv plot` reads back ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def done_train(interrupted, tmp_path_factory):
+    run = tmp_path_factory.mktemp("done") / "run"
+    shutil.copytree(interrupted, run)
+    assert mlcv("train", "--resume", run).exit_code == 0
+    return run
+
+
+PLOT_FILES = {
+    "metrics not an object": ("metrics.json", "[]"),
+    "metrics without classes": ("metrics.json", '{"model": "softmax", "splits": {}}'),
+    "confusion matrix wrong shape": ("metrics.json", '{"model": "softmax", "classes": ["a", "b"], "splits": {"test": {"confusion_matrix": [[1]]}}}'),
+    "confusion matrix with text": ("metrics.json", '{"model": "softmax", "classes": ["a"], "splits": {"test": {"confusion_matrix": [["x"]]}}}'),
+    "metrics not json": ("metrics.json", "{"),
+    "history with text loss": ("history.csv", "iteration,epoch,loss,lr,train_acc,val_acc\n1,1,low,,,\n"),
+    "history with text iteration": ("history.csv", "iteration,epoch,loss,lr,train_acc,val_acc\none,1,0.5,,,\n"),
+    "history binary": ("history.csv", "\udcff\udcfe"),
+}
+
+
+@pytest.mark.parametrize("name", list(PLOT_FILES))
+def test_plot_of_damaged_run_files_is_one_line_error(done_train, tmp_path, name):
+    pytest.importorskip("matplotlib")
+    copy = tmp_path / "copy"
+    shutil.copytree(done_train, copy)
+    file, text = PLOT_FILES[name]
+    (copy / file).write_bytes(text.encode("utf-8", "surrogateescape"))
+    assert_one_line_error(mlcv("plot", copy), 1, file)
+
+
+@pytest.mark.parametrize("summary", ["[]", '{"grid": {}, "summary": [{"point": "x"}]}', '{"grid": 1}'])
+def test_plot_of_damaged_cv_summary_is_one_line_error(finished_cv, tmp_path, summary):
+    pytest.importorskip("matplotlib")
+    run, _ = finished_cv
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "cv_summary.json").write_text(summary)
+    assert_one_line_error(mlcv("plot", copy), 1, "cv_summary.json")
+
+
+def test_a_run_left_running_by_a_killed_process_is_called_killed(done_train, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(done_train, copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    (copy / "meta.json").write_text(json.dumps({**meta, "status": "running", "pid": 999999}))
+    result = mlcv("evaluate", copy)
+    assert result.exit_code == 0 and "it was killed" in result.stderr
+    from mlcv_cli.runs import RunDir
+
+    with RunDir(copy).locked():  # while a process holds it, it is running, not killed
+        assert RunDir(copy).is_live()
+        assert "it was killed" not in mlcv("evaluate", copy).stderr
+
+
+def test_resume_removes_temporary_files_a_killed_process_left(interrupted, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(interrupted, copy)
+    (copy / ".checkpoint.npz.k1ll3d.tmp").write_bytes(b"half a checkpoint")
+    assert mlcv("train", "--resume", copy).exit_code == 0
+    assert not list(copy.glob(".*.tmp"))
+
+
+def test_overflowing_weights_are_refused_not_predicted_as_nan(done_train, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(done_train, copy)
+    with np.load(copy / "model.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["W"] = np.where(np.arange(arrays["W"].size).reshape(arrays["W"].shape) % 2, 3e38, -3e38).astype(np.float32)
+    np.savez(copy / "model.npz", **arrays)
+    folder = tmp_path / "img"
+    folder.mkdir()
+    Image.fromarray(np.full((SIDE, SIDE, 3), 200, np.uint8)).save(folder / "x.png")
+    for result in (mlcv("predict", copy, folder / "x.png"), mlcv("evaluate", copy)):
+        assert result.exit_code == 1, result.output
+        assert "not finite" in result.stderr and "nan" not in result.stdout.lower()
+
+
+@pytest.mark.parametrize("setting", ["preprocess.scale=1e30", "train.init_scale=1e20"])
+def test_settings_that_overflow_float32_are_refused(setting):
+    result = mlcv("train", "--model", "softmax", "--set", setting, "--print-config")
+    assert result.exit_code == 2 and "<= 1000" in result.stderr

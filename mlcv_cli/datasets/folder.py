@@ -211,10 +211,13 @@ class _DirListing:
 
     def files(self):
         found = []
+        real_root = os.path.realpath(self.root)
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
             rel_dir = Path(dirpath).relative_to(self.root)
             depth = len(rel_dir.parts)
             dirnames[:] = [d for d in dirnames if _visible([d])] if depth < 3 else []
+            for name in dirnames + [f for f in filenames if _visible([f])]:
+                self._check_inside(Path(dirpath) / name, real_root)
             for f in filenames:
                 if _visible([f]):
                     found.append(PurePosixPath(*rel_dir.parts, f).as_posix())
@@ -229,6 +232,16 @@ class _DirListing:
                 found.append(PurePosixPath(*rel_dir.parts).as_posix())
             dirnames[:] = [d for d in dirnames if _visible([d])] if len(rel_dir.parts) < 3 else []
         return found
+
+    def _check_inside(self, path, real_root):
+        # A link may point anywhere on disk; its pixels would end up in the cache and in kNN model files.
+        if path.is_symlink():
+            target = os.path.realpath(path)
+            if os.path.commonpath([target, real_root]) != real_root:
+                raise DataError(
+                    f"refusing {self.root}: {path} is a link to {target}, outside the folder; "
+                    "copy those images into the folder or remove the link"
+                )
 
     def display(self, rel):
         return str(self.root / rel)
@@ -276,7 +289,7 @@ class _ZipListing:
         return False
 
     def files(self):
-        found = []
+        found, seen = [], set()
         for info in self.zip.infolist():
             name = _member_name(info)
             parts = name.replace("\\", "/").split("/")
@@ -293,6 +306,12 @@ class _ZipListing:
             if info.is_dir() or not _visible(parts):
                 continue
             rel = "/".join(parts)
+            if rel in seen:  # both would be read as one name: one image imported twice, one lost
+                raise DataError(
+                    f"refusing {self.path}: member {name!r} appears twice; re-create the zip "
+                    "(zip -r) so that every file is stored once"
+                )
+            seen.add(rel)
             self._infos[rel] = info
             found.append(rel)
         return found
