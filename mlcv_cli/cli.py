@@ -1,7 +1,8 @@
 """The `mlcv` command: each subcommand parses options, calls one pipeline function, prints.
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or config error, 130 interrupted
-(143 for SIGTERM during training). A user mistake prints one `Error: ...` line;
+(143 for SIGTERM during training), 141 when the reader of stdout went away (`| head -1`) after
+the work was done (output.py). A user mistake prints one `Error: ...` line;
 --debug or MLCV_DEBUG=1 shows the traceback.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, completion
+from . import __version__, completion, output
 from .errors import MlcvError, UsageError
 from .interrupts import EXIT_CODE, Terminated, exit_by_signal, sigterm_raises
 
@@ -28,11 +29,9 @@ def _debug_enabled():
 
 
 def _stdout_console():
-    """Rich output; when piped, lines are not wrapped at 80 columns (scripts grep them)."""
-    from rich.console import Console
-
+    """Rich output, strings as plain text; when piped, lines are not wrapped at 80 columns (scripts grep them)."""
     piped = not sys.stdout.isatty()
-    return Console(highlight=False, soft_wrap=piped, width=200 if piped else None)
+    return output.console(soft_wrap=piped, width=200 if piped else None)
 
 
 def _progress_factory(enabled=True):
@@ -52,11 +51,11 @@ class _TerminalBar:
     def __init__(self, total, desc, enabled=True):
         from tqdm import tqdm
 
-        self.tqdm = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, disable=not enabled, leave=False, dynamic_ncols=True)
+        self.tqdm = tqdm(total=total, desc=output.printable(desc), unit="it", file=sys.stderr, disable=not enabled, leave=False, dynamic_ncols=True)
         self.shown = {}
 
     def update(self, n=1, **postfix):
-        self.shown.update({k: v for k, v in postfix.items() if v is not None})
+        self.shown.update({k: output.printable(v) if isinstance(v, str) else v for k, v in postfix.items() if v is not None})
         if postfix:
             self.tqdm.set_postfix(self.shown, refresh=False)
         if n:
@@ -105,7 +104,7 @@ def _json_default(o):
 def _echo_note(result):
     """A pipeline note (e.g. a slower fallback path was used) as one line on stderr."""
     if result.get("note"):
-        click.echo(f"Note: {result['note']}", err=True)
+        output.echo(f"Note: {result['note']}", err=True)
 
 
 def _pct(x):
@@ -123,10 +122,11 @@ class MlcvGroup(click.Group):
         try:
             code = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         except MlcvError as exc:
+            output.note_run_dir(getattr(exc, "run_dir", None))
             if debug:
                 raise
             prefix = "Interrupted" if exc.exit_code in (130, 143) else "Error"
-            click.echo(f"{prefix}: {exc}", err=True)
+            click.echo(f"{prefix}: {output.printable(exc)}", err=True)
             sys.exit(exc.exit_code)
         except (KeyboardInterrupt, click.exceptions.Abort) as exc:
             if debug:
@@ -135,6 +135,7 @@ class MlcvGroup(click.Group):
             # click turns KeyboardInterrupt into Abort; the cause says which signal it was.
             sys.exit(143 if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated) else 130)
         except click.ClickException as exc:
+            exc.message = output.printable(exc.message)  # it may quote a path or value as typed
             exc.show()
             sys.exit(exc.exit_code)
         except BrokenPipeError:
@@ -198,9 +199,9 @@ def download_cifar10(data_dir, url, archive, md5, force):
         kwargs["md5"] = md5
     result = cifar10.prepare_cifar10(_data_dir(data_dir), **kwargs)
     if result["status"] == "cached":
-        click.echo(f"CIFAR-10 is already in {result['path']} (verified); nothing to do. Use --force to fetch it again.")
+        output.echo(f"CIFAR-10 is already in {result['path']} (verified); nothing to do. Use --force to fetch it again.")
     else:
-        click.echo(f"CIFAR-10 ready in {result['path']} (50,000 training and 10,000 test images).")
+        output.echo(f"CIFAR-10 ready in {result['path']} (50,000 training and 10,000 test images).")
 
 
 @download.command("folder", context_settings=CONTEXT)
@@ -215,12 +216,12 @@ def download_folder(path, name, data_dir, size, skip_bad):
 
     result = import_folder(path, _data_dir(data_dir), name, size=size, skip_bad=skip_bad, progress=True)
     if result["replaced"]:
-        click.echo(f"Replaced the dataset previously imported as {name}.", err=True)
+        output.echo(f"Replaced the dataset previously imported as {name}.", err=True)
     for bad_path, reason in result.get("skipped", []):
-        click.echo(f"skipped {bad_path}: {reason}", err=True)
+        output.echo(f"skipped {bad_path}: {reason}", err=True)
     for note in result.get("notes", []):
-        click.echo(f"Warning: {note}", err=True)
-    click.echo(
+        output.echo(f"Warning: {note}", err=True)
+    output.echo(
         f"Imported {result['n_train']} training and {result['n_test']} test images in "
         f"{len(result['classes'])} class{'' if len(result['classes']) == 1 else 'es'} into {result['path']}. Use it with: --set data.dataset=folder --set data.path={name}"
         + (f" --set data.image_size={size}" if size != 32 else "")
@@ -229,8 +230,8 @@ def download_folder(path, name, data_dir, size, skip_bad):
         from .pipeline import holdout_size
 
         held = holdout_size(result["n_train"])
-        click.echo(f"It has no test/ split: {held} of its images (10%) are held out as the test split when it is used "
-                   "(data.num_test sets how many)." if held else "It has no test/ split, and too few images to hold one out.", err=True)
+        output.echo(f"It has no test/ split: {held} of its images (10%) are held out as the test split when it is used "
+                    "(data.num_test sets how many)." if held else "It has no test/ split, and too few images to hold one out.", err=True)
 
 
 # -- train ------------------------------------------------------------------------------
@@ -310,6 +311,7 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
             click.echo(config_mod.to_yaml(cfg), nl=False)
             return
         result = pipeline.train(cfg, progress=progress)
+    output.note_run_dir(result["run_dir"])
     _echo_note(result)
     if plot:
         from . import plots
@@ -406,6 +408,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
             click.echo(config_mod.to_yaml(cfg), nl=False)
             return
         result = crossval.cross_validate(cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, progress=progress)
+    output.note_run_dir(result["run_dir"])
     _echo_note(result)
     if plot:
         from . import plots
@@ -453,7 +456,9 @@ def _print_cv_summary(r):
         )
     con.print(table)
     if r.get("warning"):
-        con.print(f"[yellow]Warning:[/yellow] {r['warning']}")
+        from rich.text import Text
+
+        con.print(Text.assemble(("Warning:", "yellow"), " ", output.printable(r["warning"])))
     best = ", ".join(f"{k}={_fmt_value(v)}" for k, v in r["best_params"].items())
     con.print(f"best: {best} ({100 * r['best_mean']:.2f}% ± {100 * r['best_std']:.2f}); {r['jobs']} jobs in {r['time_s']:.1f} s"
               + (f" ({r['jobs_resumed']} resumed)" if r.get("jobs_resumed") else ""))
@@ -509,7 +514,7 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accep
     result = pipeline.evaluate(target, split=split, data_cfg_overrides=changes, progress=_progress_factory(not as_json), plot=plot,
                                accept_changes=accept_changes)
     if result.get("warning"):
-        click.echo(f"Warning: {result['warning']}", err=True)
+        output.echo(f"Warning: {result['warning']}", err=True)
     _echo_note(result)
     if as_json:
         _emit_json(result)
@@ -615,7 +620,7 @@ def plot_cmd(run_dir):
     if not made:
         raise MlcvError(f"{run_dir} holds nothing to plot (no cv_summary.json, history.csv, model.npz or metrics.json)")
     for p in made:
-        click.echo(p)
+        output.echo(p)
 
 
 # -- predict ------------------------------------------------------------------------------
@@ -640,10 +645,10 @@ def predict(target, images, top, as_json, as_csv):
         raise UsageError("choose one of --json and --csv")
     r = pipeline.predict(target, images, top=top)
     if r.get("warning"):
-        click.echo(f"Warning: {r['warning']}", err=True)
+        output.echo(f"Warning: {r['warning']}", err=True)
     _echo_note(r)
     for f in r["failed"]:
-        click.echo(f"Error: {f['error']}", err=True)
+        output.echo(f"Error: {f['error']}", err=True)
     if as_json:
         _emit_json(r)
     elif as_csv:
@@ -653,7 +658,7 @@ def predict(target, images, top, as_json, as_csv):
         writer.writerow(["path", "rank", "class", r["value"] or "value"])
         for p in r["predictions"]:
             for rank, t in enumerate(p["top"], start=1):
-                writer.writerow([p["path"], rank, t["class"], t[r["value"]]])
+                writer.writerow([output.csv_cell(p["path"]), rank, output.csv_cell(t["class"]), t[r["value"]]])
     elif r["predictions"]:
         from rich.table import Table
 
@@ -723,14 +728,17 @@ _register_downloads(download)
 
 
 def main(argv=None):
-    """Console-script entry point: an interrupted command ends by its signal (see interrupts.py)."""
+    """Console-script entry point: an interrupted command ends by its signal (see interrupts.py);
+    output that could not be written is reported, and never stops the work (see output.py)."""
+    output.install()
     with sigterm_raises():
         try:
             cli.main(args=argv, prog_name="mlcv")
         except SystemExit as exc:
-            if exc.code in EXIT_CODE.values():
-                exit_by_signal(exc.code)
-            raise
+            code = output.finish(exc.code)
+            if code in EXIT_CODE.values():
+                exit_by_signal(code)
+            sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from . import output
+
 # cli.py imports this module at its end, so nothing is imported from cli.py at import time.
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 _HEX = re.compile(r"[0-9a-fA-F]{32}")
@@ -76,17 +78,17 @@ def _report(title, result, key):
     from .datasets.base import load_cache
 
     if not result["verified"]:
-        click.echo(f"Warning: checksums not verified (--no-verify); {title} in {result['path']} may not be the official data.", err=True)
+        output.echo(f"Warning: checksums not verified (--no-verify); {title} in {result['path']} may not be the official data.", err=True)
     if result["status"] == "cached":
-        click.echo(f"{title} is already in {result['path']}; nothing to do. Use --force to fetch it again.")
+        output.echo(f"{title} is already in {result['path']}; nothing to do. Use --force to fetch it again.")
         return
     ds = load_cache(result["path"])
     n_test = 0 if ds.test_y is None else len(ds.test_y)
     shape = "x".join(str(d) for d in ds.train_x.shape[1:3])
     channels = "grayscale" if ds.train_x.shape[3] == 1 else "colour"
-    click.echo(f"{title} ready in {result['path']} ({len(ds.train_y):,} training and {n_test:,} test images, {shape} {channels}, "
-               f"{len(ds.classes)} classes). Use it with: --set data.dataset={key}"
-               + (f" --set data.image_size={ds.train_x.shape[1]}" if ds.train_x.shape[1] != _NATIVE.get(key) else ""))
+    output.echo(f"{title} ready in {result['path']} ({len(ds.train_y):,} training and {n_test:,} test images, {shape} {channels}, "
+                f"{len(ds.classes)} classes). Use it with: --set data.dataset={key}"
+                + (f" --set data.image_size={ds.train_x.shape[1]}" if ds.train_x.shape[1] != _NATIVE.get(key) else ""))
 
 
 @click.command("cifar100", context_settings=CONTEXT)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from . import completion
+from . import completion, output
 
 # cli.py imports this module at its end, so nothing is imported from cli.py at import time.
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -74,8 +74,8 @@ def list_runs(runs_dir, sort_key, reverse, filters, top, as_json, as_csv):
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(CSV_COLUMNS + keys)
         for row in result["runs"]:
-            writer.writerow([_csv(row.get(c)) for c in CSV_COLUMNS]
-                            + [_csv(row["config"].get(k)) if runlist._applies(row, k) else "" for k in keys])
+            writer.writerow([output.csv_cell(_csv(row.get(c))) for c in CSV_COLUMNS]
+                            + [output.csv_cell(_csv(row["config"].get(k))) if runlist._applies(row, k) else "" for k in keys])
     else:
         _print_listing(result)
 
@@ -106,8 +106,8 @@ def _print_listing(result):
 
     rows, keys = result["runs"], result["param_keys"]
     if not rows:
-        click.echo(f"no runs{' match' if result['total'] else ''} in {result['runs_dir']}"
-                   + (f" ({result['total']} in all)" if result["total"] else ""))
+        output.echo(f"no runs{' match' if result['total'] else ''} in {result['runs_dir']}"
+                    + (f" ({result['total']} in all)" if result["total"] else ""))
         return
     shown_keys = keys[:MAX_PARAM_COLUMNS]
     headers = short_names(shown_keys)
@@ -127,17 +127,19 @@ def _print_listing(result):
             _seconds(r["time"]),
             _date(r["date"]),
         ])
-    click.echo(f"{len(rows)} of {result['total']} runs in {result['runs_dir']}")
+    output.echo(f"{len(rows)} of {result['total']} runs in {result['runs_dir']}")
     click.echo(_text_table(columns, cells, right))
     if len(keys) > len(shown_keys):
-        click.echo(f"{len(keys) - len(shown_keys)} more config keys differ ({', '.join(keys[len(shown_keys):])}); see --csv or --json")
+        output.echo(f"{len(keys) - len(shown_keys)} more config keys differ ({', '.join(keys[len(shown_keys):])}); see --csv or --json")
     for r in rows:
         if r["status"] in ("damaged", "stale", "failed") and r.get("reason"):
-            click.echo(f"{r['name']}: {r['status']}: {r['reason']}")
+            output.echo(f"{r['name']}: {r['status']}: {r['reason']}")
 
 
 def _text_table(columns, cells, right):
-    """Aligned plain-text columns: a thousand rows print in milliseconds (a rich Table takes seconds)."""
+    """Aligned plain-text columns: a thousand rows print in milliseconds (a rich Table takes seconds).
+    Cells (run names, config values) are made printable first, so a name cannot break the layout."""
+    cells = [[output.printable(v) for v in row] for row in cells]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
 
     def line(values):

@@ -118,6 +118,8 @@ def _download(url, part, progress, timeout, allow_resume):
 def _stream(response, url, part, offset, total, progress):
     from tqdm import tqdm
 
+    from .output import printable
+
     received = offset
     bar = tqdm(
         total=total,
@@ -125,7 +127,7 @@ def _stream(response, url, part, offset, total, progress):
         unit="B",
         unit_scale=True,
         unit_divisor=1024,
-        desc=os.path.basename(part)[: -len(".part")] or "download",
+        desc=printable(os.path.basename(part)[: -len(".part")]) or "download",
         file=sys.stderr,
         disable=not progress,
         leave=False,

@@ -177,6 +177,8 @@ def say_waiting(what):
     def on_wait(pid):
         who = f"mlcv process {pid}" if pid else "another mlcv process"
         with contextlib.suppress(OSError, ValueError):
-            print(f"waiting for {who} to finish {what} ...", file=sys.stderr, flush=True)
+            from .output import printable
+
+            print(printable(f"waiting for {who} to finish {what} ..."), file=sys.stderr, flush=True)
 
     return on_wait

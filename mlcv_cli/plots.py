@@ -24,6 +24,8 @@ def pyplot():
         import matplotlib
 
         matplotlib.use("Agg", force=True)
+        # Class names and config keys are shown as written: a '$' in one is not mathtext.
+        matplotlib.rcParams["text.parse_math"] = False
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("plots need matplotlib; install it with: pip install 'mlcv[plot]'") from None

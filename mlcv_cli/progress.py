@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 import time
 
+from .output import printable
+
 PERIOD_S = 30.0
 MILESTONES = ("epoch", "job")
 
@@ -18,7 +20,7 @@ class LineProgress:
     """progress(total, desc) for logs: one line per milestone, never a carriage return."""
 
     def __init__(self, total, desc, stream=None, clock=time.monotonic):
-        self.total, self.desc = total, desc
+        self.total, self.desc = total, printable(desc)
         self.stream = stream if stream is not None else sys.stderr
         self.clock = clock
         self.count = 0
@@ -38,7 +40,7 @@ class LineProgress:
             self._line({"done": f"in {now - self.start:.1f} s"}, now)
 
     def _line(self, postfix, now):
-        fields = " ".join(f"{k} {v}" for k, v in postfix.items())
+        fields = " ".join(f"{k} {printable(v)}" for k, v in postfix.items())
         amount = f"{self.count}/{self.total}" if self.total else str(self.count)
         print(f"{self.desc}: {amount}" + (f" {fields}" if fields else ""), file=self.stream, flush=True)
         self.last = now

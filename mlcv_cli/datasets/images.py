@@ -191,4 +191,6 @@ def _progress(items, enabled, what):
 
     from tqdm import tqdm
 
-    return tqdm(items, desc=f"decoding {what}", unit="img", file=sys.stderr, leave=False, disable=None)
+    from ..output import printable
+
+    return tqdm(items, desc=f"decoding {printable(what)}", unit="img", file=sys.stderr, leave=False, disable=None)
