@@ -18,13 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic
+from . import atomic, locks
 from .core.features.chain import FeatureChain
 from .errors import MlcvError
 
 FORMAT = "mlcv-feature-cache"
 VERSION = 1
 _HASH_ROWS_BYTES = 32 << 20
+# Writers hold it exclusively, readers shared; it stays (shared holders never remove it).
+LOCK_FILE = ".lock"
 
 
 def images_fingerprint(images) -> str:
@@ -78,7 +80,7 @@ class FeatureStore:
             "format": np.array(FORMAT), "version": np.array(VERSION), "images": np.array(images_fp),
             "spec": np.array(json.dumps(chain.spec(), sort_keys=True)),
             **{"state." + name: value for name, value in chain.state().items()},
-        }))
+        }), present=lambda: _read_chain(path, chain.spec(), images_fp)[0] is not None)
         t1 = time.perf_counter()
         self._save_features(chain, images_fp, X)
         self._note(what, "written", time.perf_counter() - t1)
@@ -119,7 +121,8 @@ class FeatureStore:
                 "sha256": atomic.file_digest(path),
             })
 
-        self._write(write)
+        n, d = X.shape
+        self._write(write, present=lambda: self._read_features(images_fp, chain_fp, n, d)[0] is not None)
 
     def _read_features(self, images_fp, chain_fp, n, d):
         """(memmap, None) on a valid entry; (None, reason) when it is damaged or foreign; (None, None) when absent."""
@@ -127,6 +130,14 @@ class FeatureStore:
         manifest_path = path.with_suffix(".json")
         if not manifest_path.exists() and not path.exists():
             return None, None
+        try:
+            # Shared: a writer never swaps the pair between the checksum and the memory map.
+            with locks.hold(self.directory / LOCK_FILE, shared=True):
+                return self._checked_features(path, manifest_path, images_fp, chain_fp, n, d)
+        except MlcvError as exc:  # the lock file cannot be made: read without it
+            return None, str(exc)
+
+    def _checked_features(self, path, manifest_path, images_fp, chain_fp, n, d):
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             expected = {"format": FORMAT, "version": VERSION, "images": images_fp, "chain": chain_fp,
@@ -147,12 +158,32 @@ class FeatureStore:
             return None, f"{path.name} holds {X.dtype} {X.shape}, expected float32 {(n, d)}"
         return X, None
 
-    def _write(self, write):
-        """A cache that cannot be written (disk full, read-only data dir) costs time, not the run."""
+    def _write(self, write, present):
+        """Write one entry holding the cache's lock, unless another process wrote it meanwhile
+        (``present()``). A cache that cannot be written (disk full, read-only data dir) costs
+        time, not the run."""
         try:
-            write()
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise MlcvError(f"cannot create {self.directory}: {exc.strerror}") from None
+            with locks.hold(self.directory / LOCK_FILE, remove=False):
+                _remove_leftovers(self.directory)
+                if not present():
+                    write()
         except MlcvError as exc:
             self.events.append({"what": "cache write", "cache": f"failed: {exc}", "seconds": 0.0})
+
+
+def _remove_leftovers(directory):
+    """Files a killed writer left: temporaries, and features whose manifest never came.
+
+    Only called holding the cache's lock, so no live process is writing any of them."""
+    for path in directory.iterdir():
+        name = path.name
+        if (name.startswith(".") and name.endswith(".tmp")) or (
+                name.endswith(".npy") and not path.with_suffix(".json").exists()):
+            atomic.remove_quietly(path)
 
 
 def _read_chain(path, spec, images_fp):

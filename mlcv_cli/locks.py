@@ -152,6 +152,12 @@ def _release(key):
     os.close(entry[0])
 
 
+def held_here(lock_path):
+    """True when this process already holds ``lock_path`` (a nested hold is re-entrant)."""
+    with _guard:
+        return os.path.abspath(os.fspath(lock_path)) in _held
+
+
 def is_locked(lock_path):
     """True when some process (this one included) holds ``lock_path`` exclusively."""
     key = os.path.abspath(os.fspath(lock_path))

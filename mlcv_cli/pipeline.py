@@ -62,9 +62,16 @@ def data_dir_for(cfg: Config) -> Path:
 
 def pin_data_location(cfg: Config) -> Config:
     """The config with absolute data locations, so a saved run works from any directory."""
+    from .datasets.folder import IMPORTED_PREFIX, folder_source
+
     values = {"data.dir": str(data_dir_for(cfg).resolve())}
-    if cfg.data.path and Path(cfg.data.path).exists():
-        values["data.path"] = str(Path(cfg.data.path).resolve())
+    if cfg.data.path and cfg.data.dataset == "folder":
+        # Pinned either way, so a folder made later beside a bare name changes nothing.
+        kind, where = folder_source(cfg.data.path, data_dir_for(cfg))
+        if kind == "folder" and where.exists():
+            values["data.path"] = str(where.resolve())
+        elif kind == "imported" and (data_dir_for(cfg) / "folders" / where).is_dir():
+            values["data.path"] = IMPORTED_PREFIX + where
     return config_mod.replace(cfg, values)
 
 
@@ -89,13 +96,14 @@ def _load_dataset(cfg: Config):
         return datasets.load_sample(size=cfg.data.image_size)
     if kind in config_mod.NATIVE_IMAGE_SIZE:
         return _load_named(kind, cfg)  # load_dataset checks data.image_size against the images
-    path = Path(cfg.data.path)
-    if path.exists():
-        ds, _skipped = datasets.load_folder(path, size=cfg.data.image_size, skip_bad=cfg.data.skip_bad)
+    from .datasets.folder import folder_source, imported_path
+
+    kind, where = folder_source(cfg.data.path, data_dir_for(cfg))
+    if kind == "folder" and where.exists():
+        ds, _skipped = datasets.load_folder(where, size=cfg.data.image_size, skip_bad=cfg.data.skip_bad)
         return _folder_channels(ds, cfg.data.channels)
-    imported = data_dir_for(cfg) / "folders" / cfg.data.path
-    if imported.exists():
-        return _folder_channels(datasets.load_imported(data_dir_for(cfg), cfg.data.path), cfg.data.channels)
+    if kind == "imported" and (where != cfg.data.path or imported_path(data_dir_for(cfg), where).exists()):
+        return _folder_channels(datasets.load_imported(data_dir_for(cfg), where), cfg.data.channels)
     raise DataError(
         f"data.path {cfg.data.path!r} is neither an image folder/.zip nor a dataset imported into {data_dir_for(cfg)}; "
         "check the path or run `mlcv download folder PATH --name NAME`"

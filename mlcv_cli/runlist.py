@@ -153,31 +153,28 @@ def fast_config(data: bytes):
 
 
 def check_liveness(row) -> dict:
-    """A run marked running whose process is gone becomes "stale" (checked on every listing)."""
+    """A run marked running that no live process holds becomes "stale" (checked on every listing)."""
     if row["status"] == "running" and process_gone(row):
-        row = {**row, "status": "stale", "reason": f"marked running, but its process (pid {row['pid']}) is gone; resume or delete it"}
+        row = {**row, "status": "stale",
+               "reason": f"marked running, but its process (pid {row['pid']}) is gone or no longer holds the run; resume or delete it"}
     return row
 
 
 def process_gone(meta) -> bool:
-    """True when the process that marked a run running no longer exists on this machine.
+    """True when no live process is writing the run any more.
 
-    Only a definite answer counts: a run from another host, or a pid we may not signal,
-    stays "running".
+    The run's lock (locks.py) decides: its writer holds it from before "running" is written
+    until it ends, and the kernel drops it when the writer dies, so a SIGKILL, a reused pid or
+    a process in another PID namespace cannot fool it. Only a definite answer counts: a run
+    from another host whose lock is not held stays "running" (the file system may not share locks).
     """
-    pid = meta.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+    from . import locks
+    from .runs import LOCK_FILE
+
+    if locks.is_locked(Path(meta["path"]) / LOCK_FILE):
         return False
     host = meta.get("host")
-    if host and host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OSError):
-        return False
-    return False
+    return not (host and host != socket.gethostname())
 
 
 def is_run_dir(path: Path) -> bool:

@@ -6,6 +6,7 @@ status: running, done, failed or interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -73,7 +74,8 @@ class RunDir:
         """Hold the run's lock while this process writes in it (re-entrant).
 
         A second process is refused at once, naming the holder's pid; the kernel drops the
-        lock when its holder dies, so a killed run can be resumed right away.
+        lock when its holder dies, so a killed run can be resumed right away. The first hold
+        removes the temporary files a killed writer left.
         """
 
         def busy(pid):
@@ -81,7 +83,15 @@ class RunDir:
             stop = f" (kill {pid})" if pid else ""
             return f"{self.path} is in use by {who}; wait for it to finish, or stop it{stop} and run this again"
 
-        return locks.hold(self.file(LOCK_FILE), wait=False, busy=busy)
+        return self._locked(busy)
+
+    @contextlib.contextmanager
+    def _locked(self, busy):
+        first = not locks.held_here(self.file(LOCK_FILE))
+        with locks.hold(self.file(LOCK_FILE), wait=False, busy=busy):
+            if first:  # no live writer here but us: temporaries are a killed process's
+                self.remove_stale_temporaries()
+            yield
 
     def is_live(self):
         """True while some process holds this run's lock (it is being written now)."""

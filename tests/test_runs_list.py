@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from mlcv_cli import config as config_mod
-from mlcv_cli import runlist
+from mlcv_cli import locks, runlist
 from mlcv_cli.cli import cli
 
 SMALL = ["--set", "data.num_train=300", "--set", "data.num_val=100", "--set", "data.num_test=100"]
@@ -85,7 +85,9 @@ def runs_dir(real_runs, tmp_path):
     variant(knn1, "text-accuracy", write={"metrics.json": json.dumps({"test_accuracy": "high", "val_accuracy": 0.2})})
     (root / "not-a-run").mkdir()  # no run files: not listed
     (root / "stray.txt").write_text("hello")
-    return root
+    # A live run holds its lock (here this process does, as mlcv train would).
+    with locks.hold(root / "running-run" / ".lock", wait=False):
+        yield root
 
 
 def _rows(root, *args):

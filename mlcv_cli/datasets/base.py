@@ -78,34 +78,6 @@ def _import_lock_path(directory):
     return directory.parent / f".{directory.name}.import.lock"
 
 
-@contextlib.contextmanager
-def import_lock(directory):
-    """Held for a whole import into the cache ``directory``: one importer at a time, others wait.
-
-    The lock file lives beside the directory (``.NAME.import.lock``) and is removed on
-    release, so a failed import leaves nothing behind. Re-entrant within a process.
-    """
-    directory = Path(directory)
-    made = [p for p in (directory.parent, *directory.parent.parents) if not p.exists()]
-    try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _describe_os_error(directory, exc) from None
-    try:
-        with locks.hold(_import_lock_path(directory), on_wait=locks.say_waiting(f"importing into {directory}")):
-            yield
-    finally:
-        for parent in made:  # an import that wrote nothing leaves no empty data dir behind
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-
-
-def _import_lock_path(directory):
-    return directory.parent / f".{directory.name}.import.lock"
-
-
 def save_cache(directory, dataset, extra=None):
     """Write ``dataset`` to ``directory`` as .npy files, then manifest.json last.
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..atomic import remove_quietly, save_npy
 from ..download import fetch
 from ..errors import ConfigError, DataError
-from .base import Dataset, file_digest, load_cache, read_manifest, save_cache
+from .base import Dataset, file_digest, import_lock, load_cache, read_manifest, save_cache
 from .cifar10 import _member_problem
 
 URL = "https://www.cs.toronto.edu/~kriz/"
@@ -47,7 +47,13 @@ def prepare_cifar100(data_dir, *, url=None, archive=None, md5=MD5, force=False, 
     """
     data_dir = Path(data_dir)
     cache = data_dir / CACHE_NAME
-    records = records or RECORDS
+    # The lock covers the download and the coarse-label files too: the clean-up at the end
+    # removes only what no other live process can be writing.
+    with import_lock(cache):
+        return _prepare(data_dir, cache, url, archive, md5, force, progress, records or RECORDS)
+
+
+def _prepare(data_dir, cache, url, archive, md5, force, progress, records):
     if not force:
         manifest = read_manifest(cache, verify=True)
         if manifest is not None and _coarse_ok(cache, manifest):

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ..errors import BadNameError, DataError
+from ..errors import BadNameError, DataError, UsageError
 from .base import MANIFEST, Dataset, import_lock, load_cache, save_cache
 from .images import IMAGE_EXTENSIONS, describe_bad, is_image_name, read_images
 
@@ -94,6 +94,39 @@ def imported_path(data_dir, name):
             "(for example cats_vs_dogs)"
         )
     return Path(data_dir) / FOLDERS_DIR / name
+
+
+IMPORTED_PREFIX = "imported:"
+
+
+def folder_source(spec, data_dir):
+    """What ``data.path`` names: ("folder", Path) for an image folder/.zip, ("imported", NAME) for
+    a dataset imported into ``data_dir``.
+
+    A path (it has a slash: ``./pets``, ``a/b.zip``, ``/abs``) is always a folder, ``imported:NAME``
+    always an import; a bare name is whichever of the two exists, and a UsageError (exit 2) naming
+    both when both do, so a folder in the working directory never silently wins over an import.
+    """
+    spec = str(spec)
+    if spec.startswith(IMPORTED_PREFIX):
+        name = spec[len(IMPORTED_PREFIX):]
+        imported_path(data_dir, name)  # a bad name is refused here
+        return "imported", name
+    if "/" in spec or os.sep in spec or Path(spec).is_absolute():
+        return "folder", Path(spec)
+    local = Path(spec).exists()
+    cache = None
+    if _NAME.match(spec) and set(spec) != {"."}:
+        cache = imported_path(data_dir, spec)
+    if local and cache is not None and cache.is_dir():
+        raise UsageError(
+            f"data.path {spec!r} names both the folder {Path(spec).resolve()} and the dataset imported as {spec!r} "
+            f"into {cache.parent}; say which: data.path=./{spec} for the folder, or data.path={IMPORTED_PREFIX}{spec} "
+            "for the imported dataset"
+        )
+    if local or cache is None:
+        return "folder", Path(spec)
+    return "imported", spec
 
 
 def _load(listing, path, size, skip_bad, progress):

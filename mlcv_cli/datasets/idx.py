@@ -17,7 +17,7 @@ import numpy as np
 
 from ..download import fetch
 from ..errors import DataError
-from .base import Dataset, file_digest, load_cache, read_manifest, save_cache
+from .base import Dataset, file_digest, import_lock, load_cache, read_manifest, save_cache
 
 FILES = {
     "train_x": "train-images-idx3-ubyte.gz",
@@ -184,6 +184,12 @@ def prepare_idx(source: IdxSource, data_dir, *, url=None, archive=None, md5=None
     """
     data_dir = Path(data_dir)
     cache = data_dir / source.name
+    # The lock covers the download too: two processes never append to one .part file.
+    with import_lock(cache):
+        return _prepare_idx(source, cache, url, archive, md5, verify, force, progress)
+
+
+def _prepare_idx(source, cache, url, archive, md5, verify, force, progress):
     expected = {**source.md5, **(md5 or {})}
     if not force:
         manifest = read_manifest(cache, verify=True)
