@@ -172,7 +172,10 @@ def reserve_standard_fds():
     later (a model, a journal) takes its number and receives text meant for a terminal."""
     for fd in (0, 1, 2):
         if not _open_fd(fd):
-            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+            except OSError:  # no /dev/null (a bare chroot): carry on as before
+                return
             if null != fd:
                 os.dup2(null, fd)
                 os.close(null)

@@ -112,6 +112,9 @@ def test_runs_listing_and_errors_show_user_text_literally(hostile_run, tmp_path)
     assert "evil\\x1b]0;pwned\\x07[red]" in listing.stdout
     names = [r["name"] for r in json.loads(run("runs", runs, "--json").stdout)["runs"]]
     assert "evil\x1b]0;pwned\x07[red]" in names
+    diff = run("runs", "diff", src, runs / "evil\x1b]0;pwned\x07[red]", "--all-classes")
+    assert diff.exit_code == 0, diff.output
+    assert not TERMINAL_CONTROL.search(diff.stdout) and "[bold]x" in shown(diff.stdout) and "\\x1b[31mred" in shown(diff.stdout)
     missing = run("train", "--config", tmp_path / "no\x1b[2Jsuch[/].yaml")
     assert missing.exit_code == 2 and not TERMINAL_CONTROL.search(missing.stderr) and "no\\x1b[2Jsuch[/].yaml" in missing.stderr
     click_error = run("evaluate", tmp_path / "gone\x07[/]")
@@ -134,3 +137,13 @@ def test_plots_draw_class_names_with_dollar_signs(tmp_path):
     fig.savefig(tmp_path / "t.png")
     plt.close(fig)
     assert (tmp_path / "t.png").stat().st_size > 0
+
+
+def test_csv_is_exact_for_a_pipe_and_printable_on_a_terminal(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert output.csv_cell("a\x1b[2Jb") == "a\x1b[2Jb"  # pytest's stdout is not a terminal
+    monkeypatch.setattr("sys.stdout", Terminal())
+    assert output.csv_cell("a\x1b[2Jb") == "a\\x1b[2Jb" and output.csv_cell(0.5) == 0.5
