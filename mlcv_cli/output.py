@@ -84,7 +84,8 @@ def csv_cell(value):
 class GuardedStream(io.TextIOBase):
     """A text stream over one file descriptor that never raises on write.
 
-    Text is encoded and written at once (no buffer left to fail at exit). The first failed
+    Text is encoded and written at once (no buffer left to fail at exit); what the encoding
+    lacks is written as a backslash escape rather than raising. The first failed
     write marks the stream dead with its reason; from then on text is kept (up to a bound)
     instead of written, so it can be saved into the run directory.
     """
@@ -98,7 +99,7 @@ class GuardedStream(io.TextIOBase):
 
     # What click, rich and tqdm look at.
     encoding = property(lambda self: self._encoding)
-    errors = property(lambda self: "backslashreplace")
+    errors = property(lambda self: "surrogateescape")
     name = property(lambda self: f"<{self._name}>")
 
     def writable(self):
@@ -120,7 +121,7 @@ class GuardedStream(io.TextIOBase):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if text and not self.dead:
             try:
-                self._write_all(text.encode(self._encoding, "backslashreplace"))
+                self._write_all(_encode(text, self._encoding))
             except OSError as exc:
                 self.dead = _reason(exc)
                 self.dead_errno = exc.errno
@@ -149,6 +150,14 @@ class GuardedStream(io.TextIOBase):
         if self._kept < _KEEP_LOST:
             self.lost.append(text[: _KEEP_LOST - self._kept])
             self._kept += len(self.lost[-1])
+
+
+def _encode(text, encoding):
+    try:
+        # A file name's undecodable bytes go out as the same bytes (CSV of paths stays exact).
+        return text.encode(encoding, "surrogateescape")
+    except UnicodeEncodeError:  # a character the locale's encoding lacks: shown, not fatal
+        return text.encode(encoding, "backslashreplace")
 
 
 def _reason(exc):

@@ -175,3 +175,14 @@ def test_guarded_stream_keeps_what_it_could_not_write():
             stream.write(b"bytes")  # click probes streams this way to tell text from binary
     finally:
         os.close(w)
+
+
+def test_guarded_stream_writes_file_name_bytes_exactly_and_never_fails_to_encode():
+    r, w = os.pipe()
+    try:
+        output.GuardedStream(w, "stdout").write(os.fsdecode(b"caf\xe9.png") + "\n")
+        output.GuardedStream(w, "stdout", encoding="ascii").write("猫\n")
+        assert os.read(r, 100) == b"caf\xe9.png\n\\u732b\n"
+    finally:
+        os.close(r)
+        os.close(w)
