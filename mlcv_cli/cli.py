@@ -140,6 +140,12 @@ class MlcvGroup(click.Group):
             sys.exit(exc.exit_code)
         except BrokenPipeError:
             sys.exit(1)
+        except MemoryError:  # runs catch their own and stay resumable; this is loading, scoring, ...
+            if debug:
+                raise
+            click.echo("Error: ran out of memory; free memory, or use fewer images (data.num_train, data.num_test), "
+                       "smaller features or fewer --jobs", err=True)
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -355,7 +361,7 @@ def _print_train_summary(r):
 @click.option("--model", "model_type", type=click.Choice(["knn", "svm", "softmax"]), help="Model to tune when no --config is given.")
 @click.option("--folds", type=click.IntRange(2), help="Number of folds (cv.folds).")
 @click.option("--grid", "grid_items", multiple=True, metavar="KEY=V1,V2,...", help="Values to try, e.g. model.k=1,3,5 or train.lr=logspace(-7,-5,5) (repeatable; replaces cv.grid).")
-@click.option("--random", "random_n", type=click.IntRange(1), help="Sample N random points (log scale for numbers) instead of the full grid.")
+@click.option("--random", "random_n", type=click.IntRange(1, 10_000), help="Sample N random points (log scale for numbers) instead of the full grid (at most 10,000).")
 @click.option("--jobs", "n_jobs", default=1, show_default=True, type=click.IntRange(1), help="Local worker processes.")
 @click.option("--dask-scheduler", metavar="ADDRESS", help="Run the jobs on a Dask cluster (tcp://host:8786), or 'local' for a LocalCluster on 127.0.0.1.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), shell_complete=completion.complete_run_dirs, help="Finish an interrupted cv run, skipping finished jobs.")

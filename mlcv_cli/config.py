@@ -237,10 +237,27 @@ def check_meta(key: str, meta: dict, value: Any) -> Any:
 
 
 _RANGE = re.compile(r"^\s*(logspace|linspace|range)\(([^)]*)\)\s*$")
+# A cv plan is expanded into points, jobs and journal rows, and its values are checked one by
+# one: past this many points it would only exhaust the memory and the time of any machine.
+MAX_GRID_POINTS = 10_000
+# --random draws numbers between a key's smallest and largest value, so two values span a range.
+_NARROW = "use fewer values (`mlcv cv --random N` samples between a key's smallest and largest value, so two values span a range)"
+
+
+def range_count(fn: str, nums: list) -> int:
+    """How many values fn(*nums) gives, computed without making them."""
+    if fn in ("logspace", "linspace"):
+        return int(nums[2])
+    start, stop, step = (nums + [1])[:3] if len(nums) == 2 else nums
+    start, stop, step = int(start), int(stop), int(step)
+    return max(0, (stop - start + step - (1 if step > 0 else -1)) // step)
 
 
 def parse_range(text: str) -> Optional[list]:
-    """Expand 'logspace(a,b,n)' (10**a..10**b), 'linspace(a,b,n)' or 'range(a,b[,step])'; None if not one."""
+    """Expand 'logspace(a,b,n)' (10**a..10**b), 'linspace(a,b,n)' or 'range(a,b[,step])'; None if not one.
+
+    The count is checked before anything is made: past MAX_GRID_POINTS it is a ConfigError.
+    """
     m = _RANGE.match(text)
     if not m:
         return None
@@ -249,15 +266,39 @@ def parse_range(text: str) -> Optional[list]:
         nums = [float(a) for a in args]
     except ValueError:
         raise ConfigError(f"{text!r}: expected numbers inside {fn}(...), e.g. logspace(-7,-5,5)") from None
+    if not all(math.isfinite(x) for x in nums):
+        raise ConfigError(f"{text!r}: expected finite numbers inside {fn}(...), e.g. logspace(-7,-5,5)")
     if fn in ("logspace", "linspace"):
         if len(nums) != 3 or nums[2] < 1 or nums[2] != int(nums[2]):
             raise ConfigError(f"{text!r}: expected {fn}(start, stop, count) with a whole count >= 1")
-        a, b, n = nums[0], nums[1], int(nums[2])
+        if fn == "logspace" and max(nums[0], nums[1]) > 300:
+            raise ConfigError(f"{text!r}: 10**{max(nums[0], nums[1]):g} is beyond what a number can hold; use exponents of at most 300")
+    elif len(nums) not in (2, 3) or any(x != int(x) for x in nums) or (len(nums) == 3 and nums[2] == 0):
+        raise ConfigError(f"{text!r}: expected range(start, stop[, step]) with whole numbers and a step other than 0")
+    n = range_count(fn, nums)
+    if n > MAX_GRID_POINTS:
+        raise ConfigError(f"{text!r} gives {n:,} values, more than the limit of {MAX_GRID_POINTS:,} grid points; "
+                          f"use a smaller count{_NARROW[len('use fewer values'):]}")
+    if fn in ("logspace", "linspace"):
+        a, b = nums[0], nums[1]
         pts = [a + (b - a) * i / (n - 1) if n > 1 else a for i in range(n)]
         return [float(f"{10.0 ** p:.6g}") for p in pts] if fn == "logspace" else [float(f"{p:.6g}") for p in pts]
-    if len(nums) not in (2, 3) or any(x != int(x) for x in nums) or (len(nums) == 3 and nums[2] == 0):
-        raise ConfigError(f"{text!r}: expected range(start, stop[, step]) with whole numbers and a step other than 0")
     return list(range(*[int(x) for x in nums]))
+
+
+def _distinct(values: list) -> list:
+    """The values in order with repeats dropped (equal as in ``==``, so 1 and 1.0 are one value)."""
+    seen, out = set(), []
+    for v in values:
+        marker = ("value", v)
+        try:
+            hash(marker)
+        except TypeError:  # an unhashable value: compared by its text
+            marker = ("text", repr(v))
+        if marker not in seen:
+            seen.add(marker)
+            out.append(v)
+    return out
 
 
 def check_grid_values(key: str, values: Any) -> list:
@@ -270,14 +311,27 @@ def check_grid_values(key: str, values: Any) -> list:
             f"cross-validation: run one cv per model type){_closest(key, list(KEYS)) if key not in KEYS else ''}"
         )
     if isinstance(values, str):
-        expanded = parse_range(values)
+        try:
+            expanded = parse_range(values)
+        except ConfigError as exc:
+            raise ConfigError(f"cv.grid.{key}: {exc}") from None
         values = expanded if expanded is not None else [values]
     if not isinstance(values, list) or not values:
         raise ConfigError(
             f"cv.grid.{key}: expected a non-empty list of values, logspace(a,b,n) or range(a,b[,step]), found {values!r}"
         )
-    checked = [check_value(key, v) for v in values]
-    return [v for i, v in enumerate(checked) if v not in checked[:i]]  # a repeated value is one grid point
+    if len(values) > MAX_GRID_POINTS:
+        raise ConfigError(f"cv.grid.{key}: {len(values):,} values, more than the limit of {MAX_GRID_POINTS:,} grid points; {_NARROW}")
+    return _distinct([check_value(key, v) for v in values])  # a repeated value is one grid point
+
+
+def check_grid_size(grid: dict):
+    """Refuse a full grid whose points (the product of its value counts) pass MAX_GRID_POINTS."""
+    n = math.prod(len(v) for v in grid.values())
+    if n > MAX_GRID_POINTS:
+        sizes = " x ".join(f"{len(v)} ({k})" for k, v in grid.items())
+        raise ConfigError(f"cv.grid: {sizes} = {n:,} grid points, more than the limit of {MAX_GRID_POINTS:,}; "
+                          "use fewer values per key, or sample N points of it with `mlcv cv --random N`")
 
 
 def parse_scalar(text: str) -> Any:

@@ -34,6 +34,9 @@ JOBS_FILE = "jobs.jsonl"
 PLAN_FILE = "cv_plan.json"
 RESULTS_FILE = "cv_results.csv"
 REJECTED_FILE = "jobs.rejected.jsonl"
+# Each job is a fit and a journal line; many folds (leave-one-out on 50,000 images) times many
+# points would be hundreds of millions of both.
+MAX_JOBS = 200_000
 
 
 # -- the plan ---------------------------------------------------------------------------
@@ -46,6 +49,7 @@ def grid_points(grid: dict, random_n: int | None = None, seed: int = 0) -> list:
     smallest and largest listed value (integers rounded), anything else from the list.
     """
     if not random_n:
+        config_mod.check_grid_size(grid)  # counted before it is expanded
         return parameter_grid(grid)
     keys = list(grid)
     rng = np.random.default_rng([seed, 7])
@@ -73,11 +77,7 @@ def plan_jobs(cfg: Config, points: list) -> list:
     """Jobs for every (grid point, fold); kNN points that differ only in model.k share one job."""
     jobs = []
     if cfg.model.type == "knn":
-        groups = {}
-        for i, point in enumerate(points):
-            rest = tuple(sorted((k, json.dumps(v)) for k, v in point.items() if k != "model.k"))
-            groups.setdefault(rest, []).append(i)
-        for g, members in enumerate(groups.values()):
+        for g, members in enumerate(_knn_groups(points)):
             for fold in range(cfg.cv.folds):
                 jobs.append({"id": f"g{g}-f{fold}", "points": members, "fold": fold})
     else:
@@ -85,6 +85,15 @@ def plan_jobs(cfg: Config, points: list) -> list:
             for fold in range(cfg.cv.folds):
                 jobs.append({"id": f"p{i}-f{fold}", "points": [i], "fold": fold})
     return jobs
+
+
+def _knn_groups(points) -> list:
+    """Indices of the kNN points that differ only in model.k, one list per group."""
+    groups = {}
+    for i, point in enumerate(points):
+        rest = tuple(sorted((k, json.dumps(v)) for k, v in point.items() if k != "model.k"))
+        groups.setdefault(rest, []).append(i)
+    return list(groups.values())
 
 
 # -- one job ------------------------------------------------------------------------------
@@ -144,8 +153,34 @@ def _row(point, fold, accuracy, seconds, note=""):
 _WORKER_STATE = {}
 
 
-def _init_worker(plan, data, threads):
+def _init_worker(plan, data, threads, parent_pid=None):
+    _die_with_parent(parent_pid)
     _WORKER_STATE.update(plan=plan, data=data, threads=threads)
+
+
+def _die_with_parent(parent_pid):
+    """End this worker when the cv process that started it dies, even by SIGKILL: an orphaned
+    worker would go on holding the data (and a core) for nobody."""
+    if parent_pid is None:
+        return
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        if ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent_pid:  # the parent died before the request took effect
+                os._exit(1)
+            return
+    except (OSError, AttributeError):  # not Linux
+        pass
+    import threading
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mlcv-parent-watch", daemon=True).start()
 
 
 def _run_in_worker(job):
@@ -221,21 +256,47 @@ def _execute_processes(jobs, plan, data, n_jobs, on_done):
     os.environ.update({k: str(threads) for k in _BLAS_ENV})
     try:
         ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(n_jobs, mp_context=ctx, initializer=_init_worker, initargs=(plan, data, threads)) as pool:
+        with cf.ProcessPoolExecutor(n_jobs, mp_context=ctx, initializer=_init_worker, initargs=(plan, data, threads, os.getpid())) as pool:
             futures = [pool.submit(_run_in_worker, job) for job in jobs]
+            workers = dict(getattr(pool, "_processes", None) or {})  # pid -> Process, to say which one died
+            recorded = set()
             try:
                 for fut in cf.as_completed(futures):
                     on_done(*fut.result())
-            except BaseException:
+                    recorded.add(fut)
+            except BaseException as exc:
                 for fut in futures:
                     fut.cancel()
-                raise
+                if not isinstance(exc, cf.process.BrokenProcessPool):
+                    raise
+                # Results that arrived before the pool broke are kept.
+                for fut in futures:
+                    if fut not in recorded and fut.done() and not fut.cancelled() and fut.exception() is None:
+                        on_done(*fut.result())
+                pool.shutdown(wait=True)  # joins the workers, so their exit codes are known
+                raise ExecutorLost(_dead_workers(workers)) from None
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+class ExecutorLost(MlcvError):
+    """The processes running the jobs are gone (a worker killed, a cluster lost); finished jobs are kept."""
+
+
+def _dead_workers(workers) -> str:
+    dead = []
+    for pid, proc in workers.items():
+        code = getattr(proc, "exitcode", None)
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            dead.append(f"{pid} was killed by {name}" + (" (what the kernel's out-of-memory killer sends)" if -code == signal.SIGKILL else ""))
+        elif code not in (None, 0):
+            dead.append(f"{pid} exited with code {code}")
+    return f"a worker process died ({'; '.join(dead) or 'ended abruptly'})"
 
 
 @contextlib.contextmanager
@@ -422,8 +483,8 @@ def read_plan(run: RunDir):
     if not isinstance(plan, dict) or not isinstance(plan.get("config"), dict) or not isinstance(plan.get("points"), list):
         raise MlcvError(f"{path} is not an mlcv cv plan (expected an object with config and points); {fix}")
     random_n = plan.get("random")
-    if random_n is not None and (type(random_n) is not int or random_n < 1):
-        raise MlcvError(f"{path}: random is {random_n!r}, expected a positive whole number or null; {fix}")
+    if random_n is not None and (type(random_n) is not int or not 1 <= random_n <= config_mod.MAX_GRID_POINTS):
+        raise MlcvError(f"{path}: random is {random_n!r}, expected a whole number from 1 to {config_mod.MAX_GRID_POINTS} or null; {fix}")
     try:
         cfg = config_mod.from_dict(plan["config"])
         expected = grid_points(cfg.cv.grid, random_n, cfg.seed)
@@ -542,8 +603,19 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, 
 
     from .feature_cache import encode_for_cv
 
-    features, feature_events = encode_for_cv(cfg, plan["points"], images, pipeline.data_dir_for(cfg) / "features", progress)
+    groups = len(_knn_groups(plan["points"])) if cfg.model.type == "knn" else len(plan["points"])
+    if groups * cfg.cv.folds > MAX_JOBS:  # counted before the jobs are made
+        raise ConfigError(
+            f"cv: {groups:,} grid point(s) x {cfg.cv.folds:,} folds = {groups * cfg.cv.folds:,} jobs, more than the limit "
+            f"of {MAX_JOBS:,}; use fewer folds (5 or 10 is usual) or fewer grid points"
+        )
     jobs = plan_jobs(cfg, plan["points"])
+    from . import memory
+
+    workers = (n_jobs if dask_scheduler in (None, "local") else 0) if (n_jobs > 1 or dask_scheduler) else 1
+    memory.check(memory.cv_parts(cfg, plan["points"], len(labels), cfg.cv.folds, images.shape[1:], C, workers, images.nbytes),
+                 "this cross-validation")
+    features, feature_events = encode_for_cv(cfg, plan["points"], images, pipeline.data_dir_for(cfg) / "features", progress)
     with _executor(n_jobs, dask_scheduler) as execute:
         if run is None:
             run = RunDir.create(cfg.output.dir, f"{cfg.output.name or cfg.name}-cv")
@@ -583,6 +655,13 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, 
             pipeline.mark_run(run, "failed", exc)
             raise ClusterLost(f"{exc}; {len(finished)} of {len(jobs)} jobs are done and kept. Resume with: "
                               f"mlcv cv --resume {run.path} (add --dask-scheduler ADDRESS for a cluster, or --jobs N)") from None
+        except (ExecutorLost, MemoryError) as exc:
+            reason = str(exc) if isinstance(exc, ExecutorLost) else "ran out of memory"
+            pipeline.mark_run(run, "interrupted", reason)
+            err = MlcvError(f"{reason}; {len(finished)} of {len(jobs)} jobs are done and kept in {JOBS_FILE}; "
+                            f"resume with: mlcv cv --resume {run.path}" + (" (with fewer --jobs)" if n_jobs > 1 else ""))
+            err.run_dir = str(run.path)
+            raise err from None
         except BaseException as exc:
             pipeline.mark_run(run, "failed", exc)
             raise
@@ -706,6 +785,13 @@ def parse_grid_option(items) -> dict:
         key, raw = item.split("=", 1)
         key, raw = key.strip(), raw.strip()
         # A range expression is expanded by check_grid_values; anything else is a comma list.
-        values = raw if raw.endswith(")") else [config_mod.parse_scalar(v.strip()) for v in raw.strip("[]").split(",") if v.strip()]
+        if raw.endswith(")"):
+            values = raw
+        else:
+            items_ = [v.strip() for v in raw.strip("[]").split(",") if v.strip()]
+            if len(items_) > config_mod.MAX_GRID_POINTS:  # refused before each value is parsed
+                raise ConfigError(f"--grid {key}: {len(items_):,} values, more than the limit of "
+                                  f"{config_mod.MAX_GRID_POINTS:,} grid points; {config_mod._NARROW}")
+            values = [config_mod.parse_scalar(v) for v in items_]
         grid[key] = config_mod.check_grid_values(key, values)
     return grid

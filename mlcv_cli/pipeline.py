@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from . import config as config_mod
-from . import feature_config, fingerprints, modelfile, threads
+from . import feature_config, fingerprints, memory, modelfile, threads
 from .checkpoints import checkpoint_problem
 from .config import Config
 from .core import metrics
@@ -459,6 +459,9 @@ def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file
             f"use model.k <= {len(splits.train_y)} or more data.num_train"
         )
     feature_config.check_chain(cfg, splits.train_x.shape[1:])  # e.g. color_hist on grayscale images
+    chain = feature_config.build_chain(cfg)
+    memory.check(memory.train_parts(cfg, chain, len(splits.train_y), len(splits.val_y), len(splits.test_y) if splits.test_y is not None else 0,
+                                    splits.train_x.shape[1:], C, knn_searches_pixels(cfg.model.type, chain)), "this training run")
     store = FeatureStore(data_dir_for(cfg) / "features")
     chain, X_train = store.fit(feature_config.build_chain(cfg), splits.train_x, progress)
     pre = Featurizer(chain, store, progress, raw_pixels=knn_searches_pixels(cfg.model.type, chain))
@@ -504,6 +507,8 @@ def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file
     except KeyboardInterrupt as exc:  # a second Ctrl-C, or one during kNN fitting
         mark_run(run, "interrupted")
         raise _stopped_abruptly(run, exc) from None
+    except MemoryError:
+        raise _out_of_memory(run) from None
     except BaseException as exc:
         mark_run(run, "failed", exc)
         raise
@@ -513,6 +518,8 @@ def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file
     except KeyboardInterrupt as exc:
         mark_run(run, "interrupted")
         raise _stopped_abruptly(run, exc) from None
+    except MemoryError:
+        raise _out_of_memory(run) from None
     except BaseException as exc:  # disk full or unwritable while saving: never left "running"
         mark_run(run, "failed", exc)
         raise
@@ -526,6 +533,20 @@ def _stopped_abruptly(run, exc):
         message = f"stopped at once, before any checkpoint was written: nothing to resume, run it again ({run.path} is marked interrupted)"
     err = TrainingInterrupted(message)
     err.exit_code = 143 if isinstance(exc, Terminated) else 130
+    err.run_dir = str(run.path)
+    return err
+
+
+def _out_of_memory(run):
+    """A MemoryError that the estimate did not foresee: resumable from the last checkpoint, if any."""
+    if run.file(CHECKPOINT).exists():
+        mark_run(run, "interrupted", "out of memory")
+        message = f"ran out of memory; the last checkpoint is kept. Free memory and resume with: mlcv train --resume {run.path}"
+    else:
+        mark_run(run, "failed", "out of memory")
+        message = (f"ran out of memory before any checkpoint was written ({run.path} is marked failed); free memory, "
+                   "or use fewer images (data.num_train) or smaller features, and run it again")
+    err = MlcvError(message)
     err.run_dir = str(run.path)
     return err
 
