@@ -616,6 +616,10 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, 
     memory.check(memory.cv_parts(cfg, plan["points"], len(labels), cfg.cv.folds, images.shape[1:], C, workers, images.nbytes),
                  "this cross-validation")
     features, feature_events = encode_for_cv(cfg, plan["points"], images, pipeline.data_dir_for(cfg) / "features", progress)
+    if getattr(features, "fitted", None):  # learned extractors may come from the cache: the run's own, or refused
+        inputs["features"] = fingerprints.of_fitted(features.fitted)
+        if run is not None:
+            fingerprints.check_features(run, inputs["features"], pipeline.data_dir_for(cfg) / "features", accept=accept_changes)
     with _executor(n_jobs, dask_scheduler) as execute:
         if run is None:
             run = RunDir.create(cfg.output.dir, f"{cfg.output.name or cfg.name}-cv")
@@ -746,7 +750,14 @@ def _refit_best(run, progress, dataset, accept_changes):
         )
     refit_dir = run.file("refit")
     if refit_dir.is_dir() and RunDir(refit_dir).status == "done" and run.exists("refit_summary.json"):
-        return run.read_json("refit_summary.json")
+        done = run.read_json("refit_summary.json")
+        if (isinstance(done, dict) and all(type(done.get(k)) is int and done[k] >= 0 for k in ("n_train", "n_val"))
+                and isinstance(done.get("run_dir"), str)
+                and (done.get("test_accuracy") is None or (isinstance(done["test_accuracy"], (int, float))
+                                                          and 0 <= done["test_accuracy"] <= 1))):
+            return done
+        raise MlcvError(f"{run.file('refit_summary.json')} is not what mlcv wrote (n_train, n_val, test_accuracy, run_dir); "
+                        f"remove it and {refit_dir}, then run `mlcv cv --resume {run.path} --refit` to refit again")
     run.update_meta(refit="running")
     try:
         if (refit_dir / pipeline.CHECKPOINT).exists():

@@ -219,9 +219,11 @@ class EncodedFeatures:
     def __init__(self):
         self.paths = {}
         self.arrays = {}
+        self.fitted = {}  # setting -> the fitted chain's fingerprint (stays in this process)
 
-    def add(self, setting, X, path):
+    def add(self, setting, X, path, fitted=None):
         self.arrays[setting] = X
+        self.fitted[setting] = fitted
         self.paths[setting] = str(path) if path is not None and Path(path).exists() else None
 
     def get(self, setting):
@@ -233,7 +235,7 @@ class EncodedFeatures:
         return {"paths": self.paths, "arrays": {k: v for k, v in self.arrays.items() if self.paths.get(k) is None}}
 
     def __setstate__(self, state):
-        self.paths, self.arrays = state["paths"], state["arrays"]
+        self.paths, self.arrays, self.fitted = state["paths"], state["arrays"], {}
 
 
 def feature_setting(cfg) -> str:
@@ -266,7 +268,8 @@ def encode_for_cv(cfg, points, images, directory, progress=None):
     images_fp = images_fingerprint(images)
     for setting, point_cfg in settings.items():
         chain, X = store.fit(build_chain(point_cfg), images, progress, what="cv images")
-        encoded.add(setting, X, store.features_path(images_fp, chain.fingerprint()) if store.directory else None)
+        fitted = chain.fingerprint()
+        encoded.add(setting, X, store.features_path(images_fp, fitted) if store.directory else None, fitted)
     return encoded, store.events
 
 

@@ -91,9 +91,37 @@ def check(run, current, *, accept=False, doing="resuming", flag="--accept-change
             f"{run.path}: {'; '.join(found)}; {doing} would mix the two. Restore them, start a new run, "
             f"or go on anyway with {flag}"
         )
+    if not isinstance(recorded, dict) or not recorded:
+        return found
+    # The fitted extractor's fingerprint is known only later (check_features): keep it.
+    updated = {**current, **({"features": recorded["features"]} if "features" in recorded else {})}
     if found:
         log = meta.get("inputs_changed") if isinstance(meta.get("inputs_changed"), list) else []
-        run.update_meta(inputs=current, inputs_changed=log + found)
-    elif isinstance(recorded, dict) and recorded and recorded != current:
-        run.update_meta(inputs=current)  # the keys asked for: later resumes compare with the new config
+        run.update_meta(inputs=updated, inputs_changed=log + found)
+    elif recorded != updated:
+        run.update_meta(inputs=updated)  # the keys asked for: later resumes compare with the new config
     return found
+
+
+def of_fitted(fitted: dict) -> str:
+    """One fingerprint for several fitted chains ({setting: chain fingerprint})."""
+    return _sha(_canonical(sorted(fitted.items())))
+
+
+def check_features(run, current, cache_dir, *, accept=False):
+    """Refuse (InputsChanged) resuming with a fitted feature extractor other than the run's own
+    (``current``: its fingerprint); record it when the run has none yet."""
+    meta = run.read_meta()
+    recorded = meta.get("inputs") if isinstance(meta.get("inputs"), dict) else None
+    if recorded is None or recorded.get("features") == current:
+        return
+    if recorded.get("features") is not None:
+        change = f"the fitted feature extractor read from {cache_dir} is not the one the run started with"
+        if not accept:
+            raise InputsChanged(
+                f"{run.path}: {change} (the feature cache was replaced, or removed and fitted again differently); "
+                "resuming would use other features. Restore it, start a new run, or go on anyway with --accept-changes"
+            )
+        log = meta.get("inputs_changed") if isinstance(meta.get("inputs_changed"), list) else []
+        run.update_meta(inputs_changed=log + [change])
+    run.update_meta(inputs={**recorded, "features": current})

@@ -464,6 +464,10 @@ def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file
                                     splits.train_x.shape[1:], C, knn_searches_pixels(cfg.model.type, chain)), "this training run")
     store = FeatureStore(data_dir_for(cfg) / "features")
     chain, X_train = store.fit(feature_config.build_chain(cfg), splits.train_x, progress)
+    if not chain.pixels_only:  # a learned extractor may come from the cache: the run's own, or refused
+        inputs["features"] = chain.fingerprint()
+        if resume_dir is not None:
+            fingerprints.check_features(RunDir(resume_dir), inputs["features"], store.directory, accept=accept_changes)
     pre = Featurizer(chain, store, progress, raw_pixels=knn_searches_pixels(cfg.model.type, chain))
     if pre.raw_pixels:
         X_train = pre.transform(splits.train_x)

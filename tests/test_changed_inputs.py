@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -226,3 +227,83 @@ def test_resume_with_more_epochs_still_refuses_other_edits_and_new_data(env):
     # Refused before anything was written: the saved config still says 6 epochs.
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 6
     assert _status(run) == "interrupted"
+
+
+
+def _kmeans_cfg(tmp_path):
+    return config.replace(_cfg(tmp_path), {"features.0.type": "kmeans", "features.0.num_centroids": 5, "features.0.patch_size": 2})
+
+
+def test_train_resume_refuses_a_replaced_fitted_extractor(env, monkeypatch):
+    import features_standin
+
+    features_standin.install(monkeypatch)
+    tmp_path, _, _ = env
+    with pytest.raises(TrainingInterrupted):
+        pipeline.train(_kmeans_cfg(tmp_path), progress=_InterruptAfter(3))
+    [run] = (tmp_path / "runs").iterdir()
+    # Another fit put in the cache under the same name: same images and parameters recorded, other centroids.
+    [entry] = (tmp_path / "data" / "features").glob("chain-*.npz")
+    with np.load(entry, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["state.0.centroids"] = arrays["state.0.centroids"] + 1
+    np.savez(entry, **arrays)
+    assert_refused(mlcv("train", "--resume", run), "fitted feature extractor", "--accept-changes")
+    assert _status(run) == "interrupted"
+    result = mlcv("train", "--resume", run, "--accept-changes", "--json")
+    assert result.exit_code == 0, result.output
+    assert "feature extractor" in json.loads((run / "meta.json").read_text())["inputs_changed"][0]
+
+
+def test_evaluate_and_predict_ignore_a_feature_cache_from_elsewhere(env, monkeypatch):
+    import features_standin
+
+    features_standin.install(monkeypatch)
+    tmp_path, _, _ = env
+    result = pipeline.train(_kmeans_cfg(tmp_path))
+    image = next((tmp_path / "one" / "test" / "a").iterdir())
+    before = (mlcv("evaluate", result["run_dir"], "--json"), mlcv("predict", result["run_dir"], image, "--json"))
+    # The whole cache replaced by one made with another extractor, its files renamed onto this one's.
+    features = tmp_path / "data" / "features"
+    mine = sorted(p.name for p in features.glob("*.npy"))
+    shutil.rmtree(features)
+    pipeline.train(config.replace(_kmeans_cfg(tmp_path), {"features.0.seed": 9}))
+    theirs = sorted(features.glob("*.npy"))
+    for new_name, old in zip(mine, theirs):
+        old.rename(features / new_name)
+        old.with_suffix(".json").rename((features / new_name).with_suffix(".json"))
+    after = (mlcv("evaluate", result["run_dir"], "--json"), mlcv("predict", result["run_dir"], image, "--json"))
+    for b, a in zip(before, after):
+        assert b.exit_code == a.exit_code == 0, (b.output, a.output)
+    assert json.loads(before[0].stdout)["accuracy"] == json.loads(after[0].stdout)["accuracy"]
+    assert json.loads(before[1].stdout)["predictions"] == json.loads(after[1].stdout)["predictions"]
+
+
+def _doctor_chain(tmp_path):
+    [entry] = (tmp_path / "data" / "features").glob("chain-*.npz")
+    with np.load(entry, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["state.0.centroids"] = arrays["state.0.centroids"] + 1
+    np.savez(entry, **arrays)
+
+
+def test_cv_resume_refuses_a_replaced_fitted_extractor(env, monkeypatch):
+    import features_standin
+
+    features_standin.install(monkeypatch)
+    tmp_path, _, _ = env
+    args = ["cv", "--model", "softmax", "--folds", "2", "--grid", "model.reg=0.001,0.01", "--set", "data.dataset=folder",
+            "--set", "data.path=pets", "--set", f"data.image_size={SIDE}", "--set", "data.num_val=0", "--set", "train.epochs=2",
+            "--set", "features.0.type=kmeans", "--set", "features.0.num_centroids=5", "--set", "features.0.patch_size=2",
+            "--set", f"output.dir={tmp_path / 'runs'}", "--json"]
+    result = mlcv(*args)
+    assert result.exit_code == 0, result.output
+    run = Path(json.loads(result.stdout)["run_dir"])
+    lines = (run / "jobs.jsonl").read_text().splitlines()
+    (run / "jobs.jsonl").write_text(lines[0] + "\n")
+    meta = json.loads((run / "meta.json").read_text())
+    (run / "meta.json").write_text(json.dumps({**meta, "status": "interrupted"}))
+    _doctor_chain(tmp_path)
+    assert_refused(mlcv("cv", "--resume", run), "fitted feature extractor", "--accept-changes")
+    assert _status(run) == "interrupted" and len((run / "jobs.jsonl").read_text().splitlines()) == 1
+    assert mlcv("cv", "--resume", run, "--accept-changes", "--json").exit_code == 0

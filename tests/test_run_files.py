@@ -359,3 +359,24 @@ def test_overflowing_weights_are_refused_not_predicted_as_nan(done_train, tmp_pa
 def test_settings_that_overflow_float32_are_refused(setting):
     result = mlcv("train", "--model", "softmax", "--set", setting, "--print-config")
     assert result.exit_code == 2 and "<= 1000" in result.stderr
+
+
+@pytest.mark.parametrize("name", [n for n in CHECKPOINTS if n != "epoch past the end"])
+def test_damaged_final_state_is_refused_when_training_on(done_train, tmp_path, name):
+    copy = tmp_path / "copy"
+    shutil.copytree(done_train, copy)
+    with np.load(copy / "state.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    np.savez(copy / "state.npz", **CHECKPOINTS[name](arrays))
+    assert_one_line_error(mlcv("train", "--resume", copy, "--set", "train.epochs=9"), 1, "state.npz")
+    assert json.loads((copy / "meta.json").read_text())["status"] == "done"
+
+
+@pytest.mark.parametrize("summary", ["[]", '{"n_train": "many", "n_val": 0, "test_accuracy": 0.5, "run_dir": "x"}',
+                                     '{"n_train": 3, "n_val": 0, "test_accuracy": NaN, "run_dir": "x"}', "{"])
+def test_damaged_refit_summary_is_one_line_error(finished_cv, tmp_path, summary):
+    run, _ = finished_cv
+    copy = _copy(run, tmp_path)
+    assert mlcv("cv", "--resume", copy, "--refit").exit_code == 0
+    (copy / "refit_summary.json").write_text(summary)
+    assert_one_line_error(mlcv("cv", "--resume", copy, "--refit"), 1, "refit_summary.json")
