@@ -319,11 +319,16 @@ def _load_cache(root: Path) -> dict:
 
 def _save_cache(root: Path, runs: dict):
     """Best effort: a read-only runs directory is listed just the same, only not faster next time."""
-    from . import atomic
+    from . import atomic, locks
     from .errors import MlcvError
 
     try:
-        atomic.write_text(root / CACHE_FILE, json.dumps({"version": _CACHE_VERSION, "runs": runs}, separators=(",", ":")))
+        # One writer at a time (another listing busy writing: skip); holding the lock, the
+        # temporaries of a listing killed while writing are removed.
+        with locks.hold(root / (CACHE_FILE + ".lock"), wait=False):
+            for leftover in root.glob(f".{CACHE_FILE}.*.tmp"):
+                atomic.remove_quietly(leftover)
+            atomic.write_text(root / CACHE_FILE, json.dumps({"version": _CACHE_VERSION, "runs": runs}, separators=(",", ":")))
     except (MlcvError, OSError, ValueError, TypeError):
         pass
 

@@ -307,3 +307,16 @@ def test_cv_resume_refuses_a_replaced_fitted_extractor(env, monkeypatch):
     assert_refused(mlcv("cv", "--resume", run), "fitted feature extractor", "--accept-changes")
     assert _status(run) == "interrupted" and len((run / "jobs.jsonl").read_text().splitlines()) == 1
     assert mlcv("cv", "--resume", run, "--accept-changes", "--json").exit_code == 0
+
+
+def test_refit_of_a_finished_cv_refuses_a_reimported_dataset(env):
+    tmp_path, one, two = env
+    run = _cv_run(tmp_path)
+    assert mlcv("cv", "--resume", run, "--json").exit_code == 0  # finished now
+    assert mlcv("download", "folder", two, "--name", "pets", "--size", SIDE).exit_code == 0
+    assert_refused(mlcv("cv", "--resume", run, "--refit"), "pets data is not the data", "--accept-changes")
+    assert not (run / "refit").exists() and _status(run) == "done"
+    assert mlcv("download", "folder", one, "--name", "pets", "--size", SIDE).exit_code == 0
+    result = mlcv("cv", "--resume", run, "--refit", "--json")
+    assert result.exit_code == 0, result.output
+    assert (run / "refit" / "model.npz").exists()

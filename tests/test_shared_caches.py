@@ -136,3 +136,14 @@ def test_a_run_killed_by_sigkill_is_stale_even_when_its_pid_lives_on(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_listing_killed_while_writing_its_cache_leaves_nothing_for_long(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "r1").mkdir(parents=True)
+    (runs / "r1" / "meta.json").write_text(json.dumps({"status": "done", "kind": "train"}))
+    leftover = runs / "..mlcv-runs-cache.json.k1ll3d.tmp"  # the name atomic.py gives a half-written cache
+    leftover.write_text('{"version"')
+    assert list(_runs(runs)) == ["r1"]
+    assert not leftover.exists() and (runs / ".mlcv-runs-cache.json").exists()
+    assert sorted(p.name for p in runs.iterdir()) == [".mlcv-runs-cache.json", "r1"]
