@@ -11,6 +11,7 @@ Plain-pixel chains are not cached: computing them is as fast as reading them bac
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -130,12 +131,11 @@ class FeatureStore:
         manifest_path = path.with_suffix(".json")
         if not manifest_path.exists() and not path.exists():
             return None, None
-        try:
+        with contextlib.ExitStack() as held:
             # Shared: a writer never swaps the pair between the checksum and the memory map.
-            with locks.hold(self.directory / LOCK_FILE, shared=True):
-                return self._checked_features(path, manifest_path, images_fp, chain_fp, n, d)
-        except MlcvError as exc:  # the lock file cannot be made: read without it
-            return None, str(exc)
+            with contextlib.suppress(MlcvError):  # the lock file cannot be made: read without it
+                held.enter_context(locks.hold(self.directory / LOCK_FILE, shared=True))
+            return self._checked_features(path, manifest_path, images_fp, chain_fp, n, d)
 
     def _checked_features(self, path, manifest_path, images_fp, chain_fp, n, d):
         try:
