@@ -171,7 +171,8 @@ def process_gone(meta) -> bool:
     from . import locks
     from .runs import LOCK_FILE
 
-    if locks.is_locked(Path(meta["path"]) / LOCK_FILE):
+    lock = Path(meta["path"]) / LOCK_FILE
+    if locks.is_locked(lock) or (lock.exists() and not os.access(lock, os.R_OK)):  # held, or not ours to test
         return False
     host = meta.get("host")
     return not (host and host != socket.gethostname())
