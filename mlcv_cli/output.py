@@ -28,12 +28,12 @@ _state = {"run_dir": None, "streams": {}}
 
 # -- user text -----------------------------------------------------------------------------
 
-# Control characters (C0, DEL, C1) and the bidirectional overrides that reorder what a terminal
-# shows; each is written as a visible escape so a name cannot move the cursor, recolour the
-# terminal, ring the bell or fake a line.
+# Control characters (C0, DEL, C1), the bidirectional overrides that reorder what a terminal
+# shows and the Unicode line separators; each is written as a visible escape so a name cannot
+# move the cursor, recolour the terminal, ring the bell or fake a line.
 _ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 _ESCAPES.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
-_ESCAPES.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)})
+_ESCAPES.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C, 0x2028, 0x2029)})
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -19,7 +19,7 @@ from mlcv_cli.progress import LineProgress
 
 # What a terminal would act on: C0/C1 controls (ESC starts colour and cursor sequences) and
 # the bidirectional overrides that reorder a line.
-TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 CLASSES = ["[bold]x", "a[b]c", "\x1b[31mred", "bell\x07", "line\nbreak", ":cat:", "left\u202eright", "plain"]
 
 
@@ -61,7 +61,7 @@ def hostile_run(tmp_path_factory):
 
 
 def test_printable_escapes_what_a_terminal_would_act_on():
-    for code in [*range(0x20), *range(0x7F, 0xA0), 0x202E, 0x2067]:
+    for code in [*range(0x20), *range(0x7F, 0xA0), 0x202E, 0x2067, 0x2028]:
         assert not TERMINAL_CONTROL.search(output.printable(f"a{chr(code)}b"))
     assert output.printable("\x1b[31mred\r\n\t") == "\\x1b[31mred\\r\\n\\t"
     assert output.printable(os.fsdecode(b"caf\xe9.png")) == "caf\\xe9.png"  # a Latin-1 file name's byte
