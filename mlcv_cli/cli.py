@@ -364,6 +364,8 @@ def _print_train_summary(r):
 @click.option("--random", "random_n", type=click.IntRange(1, 10_000), help="Sample N random points (log scale for numbers) instead of the full grid (at most 10,000).")
 @click.option("--jobs", "n_jobs", default=1, show_default=True, type=click.IntRange(1), help="Local worker processes.")
 @click.option("--dask-scheduler", metavar="ADDRESS", help="Run the jobs on a Dask cluster (tcp://host:8786), or 'local' for a LocalCluster on 127.0.0.1.")
+@click.option("--dask-timeout", type=click.FloatRange(1, 3600), default=30, show_default=True, metavar="SECONDS",
+              help="How long to wait for the Dask scheduler to answer, for a worker to join, or for workers to come back.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), shell_complete=completion.complete_run_dirs, help="Finish an interrupted cv run, skipping finished jobs.")
 @click.option("--refit", is_flag=True, help="Retrain the best setting on all training images and score the test split once.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config (with the grid to search) and exit.")
@@ -372,7 +374,7 @@ def _print_train_summary(r):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @_accept_changes_option
 @_json_on_failure
-def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, dask_scheduler, resume_dir, refit, print_config, plot, data_dir, as_json, accept_changes):
+def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, dask_scheduler, dask_timeout, resume_dir, refit, print_config, plot, data_dir, as_json, accept_changes):
     """Choose hyperparameters by k-fold cross-validation on the training images.
 
     \b
@@ -388,15 +390,17 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
 
     if plot:
         _require_matplotlib()
-    if dask_scheduler and dask_scheduler != "local" and not re.fullmatch(r"([a-z]+://)?[^/:\s]+:\d+", dask_scheduler):
-        raise UsageError(f"--dask-scheduler: expected tcp://HOST:PORT or local, found {dask_scheduler!r}")
+    if dask_scheduler:
+        from .cluster import check_address
+
+        check_address(dask_scheduler)
     progress = _progress_factory(not as_json)
     if resume_dir:
         if config_path or overrides or model_type or grid_items or folds:
             raise UsageError("--resume continues a cv run with its saved plan; drop --config/--set/--model/--grid/--folds")
         # A refit that was started (and perhaps interrupted) is finished on resume.
         refit = refit or (Path(resume_dir) / "refit").is_dir()
-        result = crossval.cross_validate(resume_dir=resume_dir, n_jobs=n_jobs, dask_scheduler=dask_scheduler, progress=progress,
+        result = crossval.cross_validate(resume_dir=resume_dir, n_jobs=n_jobs, dask_scheduler=dask_scheduler, dask_timeout=dask_timeout, progress=progress,
                                          accept_changes=accept_changes)
     else:
         _check_config_or_model(config_path, model_type)
@@ -413,7 +417,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
                 cfg = config_mod.replace(cfg, {"cv.grid": config_mod.DEFAULT_GRIDS[cfg.model.type]})
             click.echo(config_mod.to_yaml(cfg), nl=False)
             return
-        result = crossval.cross_validate(cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, progress=progress)
+        result = crossval.cross_validate(cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, dask_timeout=dask_timeout, progress=progress)
     output.note_run_dir(result["run_dir"])
     _echo_note(result)
     if plot:

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from . import atomic, threads
+from . import cluster as cluster_mod
 from . import config as config_mod
 from . import fingerprints
 from .config import Config
@@ -226,15 +227,21 @@ _BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECL
 
 
 @contextlib.contextmanager
-def _executor(n_jobs, dask_scheduler):
+def _executor(n_jobs, dask_scheduler, dask_timeout=None, resume_hint=""):
     """Yield ``execute(jobs, plan, data, on_done)`` for the chosen executor.
 
     A Dask cluster is reached on entry, so an unreachable scheduler fails before any
     run directory is made.
     """
     if dask_scheduler:
-        with _dask_client(dask_scheduler, n_jobs) as client:
-            yield lambda jobs, plan, data, on_done: _execute_dask(client, jobs, plan, data, on_done)
+        timeout = dask_timeout or cluster_mod.DEFAULT_TIMEOUT
+        with contextlib.ExitStack() as stack:
+            try:
+                client = stack.enter_context(_dask_client(dask_scheduler, n_jobs, timeout))
+            except MlcvError as exc:
+                exc.args = (f"{exc}{resume_hint}",)
+                raise
+            yield lambda jobs, plan, data, on_done: _execute_dask(client, jobs, plan, data, on_done, timeout)
     elif n_jobs <= 1:
         def serial(jobs, plan, data, on_done):
             for job in jobs:
@@ -313,7 +320,7 @@ def _sigint_ignored():
 
 
 @contextlib.contextmanager
-def _dask_client(address, n_jobs):
+def _dask_client(address, n_jobs, timeout=None):
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
@@ -338,12 +345,16 @@ def _dask_client(address, n_jobs):
             for name in list(logging.root.manager.loggerDict):
                 if name == "distributed" or name.startswith("distributed."):
                     logging.getLogger(name).setLevel(logging.CRITICAL)
-            client = Client(address, timeout=10)
+            if "://" not in address or address.startswith("tcp://"):  # the CLI allows no other; the API may use inproc://
+                cluster_mod.probe_scheduler(address, timeout)
+            client = Client(address, timeout=timeout)
     except (OSError, TimeoutError) as exc:
         if cluster is not None:
             cluster.close()
         raise MlcvError(f"cannot reach the Dask scheduler at {address} ({exc}); check the address or use --dask-scheduler local") from None
     try:
+        if cluster is None:
+            cluster_mod.check_workers(client, address, timeout)
         yield client
     finally:
         with contextlib.suppress(Exception):  # a dead scheduler cannot be told goodbye
@@ -356,7 +367,7 @@ class ClusterLost(MlcvError):
     """The Dask scheduler went away (or cancelled our work) in the middle of a run."""
 
 
-def _execute_dask(client, jobs, plan, data, on_done):
+def _execute_dask(client, jobs, plan, data, on_done, timeout=None):
     from dask.distributed import as_completed
 
     # One copy of the data per worker, not one per job (scattered keys hash the content).
@@ -374,13 +385,16 @@ def _execute_dask(client, jobs, plan, data, on_done):
 
     from distributed.comm import CommClosedError
 
-    for fut in as_completed(futures):
+    watch = cluster_mod.WorkerWatch(client, timeout or cluster_mod.DEFAULT_TIMEOUT)
+    for fut in _completed(as_completed(futures), watch):
         job = futures[fut]
         try:
             answer = fut.result()
         except (CancelledError, CommClosedError, OSError, TimeoutError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ClusterLost(f"lost the Dask cluster while job {job['id']} ran ({reason[:200]})") from None
+        except ImportError as exc:  # a worker that joined after the check, without mlcv
+            raise ClusterLost(f"a Dask worker cannot run job {job['id']} ({exc}); install mlcv where the workers run") from None
         if not isinstance(answer, dict) or answer.get("run") != token or answer.get("job") != job["id"]:
             found = (answer.get("run"), answer.get("job")) if isinstance(answer, dict) else type(answer).__name__
             raise MlcvError(
@@ -388,6 +402,20 @@ def _execute_dask(client, jobs, plan, data, on_done):
                 "nothing from it was recorded. Resume on a cluster of your own or with --jobs"
             )
         on_done(job["id"], answer["rows"])
+
+
+def _completed(ac, watch):
+    """Futures of ``ac`` as they finish; a cluster left without workers for the watch's timeout
+    raises ClusterLost instead of waiting forever."""
+    while not ac.is_empty():
+        ready = ac.next_batch(block=False)
+        if ready:
+            yield from ready
+            continue
+        gone = watch.gone_for()
+        if gone is not None:
+            raise ClusterLost(f"the Dask cluster has had no workers for {gone:.0f} s (--dask-timeout {watch.timeout:g})")
+        time.sleep(0.05)
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -530,6 +558,7 @@ def cross_validate(
     random_n=None,
     n_jobs=1,
     dask_scheduler=None,
+    dask_timeout=None,
     resume_dir=None,
     refit=False,
     progress=None,
@@ -542,12 +571,12 @@ def cross_validate(
     unless ``accept_changes``.
     """
     with contextlib.ExitStack() as held:  # the run's lock, from the moment the run is known until the end
-        return _cross_validate(held, cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler,
+        return _cross_validate(held, cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, dask_timeout=dask_timeout,
                                resume_dir=resume_dir, refit=refit, progress=progress, command=command,
                                accept_changes=accept_changes)
 
 
-def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, refit, progress, command, accept_changes):
+def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, dask_timeout, resume_dir, refit, progress, command, accept_changes):
     from . import pipeline
 
     progress = progress or pipeline.null_progress
@@ -620,7 +649,9 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, resume_dir, 
         inputs["features"] = fingerprints.of_fitted(features.fitted)
         if run is not None:
             fingerprints.check_features(run, inputs["features"], pipeline.data_dir_for(cfg) / "features", accept=accept_changes)
-    with _executor(n_jobs, dask_scheduler) as execute:
+    hint = (f"; the finished jobs are kept: resume with `mlcv cv --resume {resume_dir}` and a working --dask-scheduler, "
+            "or --jobs N") if resume_dir is not None else ""
+    with _executor(n_jobs, dask_scheduler, dask_timeout, hint) as execute:
         if run is None:
             run = RunDir.create(cfg.output.dir, f"{cfg.output.name or cfg.name}-cv")
             held.enter_context(run.locked())
