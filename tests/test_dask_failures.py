@@ -199,3 +199,43 @@ def test_workers_that_all_go_away_end_the_run(in_tmp, tiny, scheduler):
     print(line)
     [run] = runs.iterdir()
     assert (run / crossval.JOBS_FILE).read_text().count("\n") >= 1
+
+
+class _SchedulerInfo:
+    """Stands in for a Client: only scheduler_info(), with the workers the test says."""
+
+    def __init__(self):
+        self.workers = {"tcp://a": {}}
+
+    def scheduler_info(self):
+        return {"workers": dict(self.workers)}
+
+
+def test_worker_watch_counts_the_time_without_workers():
+    from mlcv_cli.cluster import WorkerWatch
+
+    client = _SchedulerInfo()
+    watch = WorkerWatch(client, timeout=0.2, every=0)
+    assert watch.gone_for() is None
+    client.workers = {}
+    assert watch.gone_for() is None  # the clock starts now
+    time.sleep(0.25)
+    assert watch.gone_for() >= 0.2
+    client.workers = {"tcp://b": {}}
+    assert watch.gone_for() is None and watch.empty_since is None
+
+
+def test_jobs_waiting_on_a_cluster_without_workers_end_after_the_timeout():
+    from mlcv_cli.cluster import WorkerWatch
+
+    class NothingFinishes:
+        def is_empty(self):
+            return False
+
+        def next_batch(self, block=True):
+            return []
+
+    client = _SchedulerInfo()
+    client.workers = {}
+    with pytest.raises(crossval.ClusterLost, match=r"no workers for \d+ s \(--dask-timeout 0.2\)"):
+        list(crossval._completed(NothingFinishes(), WorkerWatch(client, timeout=0.2, every=0)))
