@@ -13,6 +13,9 @@ import sys
 
 # Exit statuses a shell reports for a process killed by these signals.
 EXIT_CODE = {signal.SIGINT: 130, signal.SIGTERM: 143}
+# A hang-up (the terminal or the ssh session closed) stops a command as SIGTERM does: the run is
+# checkpointed and marked interrupted rather than killed mid-step, and the process ends as by SIGTERM.
+STOP_SIGNALS = tuple(s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
 
 class Terminated(KeyboardInterrupt):
@@ -21,20 +24,22 @@ class Terminated(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def sigterm_raises():
-    """Within the block, SIGTERM raises Terminated (commands that stop gracefully install their own)."""
+    """Within the block, SIGTERM (and a hang-up) raises Terminated (commands that stop gracefully
+    install their own)."""
 
     def handler(signum, frame):
         raise Terminated()
 
     try:
-        old = signal.signal(signal.SIGTERM, handler)
+        old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def exit_by_signal(code):

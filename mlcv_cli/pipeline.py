@@ -27,7 +27,7 @@ from .core.knn import KNearestNeighbor
 from .core.linear import LinearClassifier, TrainingDiverged
 from .errors import ConfigError, DataError, DivergenceError, MlcvError, ModelFileError, TrainingInterrupted, UsageError
 from .feature_cache import FeatureStore
-from .interrupts import Terminated
+from .interrupts import STOP_SIGNALS, Terminated
 from .modelfile import ModelFile
 from .runs import RunDir, command_line
 
@@ -362,7 +362,7 @@ def split_metrics(y_true, y_pred, C):
 
 
 class _StopRequest:
-    """SIGINT/SIGTERM set a flag; training stops after the current step."""
+    """SIGINT/SIGTERM (or a hang-up) set a flag; training stops after the current step."""
 
     def __init__(self):
         self.signum = None
@@ -381,7 +381,7 @@ class _StopRequest:
             self.signum = signum
 
         try:
-            old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+            old = {s: signal.signal(s, handler) for s in (signal.SIGINT, *STOP_SIGNALS)}
         except ValueError:  # not the main thread: no handlers, no graceful stop
             yield self
             return
@@ -673,7 +673,7 @@ def _fit_linear(cfg, est, run, X, y, X_val, y_val, C, state, progress):
     finally:
         bar.close()
     if getattr(est, "stopped_", False):
-        code = 143 if stop.signum == signal.SIGTERM else 130
+        code = 130 if stop.signum == signal.SIGINT else 143
         err = TrainingInterrupted(
             f"stopped after iteration {est.n_iter_} of {total}; checkpoint saved. Resume with: mlcv train --resume {run.path}"
         )

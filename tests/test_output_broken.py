@@ -186,3 +186,24 @@ def test_guarded_stream_writes_file_name_bytes_exactly_and_never_fails_to_encode
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_a_hang_up_checkpoints_the_run_instead_of_killing_it(cwd):
+    # Closing the terminal (or losing the ssh session) sends SIGHUP: the run stops after its step,
+    # keeps a checkpoint and says it was interrupted, as on SIGTERM, instead of dying mid-step.
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli", "train", "--model", "softmax", *TINY,
+                             "--set", "train.epochs=5000", "--set", "train.checkpoint_every=1"],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not list((cwd / "runs").glob("*/checkpoint.npz")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    run_dir = only_run(cwd)
+    assert proc.returncode == -signal.SIGTERM, err
+    assert meta_status(run_dir) == "interrupted" and "mlcv train --resume" in err and "Traceback" not in err
+    with np.load(run_dir / "checkpoint.npz", allow_pickle=False) as ck:
+        assert 0 < int(ck["iteration"]) < 5000 * 2
