@@ -99,14 +99,14 @@ def check_workers(client, address: str, timeout: float):
         except importlib.metadata.PackageNotFoundError:
             return "unknown"
 
-    found = client.run(mlcv_on_worker)
-    missing = sorted(w for w, v in found.items() if v is None)
+    found = client.run(mlcv_on_worker, on_error="return")  # a worker where even this fails is one without mlcv
+    missing = sorted(w for w, v in found.items() if v is None or isinstance(v, BaseException))
     if missing:
         raise MlcvError(
             f"{len(missing)} of {len(found)} Dask workers cannot import mlcv ({', '.join(missing[:3])}); "
             f"install mlcv {ours} where the workers run (pip install 'mlcv[dask]')"
         )
-    other = sorted({v for v in found.values() if v != ours})
+    other = sorted({v for v in found.values() if v != ours and isinstance(v, str)})
     if other:
         raise MlcvError(
             f"Dask workers run mlcv {', '.join(other)} but this is mlcv {ours}: results could differ; "
