@@ -134,6 +134,7 @@ def full_sweep(args):
         for metric in ("l2", "l1"):
             cmd = mlcv("cv", "--model", "knn", "--folds", 5, "--grid", "model.k=" + ",".join(map(str, KS)),
                        "--set", "data.dataset=folder", "--set", f"data.path={FULL_NAME}", "--set", "data.num_val=0",
+                       "--set", "data.num_test=0",  # all 50,000 images in the folds, none carved off
                        "--set", f"model.metric={metric}", "--set", f"output.dir={tmp}", "--data-dir", data_dir, "--json")
             out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True)
             rc, wall, rss_kb = out.stdout.split("\n", 1)[0].split()

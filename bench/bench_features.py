@@ -1,7 +1,7 @@
 """Feature extractors on the CIFAR-10 JPEG training set (40,000 train / 10,000 test): accuracy, stage times, memory.
 
 Usage: python bench/bench_features.py [--zip PATH] [--only hog,kmeans] [--centroids 1600,4000]
-       [--num-train N] [--num-test N] [--reg R] [--no-sklearn]
+       [--num-train N] [--num-test N] [--reg R] [--kmeans-iterations N] [--no-sklearn]
 Prints, per path: stage times, the encoding time against the bare float32 matrix products it
 needs (measured in the same run), the encoding's peak memory beyond its output, mlcv's
 softmax (L-BFGS) accuracy and scikit-learn's LogisticRegression(lbfgs) on the same features.
@@ -143,7 +143,8 @@ def bare_products(extractor, images):
 def bench_kmeans(X_train, y_train, X_test, y_test, K, args):
     print(f"k-means features, {K} centroids")
     stages = Stages()
-    ex = KMeansFeatures(num_centroids=K, patch_size=6, stride=1, num_patches=args.patches, iterations=10, seed=0)
+    ex = KMeansFeatures(num_centroids=K, patch_size=6, stride=1, num_patches=args.patches,
+                        iterations=args.kmeans_iterations, seed=0)
     stages.run("fit dictionary", ex.fit, X_train)
     F_test, peak = stages.run("encode test", traced, ex.transform, X_test)
     print(f"  peak memory of encoding the test images: {peak / MiB:.0f} MiB, of which the feature "
@@ -160,8 +161,9 @@ def bench_kmeans(X_train, y_train, X_test, y_test, K, args):
           f"{stages.cpu['encode train'] + stages.cpu['encode test']:.1f} s cpu")
     standardize(F_train, F_test)
     if args.save_features:
-        np.save(os.path.join(args.save_features, f"kmeans{K}_train.npy"), F_train)
-        np.save(os.path.join(args.save_features, f"kmeans{K}_test.npy"), F_test)
+        tag = f"kmeans{K}" + ("" if args.kmeans_iterations == 10 else f"i{args.kmeans_iterations}")
+        np.save(os.path.join(args.save_features, f"{tag}_train.npy"), F_train)
+        np.save(os.path.join(args.save_features, f"{tag}_test.npy"), F_test)
     acc = linear_models(stages, F_train, y_train, F_test, y_test, args.reg, args.iterations, not args.no_sklearn)
     keep = [k for k in stages.times if "sklearn" not in k and "select" not in k and "bare" not in k]
     print(f"  whole path (fit, encode {n}, train, evaluate): {sum(stages.times[k] for k in keep):.1f} s wall, "
@@ -177,6 +179,7 @@ def main():
     parser.add_argument("--num-train", type=int, default=40000)
     parser.add_argument("--num-test", type=int, default=10000)
     parser.add_argument("--patches", type=int, default=400_000)
+    parser.add_argument("--kmeans-iterations", type=int, default=10, help="k-means (Lloyd) iterations")
     parser.add_argument("--reg", default="1e-3", help="mlcv reg for the k-means features; several "
                         "(comma-separated): the best on 5,000 held-out training images")
     parser.add_argument("--hog-reg", default="1e-3", help="mlcv reg for HOG + colour histogram (as --reg)")
