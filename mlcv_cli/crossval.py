@@ -582,8 +582,7 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, dask_timeout
     progress = progress or pipeline.null_progress
     if resume_dir is not None:
         run = RunDir(resume_dir)
-        held.enter_context(run.locked())
-        run.remove_stale_temporaries()
+        held.enter_context(run.locked())  # the first hold removes a killed writer's temporary files
         if not run.file(PLAN_FILE).exists():
             raise UsageError(f"{run.path} is not an `mlcv cv` run directory (no {PLAN_FILE})")
         plan, cfg = read_plan(run)

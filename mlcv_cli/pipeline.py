@@ -463,7 +463,7 @@ def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file
     memory.check(memory.train_parts(cfg, chain, len(splits.train_y), len(splits.val_y), len(splits.test_y) if splits.test_y is not None else 0,
                                     splits.train_x.shape[1:], C, knn_searches_pixels(cfg.model.type, chain)), "this training run")
     store = FeatureStore(data_dir_for(cfg) / "features")
-    chain, X_train = store.fit(feature_config.build_chain(cfg), splits.train_x, progress)
+    chain, X_train = store.fit(chain, splits.train_x, progress)
     if not chain.pixels_only:  # a learned extractor may come from the cache: the run's own, or refused
         inputs["features"] = chain.fingerprint()
         if resume_dir is not None:
@@ -714,8 +714,7 @@ def resume(run_dir, *, progress=None, command=None, epochs=None, accept_changes=
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise MlcvError(f"{run.path} is not a run directory; give the path printed when the run was interrupted")
-    with run.locked():
-        run.remove_stale_temporaries()
+    with run.locked():  # the first hold removes a killed writer's temporary files
         return _resume(run, progress, command, epochs, accept_changes)
 
 
