@@ -447,10 +447,11 @@ def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file
     ds = dataset if dataset is not None else load_dataset(cfg)
     inputs = fingerprints.inputs(ds, cfg.to_dict())
     if resume_dir is not None:  # before any work, and before the run is touched
-        with RunDir(resume_dir).locked():
-            fingerprints.check(RunDir(resume_dir), inputs, accept=accept_changes, asked=requested)
-            if requested:  # what the command line asked for becomes the run's config
-                RunDir(resume_dir).write_text("config.yaml", config_mod.to_yaml(cfg))
+        run = RunDir(resume_dir)
+        held.enter_context(run.locked())
+        fingerprints.check(run, inputs, accept=accept_changes, asked=requested)
+        if requested:  # what the command line asked for becomes the run's config
+            run.write_text("config.yaml", config_mod.to_yaml(cfg))
     splits = split_dataset(cfg, ds)
     C = len(splits.classes)
     if cfg.model.type == "knn" and cfg.model.k > len(splits.train_y):
@@ -467,7 +468,7 @@ def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file
     if not chain.pixels_only:  # a learned extractor may come from the cache: the run's own, or refused
         inputs["features"] = chain.fingerprint()
         if resume_dir is not None:
-            fingerprints.check_features(RunDir(resume_dir), inputs["features"], store.directory, accept=accept_changes)
+            fingerprints.check_features(run, inputs["features"], store.directory, accept=accept_changes)
     pre = Featurizer(chain, store, progress, raw_pixels=knn_searches_pixels(cfg.model.type, chain))
     if pre.raw_pixels:
         X_train = pre.transform(splits.train_x)
@@ -476,8 +477,6 @@ def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file
 
     state = None
     if resume_dir is not None:
-        run = RunDir(resume_dir)
-        held.enter_context(run.locked())
         state = _read_checkpoint(run, state_file)
         if cfg.model.type != "knn":
             problem = checkpoint_problem(state, X_train.shape[1], C, cfg.train.optimizer, cfg.train.epochs)
