@@ -427,20 +427,21 @@ def _read_checkpoint(run: RunDir, name=CHECKPOINT):
 
 
 def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None, dataset=None, state_file=CHECKPOINT,
-          accept_changes=False, requested=None) -> dict:
+          state=None, accept_changes=False, requested=None) -> dict:
     """Train the configured model, evaluate it on val/test, and write a run directory.
 
     ``run``: an existing, empty RunDir to write into (``mlcv cv --refit`` uses RUN/refit/);
-    ``dataset``: the already loaded dataset that ``cfg`` names (saves decoding it again).
+    ``dataset``: the already loaded dataset that ``cfg`` names (saves decoding it again);
+    ``state``: ``resume_dir``'s ``state_file`` when the caller has already read it.
     Returns a summary dict (run_dir, model, accuracies, times). Raises DivergenceError
     (run marked failed) or TrainingInterrupted (checkpoint written, run marked interrupted).
     """
     with ExitStack() as held:  # the run's lock, from the moment the run is known until the end
         return _train(held, cfg, progress=progress, resume_dir=resume_dir, command=command, run=run, dataset=dataset,
-                      state_file=state_file, accept_changes=accept_changes, requested=requested or {})
+                      state_file=state_file, state=state, accept_changes=accept_changes, requested=requested or {})
 
 
-def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file, accept_changes, requested):
+def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file, state, accept_changes, requested):
     progress = progress or null_progress
     t0 = time.perf_counter()
     cfg = pin_data_location(cfg)
@@ -475,9 +476,9 @@ def _train(held, cfg, *, progress, resume_dir, command, run, dataset, state_file
     X_val = pre.transform(splits.val_x, "val") if len(splits.val_y) else None
     load_s = time.perf_counter() - t0
 
-    state = None
     if resume_dir is not None:
-        state = _read_checkpoint(run, state_file)
+        if state is None:
+            state = _read_checkpoint(run, state_file)
         if cfg.model.type != "knn":
             problem = checkpoint_problem(state, X_train.shape[1], C, cfg.train.optimizer, cfg.train.epochs)
             if problem:
@@ -733,6 +734,7 @@ def _resume(run, progress, command, epochs, accept_changes):
         raise MlcvError("kNN runs have nothing to resume; run `mlcv train` again")
     # A finished run keeps its final state; a newer checkpoint (a continuation interrupted) wins.
     state_file = CHECKPOINT if run.exists(CHECKPOINT) or not run.exists(FINAL_STATE) else FINAL_STATE
+    state = None
     if epochs is not None:
         if cfg.train.optimizer == "random_search":
             raise UsageError("train.optimizer random_search has no epochs to add; start a new run with more train.random_search_tries")
@@ -750,7 +752,7 @@ def _resume(run, progress, command, epochs, accept_changes):
             raise UsageError(f"train.epochs: {run.path} has trained {int(state['epoch'])} epochs; "
                              f"ask for more (--set train.epochs={max(done, int(state['epoch'])) + 1} or higher)")
         cfg = config_mod.replace(cfg, {"train.epochs": epochs})
-    return train(cfg, progress=progress, resume_dir=run.path, command=command, state_file=state_file,
+    return train(cfg, progress=progress, resume_dir=run.path, command=command, state_file=state_file, state=state,
                  accept_changes=accept_changes, requested={} if epochs is None else {"train.epochs": epochs})
 
 

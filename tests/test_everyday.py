@@ -20,12 +20,15 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", catch_exceptions=False)
 
 
-def test_resume_with_more_epochs_continues_a_finished_run_bit_exactly(in_tmp):
+def test_resume_with_more_epochs_continues_a_finished_run_bit_exactly(in_tmp, monkeypatch):
     short = run("train", "--config", ROOT / "configs/softmax.yaml", *SMALL, "--set", "train.epochs=2", "--json")
     assert short.exit_code == 0, short.output
     rd = Path(json.loads(short.stdout)["run_dir"])
+    reads, read_state = [], pipeline._read_checkpoint
+    monkeypatch.setattr(pipeline, "_read_checkpoint", lambda run, name: reads.append(name) or read_state(run, name))
     longer = run("train", "--resume", rd, "--set", "train.epochs=4", "--json")
     assert longer.exit_code == 0, longer.output
+    assert reads == [pipeline.FINAL_STATE]  # read once, for the epochs check and for the training
     full = run("train", "--config", ROOT / "configs/softmax.yaml", *SMALL, "--set", "train.epochs=4", "--json")
     other = Path(json.loads(full.stdout)["run_dir"])
     with np.load(rd / "model.npz", allow_pickle=False) as a, np.load(other / "model.npz", allow_pickle=False) as b:
