@@ -24,7 +24,7 @@ from .checkpoints import checkpoint_problem
 from .config import Config
 from .core import metrics
 from .core.knn import KNearestNeighbor
-from .core.linear import LinearClassifier, TrainingDiverged
+from .core.linear import LinearClassifier, TrainingDiverged, softmax
 from .errors import ConfigError, DataError, DivergenceError, MlcvError, ModelFileError, TrainingInterrupted, UsageError
 from .feature_cache import FeatureStore
 from .interrupts import STOP_SIGNALS, Terminated
@@ -908,8 +908,8 @@ def predict(target, files, *, top=3) -> dict:
         if mf.model_type == "knn":
             kind, values, cast = "votes", est.vote_counts(X), int
         elif mf.model_type == "softmax":
-            _finite_scores(est.decision_function(X))
-            kind, values, cast = "probability", _finite_scores(est.predict_proba(X)), float
+            # predict_proba's own function on the scores already checked (finite scores give finite probabilities)
+            kind, values, cast = "probability", softmax(_finite_scores(est.decision_function(X))), float
         else:
             kind, values, cast = "score", _finite_scores(est.decision_function(X)), float
         # Stable sort on the negated values: equal values keep the smaller class index first.

@@ -44,7 +44,8 @@ class TrainingDiverged(ArithmeticError):
 _TRAIN_ACC_SAMPLE = 1000
 
 
-def _stable_softmax(scores):
+def softmax(scores):
+    """Row-wise softmax of class scores (N, C), shifted by each row's maximum so exp cannot overflow: (N, C)."""
     shifted = scores - scores.max(axis=1, keepdims=True)
     np.exp(shifted, out=shifted)
     shifted /= shifted.sum(axis=1, keepdims=True)
@@ -518,7 +519,7 @@ class LinearClassifier(ParamsMixin):
         For the softmax loss these are the model's class probabilities. For the SVM it is
         only a normalisation of the scores (the hinge loss does not calibrate them).
         """
-        return _stable_softmax(self.decision_function(X))
+        return softmax(self.decision_function(X))
 
     def score(self, X, y):
         """Accuracy of predict(X) against y (N,)."""
