@@ -15,7 +15,8 @@ import tempfile
 from .errors import MlcvError
 
 
-def _describe_os_error(path, exc):
+def describe_os_error(path, exc):
+    """An OSError met writing ``path`` as an MlcvError: the reason, and what to do about it."""
     reason = exc.strerror or str(exc)
     if exc.errno == errno.ENOSPC:
         hint = "free some disk space or choose another directory"
@@ -24,6 +25,14 @@ def _describe_os_error(path, exc):
     else:
         hint = "check the path and try again"
     return MlcvError(f"could not write {path}: {reason}; {hint}")
+
+
+# A write to NAME goes through .NAME.<random>.tmp in the same directory.
+_TEMPORARY_SUFFIX = ".tmp"
+
+
+def _temporary_prefix(name):
+    return "." + name + "."
 
 
 @contextlib.contextmanager
@@ -37,10 +46,10 @@ def atomic_open(path, mode="wb"):
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(os.path.basename(path)), suffix=_TEMPORARY_SUFFIX, dir=directory)
         os.fchmod(fd, _file_mode())  # mkstemp makes 0600; results should be readable like any file
     except OSError as exc:
-        raise _describe_os_error(path, exc) from exc
+        raise describe_os_error(path, exc) from exc
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
             yield fh
@@ -49,7 +58,7 @@ def atomic_open(path, mode="wb"):
         os.replace(tmp, path)
     except OSError as exc:
         remove_quietly(tmp)
-        raise _describe_os_error(path, exc) from exc
+        raise describe_os_error(path, exc) from exc
     except BaseException:
         remove_quietly(tmp)
         raise
@@ -66,6 +75,24 @@ def _file_mode():
         umask = os.umask(0)
         os.umask(umask)
     return 0o666 & ~umask
+
+
+def remove_temporaries(directory, name=None):
+    """Delete the temporary files that writers killed mid-write left in ``directory`` (those
+    of ``name`` only, when given). Call it only where no live writer can be at work (holding
+    the directory's lock): a live writer's temporary looks the same."""
+    prefix = "." if name is None else _temporary_prefix(name)
+    try:
+        names = os.listdir(directory)
+    except OSError:  # no directory, or an unreadable one: nothing we could remove
+        return
+    for entry in names:
+        if not (entry.startswith(prefix) and entry.endswith(_TEMPORARY_SUFFIX)):
+            continue
+        middle = entry[len(prefix):-len(_TEMPORARY_SUFFIX)]
+        # mkstemp's random part has no dot: .NAME.bak.<random>.tmp belongs to NAME.bak, not NAME
+        if middle and (name is None or "." not in middle):
+            remove_quietly(os.path.join(directory, entry))
 
 
 def remove_quietly(path):
@@ -125,7 +152,7 @@ def append_line(path, line):
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:
-        raise _describe_os_error(path, exc) from exc
+        raise describe_os_error(path, exc) from exc
 
 
 def file_digest(path, algorithm="sha256", chunk=1 << 20):

@@ -500,7 +500,7 @@ def _truncate(path, size):
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:
-        raise atomic._describe_os_error(path, exc) from exc
+        raise atomic.describe_os_error(path, exc) from exc
 
 
 def read_plan(run: RunDir):

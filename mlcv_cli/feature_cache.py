@@ -166,7 +166,7 @@ class FeatureStore:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise MlcvError(f"cannot create {self.directory}: {exc.strerror}") from None
+                raise atomic.describe_os_error(self.directory, exc) from None
             with locks.hold(self.directory / LOCK_FILE, remove=False):
                 _remove_leftovers(self.directory)
                 if not present():
@@ -179,10 +179,9 @@ def _remove_leftovers(directory):
     """Files a killed writer left: temporaries, and features whose manifest never came.
 
     Only called holding the cache's lock, so no live process is writing any of them."""
+    atomic.remove_temporaries(directory)
     for path in directory.iterdir():
-        name = path.name
-        if (name.startswith(".") and name.endswith(".tmp")) or (
-                name.endswith(".npy") and not path.with_suffix(".json").exists()):
+        if path.name.endswith(".npy") and not path.with_suffix(".json").exists():
             atomic.remove_quietly(path)
 
 

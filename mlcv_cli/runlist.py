@@ -327,8 +327,7 @@ def _save_cache(root: Path, runs: dict):
         # One writer at a time (another listing busy writing: skip); holding the lock, the
         # temporaries of a listing killed while writing are removed.
         with locks.hold(root / (CACHE_FILE + ".lock"), wait=False):
-            for leftover in root.glob(f".{CACHE_FILE}.*.tmp"):
-                atomic.remove_quietly(leftover)
+            atomic.remove_temporaries(root, name=CACHE_FILE)
             atomic.write_text(root / CACHE_FILE, json.dumps({"version": _CACHE_VERSION, "runs": runs}, separators=(",", ":")))
     except (MlcvError, OSError, ValueError, TypeError):
         pass

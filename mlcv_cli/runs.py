@@ -90,17 +90,12 @@ class RunDir:
         first = not locks.held_here(self.file(LOCK_FILE))
         with locks.hold(self.file(LOCK_FILE), wait=False, busy=busy):
             if first:  # no live writer here but us: temporaries are a killed process's
-                self.remove_stale_temporaries()
+                atomic.remove_temporaries(self.path)
             yield
 
     def is_live(self):
         """True while some process holds this run's lock (it is being written now)."""
         return locks.is_locked(self.file(LOCK_FILE))
-
-    def remove_stale_temporaries(self):
-        """Delete temporary files that killed writers left here; call it holding the lock."""
-        for path in self.path.glob(".*.tmp"):
-            atomic.remove_quietly(path)
 
     def exists(self, name):
         return (self.path / name).exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import locks
-from ..atomic import _describe_os_error, file_digest, remove_quietly, save_npy, write_json
+from ..atomic import describe_os_error, file_digest, remove_quietly, remove_temporaries, save_npy, write_json
 from ..errors import DataError
 
 MANIFEST = "manifest.json"
@@ -24,8 +24,6 @@ CACHE_VERSION = 1
 ARRAYS = ("train_x", "train_y", "test_x", "test_y")
 # Array files carry a generation token; caches written before it (train_x.npy) still load.
 _ARRAY_FILE = re.compile(r"^(train|test)_[xy](-[0-9a-f]{8})?\.npy$")
-# Temporary files of atomic writes (atomic.py) that a killed import left behind.
-_TEMP_FILE = re.compile(r"^\..+\.tmp$")
 # A reader retries when an import replaced the cache under it; this bounds the retries.
 _LOAD_TRIES = 20
 
@@ -62,7 +60,7 @@ def import_lock(directory):
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _describe_os_error(directory, exc) from None
+        raise describe_os_error(directory, exc) from None
     try:
         with locks.hold(_import_lock_path(directory), on_wait=locks.say_waiting(f"importing into {directory}")):
             yield
@@ -131,8 +129,9 @@ def _save_cache(directory, dataset, extra):
     # on); one that had not yet opened it retries with the new manifest (load_cache).
     keep = {info["file"] for info in arrays.values()}
     for path in directory.iterdir():
-        if (_ARRAY_FILE.match(path.name) and path.name not in keep) or _TEMP_FILE.match(path.name):
+        if _ARRAY_FILE.match(path.name) and path.name not in keep:
             remove_quietly(path)
+    remove_temporaries(directory)
     return manifest
 
 
