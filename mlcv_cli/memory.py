@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 
+from . import config as config_mod
 from .errors import MlcvError
 
 ENV = "MLCV_MAX_MEMORY"
@@ -42,17 +43,22 @@ def _meminfo_available():
     return int(m.group(1)) * 1024 if m else None
 
 
+# (directory, limit file, usage file) of the cgroup v2 and v1 memory controllers; each has a memory.stat
+_CGROUPS = (("/sys/fs/cgroup", "memory.max", "memory.current"),
+            ("/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes"))
+
+
 def _cgroup_left():
     """Bytes left under this process's cgroup memory limit (v2 or v1), or None without one."""
-    for limit_file, usage_file in (("memory.max", "memory.current"), ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
-        limit, usage = _read(f"/sys/fs/cgroup/{limit_file}"), _read(f"/sys/fs/cgroup/{usage_file}")
+    for directory, limit_file, usage_file in _CGROUPS:
+        limit, usage = _read(os.path.join(directory, limit_file)), _read(os.path.join(directory, usage_file))
         if limit is None or usage is None or not limit.strip().isdigit() or not usage.strip().isdigit():
             continue
         limit, usage = int(limit), int(usage)
         if limit >= 2**60:  # "no limit" in cgroup v1
             continue
         # Page cache counts as usage but is given back on demand.
-        stat = _read(f"/sys/fs/cgroup/{os.path.dirname(limit_file) + '/' if '/' in limit_file else ''}memory.stat") or ""
+        stat = _read(os.path.join(directory, "memory.stat")) or ""
         m = re.search(r"^(?:total_)?inactive_file (\d+)", stat, re.MULTILINE)
         return max(0, limit - usage + (int(m.group(1)) if m else 0))
     return None
@@ -160,13 +166,12 @@ def train_parts(cfg, chain, n_train, n_val, n_test, image_shape, num_classes, ra
 def cv_parts(cfg, points, n_images, folds, image_shape, num_classes, workers, images_bytes):
     """[(what, bytes, fix)] for `mlcv cv`: the encoded features of every setting (held at once),
     then ``workers`` jobs at a time, each with its fold's rows and model, and a copy of the images each."""
-    from . import config as config_mod
     from .feature_config import build_chain
     from .pipeline import knn_searches_pixels
 
     parts, seen, fitting, job_parts, pixels_only = [], set(), [], [], True
     n_train = n_images - n_images // folds
-    for pcfg in _memory_settings(cfg, points, config_mod):
+    for pcfg in _memory_settings(cfg, points):
         chain = build_chain(pcfg)
         D = chain.output_dim(image_shape)
         raw_pixels = knn_searches_pixels(pcfg.model.type, chain)
@@ -192,7 +197,8 @@ def cv_parts(cfg, points, n_images, folds, image_shape, num_classes, workers, im
 _MEMORY_KEYS = ("model.max_memory_mb", "train.optimizer", "train.batch_size", "preprocess.subtract_mean")
 
 
-def _memory_settings(cfg, points, config_mod):
+def _memory_settings(cfg, points):
+    """One config per distinct setting of what changes a job's memory among the grid ``points``."""
     distinct = {}
     for point in points:
         part = {k: v for k, v in point.items() if k.startswith("features.") or k in _MEMORY_KEYS}
