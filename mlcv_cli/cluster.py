@@ -17,9 +17,9 @@ _USUAL_PORT = "the scheduler's port is usually 8786; the dashboard's (8787) is n
 
 
 def check_address(address: str):
-    """tcp://HOST:PORT, HOST:PORT or local; other schemes are refused with the reason."""
+    """tcp://HOST:PORT or HOST:PORT -> (host, port), local -> None; other schemes are refused with the reason."""
     if address == "local":
-        return
+        return None
     m = re.fullmatch(r"(?:([A-Za-z][A-Za-z0-9+.-]*)://)?(\[[^\]]+\]|[^/:\s\[\]]+):(\d{1,5})", address)
     if not m:
         raise UsageError(f"--dask-scheduler: expected tcp://HOST:PORT, HOST:PORT or local, found {address!r}")
@@ -33,12 +33,7 @@ def check_address(address: str):
         )
     if not 0 < int(m.group(3)) < 65536:
         raise UsageError(f"--dask-scheduler: port {m.group(3)} is not a TCP port (1-65535)")
-
-
-def _host_port(address):
-    hostport = address.split("://", 1)[-1]
-    host, port = hostport.rsplit(":", 1)
-    return host.strip("[]"), int(port)
+    return m.group(2).strip("[]"), int(m.group(3))  # an IPv6 host is written in brackets
 
 
 def probe_scheduler(address: str, timeout: float):
@@ -47,7 +42,7 @@ def probe_scheduler(address: str, timeout: float):
     Dask frame sizes (gigabytes)."""
     greeting = b""
     try:
-        with socket.create_connection(_host_port(address), timeout=timeout) as sock:
+        with socket.create_connection(check_address(address), timeout=timeout) as sock:
             sock.settimeout(timeout)
             deadline = time.monotonic() + timeout
             while _DASK_GREETING not in greeting and len(greeting) < 4096 and time.monotonic() < deadline:
