@@ -662,13 +662,11 @@ def predict(target, images, top, as_json, as_csv):
     if as_json:
         _emit_json(r)
     elif as_csv:
-        import csv
-
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = output.csv_writer()
         writer.writerow(["path", "rank", "class", r["value"] or "value"])
         for p in r["predictions"]:
             for rank, t in enumerate(p["top"], start=1):
-                writer.writerow([output.csv_cell(p["path"]), rank, output.csv_cell(t["class"]), t[r["value"]]])
+                writer.writerow([p["path"], rank, t["class"], t[r["value"]]])
     elif r["predictions"]:
         from rich.table import Table
 

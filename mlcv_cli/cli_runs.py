@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import sys
-
 import click
 
 from . import completion, output
@@ -71,11 +68,11 @@ def list_runs(runs_dir, sort_key, reverse, filters, top, as_json, as_csv):
         _emit_json(result)
     elif as_csv:
         keys = result["param_keys"]
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = output.csv_writer()
         writer.writerow(CSV_COLUMNS + keys)
         for row in result["runs"]:
-            writer.writerow([output.csv_cell(_csv(row.get(c))) for c in CSV_COLUMNS]
-                            + [output.csv_cell(_csv(row["config"].get(k))) if runlist._applies(row, k) else "" for k in keys])
+            writer.writerow([_csv(row.get(c)) for c in CSV_COLUMNS]
+                            + [_csv(row["config"].get(k)) if runlist._applies(row, k) else "" for k in keys])
     else:
         _print_listing(result)
 

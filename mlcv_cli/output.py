@@ -71,11 +71,22 @@ def echo(text="", err=False):
     click.echo(printable(text), err=err)
 
 
-def csv_cell(value):
-    """A CSV field: exact when stdout is a file or pipe (it is data), made printable on a terminal."""
-    if isinstance(value, str) and sys.stdout.isatty():
-        return printable(value)
-    return value
+def csv_writer(stream=None):
+    """A csv.writer on ``stream`` (stdout): its fields exact when that is a file or a pipe (they
+    are data), text made printable on a terminal. Whether it is a terminal is asked once."""
+    import csv
+
+    stream = sys.stdout if stream is None else stream
+    writer = csv.writer(stream, lineterminator="\n")
+    return _PrintableCsvWriter(writer) if stream.isatty() else writer
+
+
+class _PrintableCsvWriter:
+    def __init__(self, writer):
+        self.writer = writer
+
+    def writerow(self, row):
+        return self.writer.writerow([printable(v) if isinstance(v, str) else v for v in row])
 
 
 # -- guarded streams -----------------------------------------------------------------------

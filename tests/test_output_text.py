@@ -144,6 +144,10 @@ def test_csv_is_exact_for_a_pipe_and_printable_on_a_terminal(monkeypatch):
         def isatty(self):
             return True
 
-    assert output.csv_cell("a\x1b[2Jb") == "a\x1b[2Jb"  # pytest's stdout is not a terminal
-    monkeypatch.setattr("sys.stdout", Terminal())
-    assert output.csv_cell("a\x1b[2Jb") == "a\\x1b[2Jb" and output.csv_cell(0.5) == 0.5
+    pipe = io.StringIO()
+    output.csv_writer(pipe).writerow(["a\x1b[2Jb", 0.5])
+    assert pipe.getvalue() == "a\x1b[2Jb,0.5\n"
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stdout", terminal)
+    output.csv_writer().writerow(["a\x1b[2Jb", 0.5])
+    assert terminal.getvalue() == "a\\x1b[2Jb,0.5\n"
