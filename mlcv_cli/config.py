@@ -301,6 +301,12 @@ def _distinct(values: list) -> list:
     return out
 
 
+def check_grid_count(key: str, count: int):
+    """Refuse a grid entry of more than MAX_GRID_POINTS values, before each of them is checked."""
+    if count > MAX_GRID_POINTS:
+        raise ConfigError(f"cv.grid.{key}: {count:,} values, more than the limit of {MAX_GRID_POINTS:,} grid points; {_NARROW}")
+
+
 def check_grid_values(key: str, values: Any) -> list:
     """A grid entry: a list of values (or a range expression) each valid for ``key``."""
     if feature_config.is_feature_key(key) and not key.endswith(".type"):
@@ -320,8 +326,7 @@ def check_grid_values(key: str, values: Any) -> list:
         raise ConfigError(
             f"cv.grid.{key}: expected a non-empty list of values, logspace(a,b,n) or range(a,b[,step]), found {values!r}"
         )
-    if len(values) > MAX_GRID_POINTS:
-        raise ConfigError(f"cv.grid.{key}: {len(values):,} values, more than the limit of {MAX_GRID_POINTS:,} grid points; {_NARROW}")
+    check_grid_count(key, len(values))
     return _distinct([check_value(key, v) for v in values])  # a repeated value is one grid point
 
 

@@ -829,10 +829,8 @@ def parse_grid_option(items) -> dict:
         if raw.endswith(")"):
             values = raw
         else:
-            items_ = [v.strip() for v in raw.strip("[]").split(",") if v.strip()]
-            if len(items_) > config_mod.MAX_GRID_POINTS:  # refused before each value is parsed
-                raise ConfigError(f"--grid {key}: {len(items_):,} values, more than the limit of "
-                                  f"{config_mod.MAX_GRID_POINTS:,} grid points; {config_mod._NARROW}")
-            values = [config_mod.parse_scalar(v) for v in items_]
+            texts = [v.strip() for v in raw.strip("[]").split(",") if v.strip()]
+            config_mod.check_grid_count(key, len(texts))  # refused before each value is parsed
+            values = [config_mod.parse_scalar(v) for v in texts]
         grid[key] = config_mod.check_grid_values(key, values)
     return grid
