@@ -75,17 +75,20 @@ def grid_points(grid: dict, random_n: int | None = None, seed: int = 0) -> list:
 
 
 def plan_jobs(cfg: Config, points: list) -> list:
-    """Jobs for every (grid point, fold); kNN points that differ only in model.k share one job."""
-    jobs = []
+    """Jobs for every (grid point, fold); kNN points that differ only in model.k share one job.
+
+    More than MAX_JOBS is a ConfigError, counted before any job is made.
+    """
     if cfg.model.type == "knn":
-        for g, members in enumerate(_knn_groups(points)):
-            for fold in range(cfg.cv.folds):
-                jobs.append({"id": f"g{g}-f{fold}", "points": members, "fold": fold})
+        groups = [(f"g{g}", members) for g, members in enumerate(_knn_groups(points))]
     else:
-        for i in range(len(points)):
-            for fold in range(cfg.cv.folds):
-                jobs.append({"id": f"p{i}-f{fold}", "points": [i], "fold": fold})
-    return jobs
+        groups = [(f"p{i}", [i]) for i in range(len(points))]
+    if len(groups) * cfg.cv.folds > MAX_JOBS:
+        raise ConfigError(
+            f"cv: {len(groups):,} grid point(s) x {cfg.cv.folds:,} folds = {len(groups) * cfg.cv.folds:,} jobs, more than the "
+            f"limit of {MAX_JOBS:,}; use fewer folds (5 or 10 is usual) or fewer grid points"
+        )
+    return [{"id": f"{name}-f{fold}", "points": members, "fold": fold} for name, members in groups for fold in range(cfg.cv.folds)]
 
 
 def _knn_groups(points) -> list:
@@ -631,16 +634,11 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, dask_timeout
 
     from .feature_cache import encode_for_cv
 
-    groups = len(_knn_groups(plan["points"])) if cfg.model.type == "knn" else len(plan["points"])
-    if groups * cfg.cv.folds > MAX_JOBS:  # counted before the jobs are made
-        raise ConfigError(
-            f"cv: {groups:,} grid point(s) x {cfg.cv.folds:,} folds = {groups * cfg.cv.folds:,} jobs, more than the limit "
-            f"of {MAX_JOBS:,}; use fewer folds (5 or 10 is usual) or fewer grid points"
-        )
     jobs = plan_jobs(cfg, plan["points"])
     from . import memory
 
-    workers = (n_jobs if dask_scheduler in (None, "local") else 0) if (n_jobs > 1 or dask_scheduler) else 1
+    # A remote cluster's workers hold their jobs in their own machines' memory.
+    workers = max(1, n_jobs) if dask_scheduler in (None, "local") else 0
     memory.check(memory.cv_parts(cfg, plan["points"], len(labels), cfg.cv.folds, images.shape[1:], C, workers, images.nbytes),
                  "this cross-validation")
     features, feature_events = encode_for_cv(cfg, plan["points"], images, pipeline.data_dir_for(cfg) / "features", progress)
