@@ -1,7 +1,38 @@
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
+
+from mlcv_cli import datasets
+
+_SHIPPED_SAMPLE = datasets.SAMPLE_ZIP
+_decoded_samples = {}  # image size -> the shipped sample's Dataset, arrays read-only
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shipped_sample_decoded_once():
+    """In this test process the shipped sample (6,000 JPEGs, 1.5 s or more to decode) is decoded
+    once per image size, for module fixtures too. Each load gets its own Dataset over read-only
+    arrays, so no test can change what another one sees; a test that points SAMPLE_ZIP elsewhere
+    gets a real load, and tests/datasets/test_sample.py checks the decoding itself."""
+    decode = datasets.load_sample
+
+    def load_sample(size=32):
+        if datasets.SAMPLE_ZIP != _SHIPPED_SAMPLE:
+            return decode(size)
+        if size not in _decoded_samples:
+            ds = decode(size)
+            for array in (ds.train_x, ds.train_y, ds.test_x, ds.test_y):
+                array.flags.writeable = False
+            _decoded_samples[size] = ds
+        ds = _decoded_samples[size]
+        return dataclasses.replace(ds, classes=list(ds.classes), notes=list(ds.notes))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datasets, "load_sample", load_sample)
+        yield
 
 
 @pytest.fixture
