@@ -20,8 +20,10 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", catch_exceptions=False)
 
 
-def test_resume_with_more_epochs_continues_a_finished_run_bit_exactly(in_tmp, monkeypatch):
-    short = run("train", "--config", ROOT / "configs/softmax.yaml", *SMALL, "--set", "train.epochs=2", "--json")
+def test_resume_with_more_epochs_continues_a_finished_run_bit_exactly(in_tmp, tiny, monkeypatch):
+    # 81 training images in batches of 20: five steps per epoch, the last one short
+    data = [a for item in [*tiny, "train.batch_size=20"] for a in ("--set", item)]
+    short = run("train", "--config", ROOT / "configs/softmax.yaml", *data, "--set", "train.epochs=2", "--json")
     assert short.exit_code == 0, short.output
     rd = Path(json.loads(short.stdout)["run_dir"])
     reads, read_state = [], pipeline._read_checkpoint
@@ -29,7 +31,7 @@ def test_resume_with_more_epochs_continues_a_finished_run_bit_exactly(in_tmp, mo
     longer = run("train", "--resume", rd, "--set", "train.epochs=4", "--json")
     assert longer.exit_code == 0, longer.output
     assert reads == [pipeline.FINAL_STATE]  # read once, for the epochs check and for the training
-    full = run("train", "--config", ROOT / "configs/softmax.yaml", *SMALL, "--set", "train.epochs=4", "--json")
+    full = run("train", "--config", ROOT / "configs/softmax.yaml", *data, "--set", "train.epochs=4", "--json")
     other = Path(json.loads(full.stdout)["run_dir"])
     with np.load(rd / "model.npz", allow_pickle=False) as a, np.load(other / "model.npz", allow_pickle=False) as b:
         assert np.array_equal(a["W"], b["W"]) and np.array_equal(a["b"], b["b"])
@@ -42,8 +44,8 @@ def test_resume_with_more_epochs_continues_a_finished_run_bit_exactly(in_tmp, mo
     assert other_key.exit_code == 2 and "only train.epochs" in other_key.stderr
 
 
-def test_second_ctrl_c_still_says_how_to_resume(in_tmp):
-    cfg = config.replace(config.resolve(model_type="softmax"), {"data.num_train": 400, "train.epochs": 5})
+def test_second_ctrl_c_still_says_how_to_resume(in_tmp, tiny):
+    cfg = config.replace(config.resolve(None, tiny, model_type="softmax"), {"train.batch_size": 40, "train.epochs": 5})
 
     def progress_interrupted_at(step):
         class Bar:
@@ -60,7 +62,7 @@ def test_second_ctrl_c_still_says_how_to_resume(in_tmp):
         return lambda total, desc: Bar()
 
     with pytest.raises(TrainingInterrupted, match=r"last checkpoint is kept\. Resume with: mlcv train --resume"):
-        pipeline.train(cfg, progress=progress_interrupted_at(5))  # 2 steps per epoch: checkpoints exist
+        pipeline.train(cfg, progress=progress_interrupted_at(5))  # 81 images, 3 steps per epoch: checkpoints exist
     with pytest.raises(TrainingInterrupted, match="before any checkpoint was written: nothing to resume"):
         pipeline.train(cfg, progress=progress_interrupted_at(1))
 
@@ -140,8 +142,9 @@ def test_import_reports_nested_and_empty_class_folders(in_tmp):
     assert "train/bird/ holds no images; class 'bird' is left out of train" in result.stderr
 
 
-def test_train_and_evaluate_name_the_confusion_plot_alike(in_tmp):
-    trained = run("train", "--model", "softmax", *SMALL, "--set", "train.epochs=1", "--plot", "--json")
+def test_train_and_evaluate_name_the_confusion_plot_alike(in_tmp, tiny):
+    trained = run("train", "--model", "softmax", *[a for item in tiny for a in ("--set", item)], "--set", "train.epochs=1",
+                  "--plot", "--json")
     assert trained.exit_code == 0, trained.output
     r = json.loads(trained.stdout)
     evaluated = run("evaluate", r["run_dir"], "--plot", "--json")
