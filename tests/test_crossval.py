@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 from mlcv_cli import config, crossval
+from mlcv_cli.cli import cli as mlcv
 from mlcv_cli.core.knn import KNearestNeighbor
 from mlcv_cli.core.model_selection import stratified_kfold
 from mlcv_cli.errors import ConfigError, UsageError
@@ -144,21 +146,22 @@ def _assert_png(path, min_side=200):
     assert arr.std() > 5  # not a blank canvas
 
 
-def test_plots(tmp_path):
+def test_plots(tmp_path, tiny):
     from mlcv_cli import pipeline, plots
 
-    one = crossval.cross_validate(cfg_for("knn", tmp_path, {"model.k": [1, 3, 7]}))
+    def tiny_cfg(model, values):  # the plots do not need real images: the tiny folder loads at once
+        return config.replace(config.resolve(None, tiny, model_type=model), {"output.dir": str(tmp_path / "runs"), **values})
+
+    one = crossval.cross_validate(tiny_cfg("knn", {"cv.grid": {"model.k": [1, 3, 7]}, "cv.folds": 3}))
     _assert_png(plots.plot_cv(one["run_dir"]))
-    two = crossval.cross_validate(cfg_for("knn", tmp_path, {"model.k": [1, 3], "model.metric": ["l1", "l2"]}))
+    two = crossval.cross_validate(tiny_cfg("knn", {"cv.grid": {"model.k": [1, 3], "model.metric": ["l1", "l2"]}, "cv.folds": 3}))
     _assert_png(plots.plot_cv(two["run_dir"]))
-    cfg = config.replace(config.resolve(model_type="svm"), {**SMALL, "train.epochs": 2, "output.dir": str(tmp_path / "runs")})
-    rd = pipeline.train(cfg)["run_dir"]
+    rd = pipeline.train(tiny_cfg("svm", {"train.epochs": 2}))["run_dir"]
     made = plots.plot_run(rd)
     assert sorted(Path(p).name for p in made) == ["confusion-test.png", "loss.png", "templates.png"]
     for p in made:
         _assert_png(p)
-    knn_cfg = config.replace(config.resolve(model_type="knn"), {**SMALL, "output.dir": str(tmp_path / "runs")})
-    knn_rd = pipeline.train(knn_cfg)["run_dir"]
+    knn_rd = pipeline.train(tiny_cfg("knn", {}))["run_dir"]
     ev = pipeline.evaluate(knn_rd, plot=True)
     assert sorted(Path(p).name for p in ev["plots"]) == ["confusion-test.png", "neighbors-test.png"]
     for p in ev["plots"]:
@@ -182,7 +185,7 @@ def test_sigterm_marks_cv_interrupted_and_exits_143(tmp_path):
     assert json.loads((rd / "meta.json").read_text())["status"] == "interrupted"
 
 
-def test_interrupted_refit_is_finished_by_cv_resume(tmp_path):
+def test_interrupted_refit_is_finished_by_cv_resume(in_tmp, tmp_path):
     runs = tmp_path / "runs"
     cli = [sys.executable, "-m", "mlcv_cli.cli"]
     args = [*cli, "cv", "--model", "softmax", "--folds", "2", "--grid", "train.lr=0.01", "--refit",
@@ -198,11 +201,12 @@ def test_interrupted_refit_is_finished_by_cv_resume(tmp_path):
     [rd] = list(runs.iterdir())
     meta = json.loads((rd / "meta.json").read_text())
     assert meta["status"] == "done" and meta["refit"] == "interrupted"
-    ev = subprocess.run([*cli, "evaluate", str(rd)], capture_output=True, text=True, cwd=tmp_path)
-    assert ev.returncode == 1 and f"mlcv cv --resume {rd}" in ev.stderr
-    resumed = subprocess.run([*cli, "cv", "--resume", str(rd), "--json"], capture_output=True, text=True, cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
+    # No signal from here on: the commands run in this process (no start-up, no second decoding of the data).
+    ev = CliRunner().invoke(mlcv, ["evaluate", str(rd)])
+    assert ev.exit_code == 1 and f"mlcv cv --resume {rd}" in ev.stderr
+    resumed = CliRunner().invoke(mlcv, ["cv", "--resume", str(rd), "--json"])
+    assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.stdout)["refit"]["test_accuracy"] > 0.1
     assert json.loads((rd / "meta.json").read_text())["refit"] == "done"
-    ev = subprocess.run([*cli, "evaluate", str(rd), "--json"], capture_output=True, text=True, cwd=tmp_path)
-    assert ev.returncode == 0 and json.loads(ev.stdout)["model_path"] == str(rd / "refit" / "model.npz")
+    ev = CliRunner().invoke(mlcv, ["evaluate", str(rd), "--json"])
+    assert ev.exit_code == 0 and json.loads(ev.stdout)["model_path"] == str(rd / "refit" / "model.npz")

@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from mlcv_cli.cli import cli
 
 pytest.importorskip("distributed")
 
@@ -79,11 +82,10 @@ def _table(out):
     return [(s["params"], s["folds"]) for s in out["summary"]]
 
 
-def test_cv_survives_a_killed_worker_and_a_killed_scheduler(cluster, tmp_path):
+def test_cv_survives_a_killed_worker_and_a_killed_scheduler(cluster, in_tmp, tmp_path):
     address, scheduler, workers = cluster
-    reference = subprocess.run([sys.executable, "-m", "mlcv_cli.cli", *CV, "--set", f"output.dir={tmp_path / 'ref'}"],
-                               cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
-    assert reference.returncode == 0, reference.stderr
+    reference = CliRunner().invoke(cli, [*CV, "--set", f"output.dir={tmp_path / 'ref'}"])  # serial, in this process
+    assert reference.exit_code == 0, reference.output
     expected = _table(json.loads(reference.stdout))
 
     # A worker dies mid-run: its jobs are run again on the other one; the results do not change.
