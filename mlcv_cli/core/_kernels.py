@@ -148,6 +148,47 @@ def l1_kneighbors(Q, X, k, q_block, x_block, dist, ind):
 
 
 
+@jit(parallel=True, fastmath={"nnan", "nsz"})
+def topk_merge(key, col_add, offset, dist, ind):
+    """Merge a block of distance keys into each query's running k best (the L2 search).
+
+    key (n, m) float32: keys of n queries against training rows offset .. offset + m - 1;
+    col_add (m,) float32 is added to column t (the training rows' squared norms), exactly as
+    the NumPy reference adds it, so both rank the same float32 values. dist (n, k) float32
+    and ind (n, k) int64 hold each query's best so far, sorted by (key, training index);
+    blocks must arrive in increasing training index starting at 0 (the first k rows fill the
+    lists whatever their keys). Later rows enter only when strictly smaller, so equal keys
+    keep the smaller index first: the reference's tie rule. Parallel over queries; each
+    stretch of 32 keys is first checked by a vectorized minimum, so rows that cannot enter
+    cost one packed add and compare. Reference: knn._topk_rows and knn._merge.
+    """
+    n, m = key.shape
+    k = dist.shape[1]
+    for q in prange(n):
+        row = key[q]
+        worst = dist[q, k - 1]
+        for t0 in range(0, m, 32):
+            t1 = min(m, t0 + 32)
+            if offset + t0 >= k:
+                low = row[t0] + col_add[t0]
+                for t in range(t0 + 1, t1):
+                    low = min(low, row[t] + col_add[t])
+                if not low < worst:
+                    continue
+            for t in range(t0, t1):
+                s = row[t] + col_add[t]
+                g = offset + t
+                if g < k or s < worst:
+                    pos = min(g, k - 1)
+                    while pos > 0 and dist[q, pos - 1] > s:
+                        dist[q, pos] = dist[q, pos - 1]
+                        ind[q, pos] = ind[q, pos - 1]
+                        pos -= 1
+                    dist[q, pos] = s
+                    ind[q, pos] = g
+                    worst = dist[q, k - 1]
+
+
 # -- patch encoding (the features issue) ----------------------------------------------------
 import numpy as np  # noqa: E402  (kernels only; kept in this section so the loader stays import-free)
 

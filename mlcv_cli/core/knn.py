@@ -13,9 +13,9 @@ from .model_selection import ParamsMixin
 
 METRICS = ("l2", "l1")
 
-# The compiled L1 kernel keeps each query's k best in a sorted list; entering it costs up to
+# The compiled kernels keep each query's k best in a sorted list; entering it costs up to
 # k moves, so very large k goes to the reference path, whose cost does not grow with k.
-_L1_MAX_K = 1024
+_MAX_K_COMPILED = 1024
 # Queries per compiled call: bounds how long Ctrl-C waits for a running kernel.
 _L1_CALL_ROWS = 2048
 _compiled_failure = ""
@@ -121,6 +121,26 @@ def _plan(n, m, d, bytes_per_pair, budget, min_rows=256, convert=False):
     return q, min(m, m_chunk)
 
 
+def _plan_l2(n, m, d, budget, convert):
+    """(query chunk, training chunk, query rows per key block) for the compiled L2 search.
+
+    The prepared float32 query chunk takes at most a quarter of the budget, a converted
+    training chunk (uint8 rows) another quarter, and the float32 key block the rest. Each
+    training chunk is converted once per query chunk, so a query set that fits its quarter
+    (10,000 CIFAR images in 512 MiB) passes over the training rows once.
+    """
+    quarter = max(1, budget // 4)
+    q_step = max(1, min(n, quarter // (4 * d)))
+    # The key block should hold at least 256 query rows (or all of them) for an efficient
+    # matrix product; the training chunk is cut down to make room.
+    rows = min(q_step, 256)
+    m_step = max(1, min(m, (2 * quarter) // (4 * rows)))
+    if convert:
+        m_step = max(1, min(m_step, quarter // (4 * d)))
+    q_block = max(1, min(q_step, (2 * quarter) // (4 * m_step)))
+    return q_step, m_step, q_block
+
+
 class KNearestNeighbor(ParamsMixin):
     """k-nearest-neighbour classifier with exact, vectorized, memory-bounded search.
 
@@ -130,12 +150,16 @@ class KNearestNeighbor(ParamsMixin):
     metric : "l2" (Euclidean) or "l1" (Manhattan).
     max_memory : int, bytes that the search temporaries may use (distance blocks, sort
         indices); queries and training rows are processed in chunks to stay under it.
-    n_jobs : threads for the L1 search (None: os.cpu_count()). L2 relies on the BLAS threads.
+    n_jobs : threads for the L1 search and the L2 selection (None: os.cpu_count()); the L2
+        matrix products use the BLAS threads.
 
     uint8 training rows (image pixels) are stored as given, 4x smaller than float32: L1
     searches them directly with exact integer sums, L2 converts one block at a time for the
     matrix product. L1 runs a compiled kernel when numba is available and falls back to the
-    NumPy reference otherwise (``backend_`` says which ran; ``l1_backend()`` says why).
+    NumPy reference otherwise (``backend_`` says which ran; ``l1_backend()`` says why). L2
+    keeps the matrix product in NumPy's BLAS and, with numba, selects each query's k best in
+    one compiled pass over every block of products (no sort, no index arrays), passing
+    over the training rows once per chunk of queries; without numba the NumPy selection runs.
 
     Neighbours are sorted by distance; equal distances are ordered by the smaller training
     index, so results are deterministic. Vote ties go to the smallest class label.
@@ -238,7 +262,6 @@ class KNearestNeighbor(ParamsMixin):
             ind = np.empty((0, k), np.int64)
             return (np.empty((0, k)), ind) if return_distance else ind
         if self._fit_metric == "l2":
-            self.backend_ = "numpy"
             dist, ind = self._kneighbors_l2(Q, int(k), return_distance)
         else:
             found = self._kneighbors_l1_compiled(Q, int(k))
@@ -253,36 +276,76 @@ class KNearestNeighbor(ParamsMixin):
     def _kneighbors_l2(self, Q, k, exact_distances=True):
         N, D = Q.shape
         M = self.X_train_.shape[0]
-        q_step, m_step = _plan(N, M, D, self._bytes_per_pair(k), int(self.max_memory),
-                               convert=self._X_search is None)
+        convert = self._X_search is None
+        compiled = k <= _MAX_K_COMPILED and _kernels.available() and not _compiled_failure
+        if compiled:
+            q_step, m_step, q_block = _plan_l2(N, M, D, int(self.max_memory), convert)
+        else:
+            q_step, m_step = _plan(N, M, D, self._bytes_per_pair(k), int(self.max_memory), convert=convert)
+        self.backend_ = "numba" if compiled else "numpy"
         dist = np.empty((N, k))
         ind = np.empty((N, k), np.int64)
         for i in range(0, N, q_step):
             # -2 is folded into the queries (exact in binary) to save a pass over the block.
             q = np.subtract(Q[i:i + q_step], self._shift, dtype=np.float32)
             q *= np.float32(-2)
-            best = None
-            for j in range(0, M, m_step):
-                key = q @ self._search_rows(j, j + m_step).T
-                key += self._sum_train[j:j + m_step]
-                best = _merge(best, _topk_rows(key, min(k, key.shape[1]), j), k)
-            ind[i:i + q_step] = best[1]
+            if compiled:
+                found = self._l2_select_compiled(q, k, m_step, q_block)
+                if found is None:  # the kernel failed: start again on the reference path
+                    return self._kneighbors_l2(Q, k, exact_distances)
+                ind[i:i + q_step] = found
+            else:
+                best = None
+                for j in range(0, M, m_step):
+                    key = q @ self._search_rows(j, j + m_step).T
+                    key += self._sum_train[j:j + m_step]
+                    best = _merge(best, _topk_rows(key, min(k, key.shape[1]), j), k)
+                ind[i:i + q_step] = best[1]
             if not exact_distances:
                 continue
             # The expanded form ranks well but loses absolute precision near 0, so the k
             # reported distances are recomputed directly from the differences (N * k * D work).
             q *= np.float32(-0.5)
             for c in range(k):
-                diff = q - (self.X_train_[best[1][:, c]] - self._shift)
+                diff = q - (self.X_train_[ind[i:i + q_step, c]] - self._shift)
                 dist[i:i + q_step, c] = np.sqrt(np.einsum("nd,nd->n", diff, diff, dtype=np.float64))
         return dist, ind
+
+    def _l2_select_compiled(self, q, k, m_step, q_block):
+        """Indices (n, k) of the k smallest keys for the prepared queries q (-2 (x - shift)),
+        each training chunk converted once and every key block merged by the compiled kernel;
+        None when the kernel cannot run (the caller then uses the reference)."""
+        global _compiled_failure
+        n = q.shape[0]
+        M = self.X_train_.shape[0]
+        best_d = np.full((n, k), np.inf, np.float32)
+        best_i = np.zeros((n, k), np.int64)
+        key = np.empty((min(q_block, n), min(m_step, M)), np.float32)
+        threads = (os.cpu_count() or 1) if self.n_jobs is None else int(self.n_jobs)
+        previous = _kernels.set_threads(threads)
+        try:
+            for j in range(0, M, m_step):
+                rows = self._search_rows(j, j + m_step)
+                add = self._sum_train[j:j + m_step]
+                for a in range(0, n, q_block):
+                    block = key[:min(q_block, n - a), :rows.shape[0]]
+                    np.matmul(q[a:a + q_block], rows.T, out=block)
+                    _kernels.topk_merge(block, add, j, best_d[a:a + q_block], best_i[a:a + q_block])
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # a compiler that fails on this machine: use the reference
+            _compiled_failure = f"the compiled kernels failed ({type(exc).__name__}: {exc})"
+            return None
+        finally:
+            _kernels.set_threads(previous)
+        return best_i
 
     def _kneighbors_l1_compiled(self, Q, k):
         """(distances, indices) from the compiled kernel, or None when it cannot run."""
         global _compiled_failure
         X = self.X_train_
         N, D = Q.shape
-        if k > _L1_MAX_K or l1_backend()[0] != "numba":
+        if k > _MAX_K_COMPILED or l1_backend()[0] != "numba":
             return None
         if X.dtype == np.uint8:
             if D * 255 >= 2**31:  # int32 sums could overflow

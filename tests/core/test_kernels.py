@@ -102,7 +102,7 @@ def test_the_reference_runs_when_numba_is_unavailable(monkeypatch):
 def test_large_k_and_non_byte_queries_use_the_reference(monkeypatch):
     Q, X = make("bytes", 5, 40, 8, seed=4)
     est = KNearestNeighbor(k=30, metric="l1").fit(X, np.zeros(40, int), 1)
-    monkeypatch.setattr(knn_mod, "_L1_MAX_K", 10)
+    monkeypatch.setattr(knn_mod, "_MAX_K_COMPILED", 10)
     _, ind = est.kneighbors(Q)
     assert est.backend_ == "numpy"
     np.testing.assert_array_equal(ind, brute_l1(Q, X, 30)[1])
@@ -111,3 +111,57 @@ def test_large_k_and_non_byte_queries_use_the_reference(monkeypatch):
     _, ind = est.kneighbors(half)
     assert est.backend_ == "numpy"
     np.testing.assert_array_equal(ind, brute_l1(half, X, 30)[1])
+
+
+def brute_l2_distances(Q, X, k):
+    """The k smallest L2 distances of each query, in float64."""
+    diff = Q[:, None, :].astype(np.float64) - X[None, :, :].astype(np.float64)
+    return np.sort(np.sqrt(np.einsum("nmd,nmd->nm", diff, diff)), axis=1)[:, :k]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_topk_merge_equals_a_stable_sort(threads):
+    """The merge kernel on key blocks of awkward widths, with many exact ties and k up to m."""
+    rng = np.random.default_rng(threads)
+    previous = _kernels.set_threads(threads)
+    try:
+        for n, m, k, width in [(1, 1, 1, 1), (3, 10, 10, 3), (17, 101, 7, 13), (5, 64, 1, 64), (40, 90, 33, 7)]:
+            keys = rng.integers(0, 6, (n, m)).astype(np.float32)  # few values: ties everywhere
+            add = rng.integers(-2, 3, m).astype(np.float32)
+            dist = np.full((n, k), np.inf, np.float32)
+            ind = np.zeros((n, k), np.int64)
+            for j in range(0, m, width):
+                _kernels.topk_merge(np.ascontiguousarray(keys[:, j:j + width]), add[j:j + width], j, dist, ind)
+            full = keys + add
+            expected = np.argsort(full, axis=1, kind="stable")[:, :k]
+            np.testing.assert_array_equal(ind, expected, err_msg=f"{n}x{m} k={k} width={width}")
+            np.testing.assert_array_equal(dist, np.take_along_axis(full, expected, axis=1))
+    finally:
+        _kernels.set_threads(previous)
+
+
+@pytest.mark.parametrize("kind", ["bytes", "tied_bytes", "floats", "tied_floats"])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_compiled_l2_search_equals_numpy_reference(kind, n_jobs, monkeypatch):
+    """Same neighbours (and distances) from the compiled selection as from the NumPy path when
+    both compute the same key blocks (a budget that holds everything); with budgets small
+    enough to split queries, training rows and key blocks unevenly, the k distances found
+    are still the k smallest (the matrix products of other block shapes may round near-ties
+    differently, so the order of near-equal neighbours is not compared there)."""
+    for n, m, d, k, _, _ in SHAPES:
+        Q, X = make(kind, n, m, d, seed=11 + n + m)
+        y = np.arange(m) % 3
+        for budget in (2_000, 50_000, 10**8):
+            est = KNearestNeighbor(k=k, metric="l2", n_jobs=n_jobs, max_memory=budget).fit(X, y, 3)
+            d_c, i_c = est.kneighbors(Q)
+            assert est.backend_ == "numba"
+            with monkeypatch.context() as patch:
+                patch.setattr(_kernels, "available", lambda: False)
+                d_r, i_r = est.kneighbors(Q)
+            assert est.backend_ == "numpy"
+            if budget == 10**8:
+                np.testing.assert_array_equal(i_c, i_r, err_msg=f"{kind} {n}x{m}x{d} k={k}")
+                np.testing.assert_array_equal(d_c, d_r)
+            # The keys are float32 (the centring makes even byte data inexact), so the brute
+            # force may order near-ties differently; the distances found must still be the k smallest.
+            np.testing.assert_allclose(d_c, brute_l2_distances(Q, X, k), rtol=1e-4, atol=1e-3)
