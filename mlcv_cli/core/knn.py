@@ -216,14 +216,28 @@ class KNearestNeighbor(ParamsMixin):
         # float32 training rows are kept centred for the reference paths; uint8 rows are
         # centred one block at a time (_search_rows), so the model stays uint8-sized.
         self._X_search = self.X_train_ - self._shift if self.X_train_.dtype == np.float32 else None
-        M, step = self.X_train_.shape[0], 4096
-        self._sum_train = np.empty(M, np.float32)
-        for j in range(0, M, step):
-            rows = self._search_rows(j, j + step)
-            self._sum_train[j:j + step] = (np.einsum("md,md->m", rows, rows)
-                                           if self.metric == "l2" else rows.sum(axis=1))
+        # Squared norms (L2) or sums (L1) of the centred training rows. uint8 rows would need a
+        # conversion pass of their own, so they are computed by the first search that converts
+        # them anyway (the compiled L1 kernel never needs them).
+        self._sum_train = None if self._X_search is None else self._row_sums(self._X_search)
         self._fit_metric = self.metric
         return self
+
+    def _row_sums(self, rows):
+        """Per-row squared norms (L2) or sums (L1) of centred float32 rows: float32 (n,)."""
+        if self.metric == "l2":
+            return np.einsum("md,md->m", rows, rows)
+        return rows.sum(axis=1)
+
+    def _train_sums(self):
+        """_row_sums of every centred training row, computed on first use."""
+        if self._sum_train is None:
+            M, step = self.X_train_.shape[0], 4096
+            sums = np.empty(M, np.float32)
+            for j in range(0, M, step):
+                sums[j:j + step] = self._row_sums(self._search_rows(j, j + step))
+            self._sum_train = sums
+        return self._sum_train
 
     def _search_rows(self, start, stop):
         """Training rows start:stop, centred, as float32 (a view when stored as float32)."""
@@ -298,7 +312,7 @@ class KNearestNeighbor(ParamsMixin):
                 best = None
                 for j in range(0, M, m_step):
                     key = q @ self._search_rows(j, j + m_step).T
-                    key += self._sum_train[j:j + m_step]
+                    key += self._train_sums()[j:j + m_step]
                     best = _merge(best, _topk_rows(key, min(k, key.shape[1]), j), k)
                 ind[i:i + q_step] = best[1]
             if not exact_distances:
@@ -321,12 +335,17 @@ class KNearestNeighbor(ParamsMixin):
         best_d = np.full((n, k), np.inf, np.float32)
         best_i = np.zeros((n, k), np.int64)
         key = np.empty((min(q_block, n), min(m_step, M)), np.float32)
+        sums = self._sum_train
+        if sums is None:  # filled chunk by chunk below, from the rows converted for the search
+            sums = np.empty(M, np.float32)
         threads = (os.cpu_count() or 1) if self.n_jobs is None else int(self.n_jobs)
         previous = _kernels.set_threads(threads)
         try:
             for j in range(0, M, m_step):
                 rows = self._search_rows(j, j + m_step)
-                add = self._sum_train[j:j + m_step]
+                add = sums[j:j + m_step]
+                if self._sum_train is None:
+                    add[:] = self._row_sums(rows)
                 for a in range(0, n, q_block):
                     block = key[:min(q_block, n - a), :rows.shape[0]]
                     np.matmul(q[a:a + q_block], rows.T, out=block)
@@ -338,6 +357,7 @@ class KNearestNeighbor(ParamsMixin):
             return None
         finally:
             _kernels.set_threads(previous)
+        self._sum_train = sums
         return best_i
 
     def _kneighbors_l1_compiled(self, Q, k):
@@ -392,6 +412,7 @@ class KNearestNeighbor(ParamsMixin):
         dist = np.empty((N, k))
         ind = np.empty((N, k), np.int64)
         ones = np.ones(D, np.float32)
+        sums = self._train_sums()
 
         def run(i):
             q = np.subtract(Q[i:i + q_step], self._shift, dtype=np.float32)
@@ -413,7 +434,7 @@ class KNearestNeighbor(ParamsMixin):
                 key = smin
                 key *= np.float32(-2)
                 key += sum_q[:, None]
-                key += self._sum_train[j:j + m_step]
+                key += sums[j:j + m_step]
                 best = _merge(best, _topk_rows(key, min(k, key.shape[1]), j), k)
             dist[i:i + q_step] = np.maximum(best[0], 0)
             ind[i:i + q_step] = best[1]
