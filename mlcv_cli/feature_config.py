@@ -45,6 +45,7 @@ PARAMS = {
         "encoder": _p("triangle", str, "triangle, or soft_threshold with alpha", choices=("triangle", "soft_threshold")),
         "alpha": _p(0.5, float, "soft_threshold: the threshold", low=0.0),
         "pooling": _p("quadrants", str, "sum over the 4 image quadrants, or over the whole image", choices=("quadrants", "global")),
+        "mirror": _p(False, bool, "also encode each image's left-right mirror image and average the two (flip-invariant features; twice the encoding time)"),
     },
 }
 TYPES = tuple(PARAMS)

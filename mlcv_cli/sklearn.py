@@ -408,7 +408,7 @@ class KMeansFeatures(_ImageFeatures):
 
     def __init__(self, num_centroids=1600, patch_size=6, stride=1, contrast_eps=10.0, whiten=True, whiten_eps=0.1,
                  num_patches=400_000, iterations=10, encoder="triangle", alpha=0.5, pooling="quadrants",
-                 max_memory=DEFAULT_MAX_MEMORY, random_state=0, image_shape=None):
+                 mirror=False, max_memory=DEFAULT_MAX_MEMORY, random_state=0, image_shape=None):
         self.num_centroids = num_centroids
         self.patch_size = patch_size
         self.stride = stride
@@ -420,6 +420,7 @@ class KMeansFeatures(_ImageFeatures):
         self.encoder = encoder
         self.alpha = alpha
         self.pooling = pooling
+        self.mirror = mirror
         self.max_memory = max_memory
         self.random_state = random_state
         self.image_shape = image_shape

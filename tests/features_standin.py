@@ -8,7 +8,7 @@ class StandinKMeans:
     triangle-style activation of each image quadrant's mean colour against each centroid."""
 
     def __init__(self, num_centroids=4, patch_size=2, stride=1, contrast_eps=10.0, whiten=True, whiten_eps=0.1,
-                 num_patches=50, iterations=1, seed=0, encoder="triangle", alpha=0.5, pooling="quadrants"):
+                 num_patches=50, iterations=1, seed=0, encoder="triangle", alpha=0.5, pooling="quadrants", mirror=False):
         self.num_centroids = num_centroids
         self.patch_size = patch_size
         self.stride = stride

@@ -174,6 +174,33 @@ def test_transform_against_loop_reference(monkeypatch, compiled, encoder, poolin
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_mirror_averages_the_codes_of_the_image_and_its_mirror_image(monkeypatch, compiled):
+    if not compiled:
+        monkeypatch.setattr(_kernels, "available", lambda: False)
+    extractor, arrays = _fitted(C=3, stride=2)
+    extractor.mirror = True
+    images = _images(4, 8, 7, 3, seed=8)
+    mirrored = np.stack([np.array([[row[c] for c in reversed(range(len(row)))] for row in img]) for img in images])
+    want = 0.5 * (_loop_features(images, arrays, 3, 2, "triangle", 0.3, "quadrants", True)
+                  + _loop_features(mirrored, arrays, 3, 2, "triangle", 0.3, "quadrants", True))
+    got = extractor.transform(images)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    # Flip-invariant: a mirrored image has exactly the features of the original.
+    np.testing.assert_array_equal(extractor.transform(np.ascontiguousarray(images[:, :, ::-1])), got)
+    # Round trip through the stored state keeps the parameter.
+    again = KMeansFeatures.from_state(extractor.get_params(), extractor.state())
+    assert again.mirror is True
+    np.testing.assert_array_equal(again.transform(images), got)
+
+
+def test_mirror_must_be_a_boolean():
+    extractor, _ = _fitted()
+    extractor.mirror = "yes"
+    with pytest.raises(ValueError, match="mirror: expected true or false"):
+        extractor.check((8, 7, 3))
+
+
 @pytest.mark.parametrize("encoder", ["triangle", "soft_threshold"])
 def test_compiled_kernel_matches_numpy_reference(encoder):
     rng = np.random.default_rng(5)
