@@ -1,7 +1,7 @@
 """Feature extractors on the CIFAR-10 JPEG training set (40,000 train / 10,000 test): accuracy, stage times, memory.
 
 Usage: python bench/bench_features.py [--zip PATH] [--only hog,kmeans] [--centroids 1600,4000]
-       [--num-train N] [--num-test N] [--reg R] [--kmeans-iterations N] [--no-sklearn]
+       [--num-train N] [--num-test N] [--reg R] [--kmeans-iterations N] [--mirror] [--no-sklearn]
 Prints, per path: stage times, the encoding time against the bare float32 matrix products it
 needs (measured in the same run), the encoding's peak memory beyond its output, mlcv's
 softmax (L-BFGS) accuracy and scikit-learn's LogisticRegression(lbfgs) on the same features.
@@ -124,7 +124,8 @@ def bench_hog(X_train, y_train, X_test, y_test, args):
 
 def bare_products(extractor, images):
     """Time of the float32 (patches x d) @ (d x K) products that encoding these images needs,
-    with NumPy's BLAS on all cores, in the same blocks of images as the encoder."""
+    with NumPy's BLAS on all cores, in the same blocks of images as the encoder (twice as
+    many with mirror: the mirror images are encoded too)."""
     rows, cols = patch_grid(images.shape[1:], extractor.patch_size, extractor.stride)
     d = extractor.patch_size ** 2 * images.shape[3]
     K = extractor.num_centroids
@@ -134,17 +135,19 @@ def bare_products(extractor, images):
     Ct = np.ascontiguousarray(extractor.centroids_.T)
     G = np.empty((per_block * P, K), np.float32)
     t = time.perf_counter()
-    for start in range(0, len(images), per_block):
-        n = min(per_block, len(images) - start) * P
-        np.matmul(X[:n], Ct, out=G[:n])
+    for _ in range(2 if extractor.mirror else 1):
+        for start in range(0, len(images), per_block):
+            n = min(per_block, len(images) - start) * P
+            np.matmul(X[:n], Ct, out=G[:n])
     return time.perf_counter() - t
 
 
 def bench_kmeans(X_train, y_train, X_test, y_test, K, args):
-    print(f"k-means features, {K} centroids")
+    print(f"k-means features, {K} centroids, {args.kmeans_iterations} k-means iterations"
+          + (", mirror (each image and its mirror image, averaged)" if args.mirror else ""))
     stages = Stages()
     ex = KMeansFeatures(num_centroids=K, patch_size=6, stride=1, num_patches=args.patches,
-                        iterations=args.kmeans_iterations, seed=0)
+                        iterations=args.kmeans_iterations, seed=0, mirror=args.mirror)
     stages.run("fit dictionary", ex.fit, X_train)
     F_test, peak = stages.run("encode test", traced, ex.transform, X_test)
     print(f"  peak memory of encoding the test images: {peak / MiB:.0f} MiB, of which the feature "
@@ -161,7 +164,8 @@ def bench_kmeans(X_train, y_train, X_test, y_test, K, args):
           f"{stages.cpu['encode train'] + stages.cpu['encode test']:.1f} s cpu")
     standardize(F_train, F_test)
     if args.save_features:
-        tag = f"kmeans{K}" + ("" if args.kmeans_iterations == 10 else f"i{args.kmeans_iterations}")
+        tag = (f"kmeans{K}" + ("" if args.kmeans_iterations == 10 else f"i{args.kmeans_iterations}")
+               + ("m" if args.mirror else ""))
         np.save(os.path.join(args.save_features, f"{tag}_train.npy"), F_train)
         np.save(os.path.join(args.save_features, f"{tag}_test.npy"), F_test)
     acc = linear_models(stages, F_train, y_train, F_test, y_test, args.reg, args.iterations, not args.no_sklearn)
@@ -180,6 +184,8 @@ def main():
     parser.add_argument("--num-test", type=int, default=10000)
     parser.add_argument("--patches", type=int, default=400_000)
     parser.add_argument("--kmeans-iterations", type=int, default=10, help="k-means (Lloyd) iterations")
+    parser.add_argument("--mirror", action="store_true",
+                        help="encode each image and its mirror image, averaged (features.N.mirror)")
     parser.add_argument("--reg", default="1e-3", help="mlcv reg for the k-means features; several "
                         "(comma-separated): the best on 5,000 held-out training images")
     parser.add_argument("--hog-reg", default="1e-3", help="mlcv reg for HOG + colour histogram (as --reg)")
