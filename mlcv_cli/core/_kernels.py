@@ -178,7 +178,7 @@ def topk_merge(key, col_add, offset, dist, ind):
             for t in range(t0, t1):
                 s = row[t] + col_add[t]
                 g = offset + t
-                if g < k or s < worst:
+                if g < k or s < worst:  # the insertion of l1_kneighbors
                     pos = min(g, k - 1)
                     while pos > 0 and dist[q, pos - 1] > s:
                         dist[q, pos] = dist[q, pos - 1]

@@ -329,7 +329,6 @@ class KNearestNeighbor(ParamsMixin):
         """Indices (n, k) of the k smallest keys for the prepared queries q (-2 (x - shift)),
         each training chunk converted once and every key block merged by the compiled kernel;
         None when the kernel cannot run (the caller then uses the reference)."""
-        global _compiled_failure
         n = q.shape[0]
         M = self.X_train_.shape[0]
         best_d = np.full((n, k), np.inf, np.float32)
@@ -338,9 +337,8 @@ class KNearestNeighbor(ParamsMixin):
         sums = self._sum_train
         if sums is None:  # filled chunk by chunk below, from the rows converted for the search
             sums = np.empty(M, np.float32)
-        threads = (os.cpu_count() or 1) if self.n_jobs is None else int(self.n_jobs)
-        previous = _kernels.set_threads(threads)
-        try:
+
+        def run():
             for j in range(0, M, m_step):
                 rows = self._search_rows(j, j + m_step)
                 add = sums[j:j + m_step]
@@ -350,6 +348,21 @@ class KNearestNeighbor(ParamsMixin):
                     block = key[:min(q_block, n - a), :rows.shape[0]]
                     np.matmul(q[a:a + q_block], rows.T, out=block)
                     _kernels.topk_merge(block, add, j, best_d[a:a + q_block], best_i[a:a + q_block])
+            return True
+
+        if self._compiled(run) is None:
+            return None
+        self._sum_train = sums
+        return best_i
+
+    def _compiled(self, run):
+        """run() with the compiled kernels on n_jobs threads; None when they fail on this
+        machine (the reason is kept, and every later search uses the NumPy reference)."""
+        global _compiled_failure
+        threads = (os.cpu_count() or 1) if self.n_jobs is None else int(self.n_jobs)
+        previous = _kernels.set_threads(threads)
+        try:
+            return run()
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:  # a compiler that fails on this machine: use the reference
@@ -357,12 +370,9 @@ class KNearestNeighbor(ParamsMixin):
             return None
         finally:
             _kernels.set_threads(previous)
-        self._sum_train = sums
-        return best_i
 
     def _kneighbors_l1_compiled(self, Q, k):
         """(distances, indices) from the compiled kernel, or None when it cannot run."""
-        global _compiled_failure
         X = self.X_train_
         N, D = Q.shape
         if k > _MAX_K_COMPILED or l1_backend()[0] != "numba":
@@ -383,19 +393,15 @@ class KNearestNeighbor(ParamsMixin):
             Q = np.array(Q, dtype=X.dtype, order="C")  # the one array type the kernel is compiled for
         ind = np.empty((N, k), np.int64)
         q_block, x_block = _l1_blocks(D, X.itemsize)
-        threads = (os.cpu_count() or 1) if self.n_jobs is None else int(self.n_jobs)
-        previous = _kernels.set_threads(threads)
-        try:
+
+        def run():
             for i in range(0, N, _L1_CALL_ROWS):
                 j = min(N, i + _L1_CALL_ROWS)
                 _kernels.l1_kneighbors(Q[i:j], X, k, q_block, x_block, dist[i:j], ind[i:j])
-        except (KeyboardInterrupt, MemoryError):
-            raise
-        except Exception as exc:  # a compiler that fails on this machine: use the reference
-            _compiled_failure = f"the compiled L1 kernel failed ({type(exc).__name__}: {exc})"
+            return True
+
+        if self._compiled(run) is None:
             return None
-        finally:
-            _kernels.set_threads(previous)
         return dist.astype(np.float64), ind
 
     def _kneighbors_l1(self, Q, k):
