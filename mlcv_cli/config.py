@@ -90,7 +90,7 @@ class TrainConfig:
     eps: float = _f(1e-8, kind=float, low=0.0, low_open=True, doc="adam/rmsprop/adagrad epsilon")
     init_scale: float = _f(1e-3, kind=float, low=0.0, high=1e3, low_open=True, doc="std of the random initial weights (at most 1000)")
     random_search_tries: int = _f(1000, kind=int, low=1, doc="random_search: random weight matrices tried")
-    checkpoint_every: int = _f(1, kind=int, low=0, doc="write a checkpoint every N epochs (0: only on interrupt)")
+    checkpoint_every: int = _f(1, kind=int, low=0, doc="write a checkpoint every N epochs (0: only on interrupt); lbfgs: every N iterations, at most one per 10 s")
 
 
 @dataclass(frozen=True)

@@ -181,3 +181,31 @@ def test_zip_names_are_utf8_when_valid(tmp_path):
         assert not any(i.flag_bits & 0x800 for i in z.infolist()) and "gr├╝n" in z.namelist()[0]
     ds, _ = load_folder(archive, size=8)
     assert ds.classes == ["grün", "öl"] and ds.train_y.tolist() == [0, 0, 1]
+
+
+def test_lbfgs_checkpoints_at_most_every_gap_seconds_and_still_on_a_stop(in_tmp, tiny, monkeypatch):
+    data = [a for item in [*tiny, "train.optimizer=lbfgs", "train.epochs=6", "model.reg=0.01"] for a in ("--set", item)]
+    writes, write = [], pipeline._write_checkpoint
+    monkeypatch.setattr(pipeline, "_write_checkpoint", lambda run, est: writes.append(est._iteration) or write(run, est))
+    monkeypatch.setattr(pipeline, "LBFGS_CHECKPOINT_GAP_S", 0.0)
+    every = run("train", "--config", ROOT / "configs/softmax.yaml", *data)
+    assert every.exit_code == 0, every.output
+    assert writes == [1, 2, 3, 4, 5]  # checkpoint_every: 1, no checkpoint after the last epoch
+    writes.clear()
+    monkeypatch.setattr(pipeline, "LBFGS_CHECKPOINT_GAP_S", 3600.0)
+    rare = run("train", "--config", ROOT / "configs/softmax.yaml", *data, "--json")
+    assert rare.exit_code == 0, rare.output
+    assert writes == []
+    # A stop by signal still writes its checkpoint at once, whatever the gap, and resumes exactly.
+    stops = iter([False, False, True])
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline._StopRequest, "__call__", lambda self: next(stops, True))
+        stopped = run("train", "--config", ROOT / "configs/softmax.yaml", *data, "--json")
+    assert stopped.exit_code == 143 and writes == [3]
+    rd = Path(json.loads(rare.stdout)["run_dir"]).parent
+    resumed = [p for p in rd.iterdir() if (p / "checkpoint.npz").exists()]
+    assert len(resumed) == 1
+    done = run("train", "--resume", resumed[0], "--json")
+    assert done.exit_code == 0, done.output
+    with np.load(resumed[0] / "model.npz") as a, np.load(Path(json.loads(rare.stdout)["run_dir"]) / "model.npz") as b:
+        assert np.array_equal(a["W"], b["W"]) and np.array_equal(a["b"], b["b"])
