@@ -44,6 +44,33 @@ def _flat(d, prefix=""):
     return out
 
 
+def _with_current_defaults(values: dict) -> dict:
+    """Recorded ``config_values`` as this mlcv resolves them: a parameter added by a newer mlcv
+    (absent from a run recorded before it existed) is filled in at its default, which is the
+    behaviour the run had, so it is not mistaken for an edit. Values this mlcv would refuse
+    are returned as they are (and then compare as edits)."""
+    from . import config as config_mod
+
+    nested = {}
+    for key, value in values.items():
+        # The known key that names this entry: cv.grid's own keys are dotted ("cv.grid.model.reg").
+        known = next((k for k in config_mod.KEYS if key == k or key.startswith(k + ".")), None)
+        if known is None:
+            return values
+        *parents, last = known.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        if key == known:
+            node[last] = value
+        else:
+            node.setdefault(last, {})[key[len(known) + 1:]] = value
+    try:
+        return _flat(config_mod.from_dict(nested).to_dict())
+    except MlcvError:
+        return values
+
+
 def inputs(ds, config_dict, plan=None) -> dict:
     """What meta.json records under "inputs": the fingerprints and the config's values."""
     rec = {"data": of_data(ds), "dataset": ds.name, "config": _sha(_canonical(config_dict)), "config_values": _flat(config_dict)}
@@ -69,6 +96,7 @@ def changes(recorded, current, asked=None) -> list:
         if not isinstance(old, dict):
             found.append("the saved config was edited")
         else:
+            old = _with_current_defaults(old)
             edits = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
                      if old.get(k) != new.get(k) and not (k in asked and new.get(k) == asked[k])]
             if edits:

@@ -320,3 +320,61 @@ def test_refit_of_a_finished_cv_refuses_a_reimported_dataset(env):
     result = mlcv("cv", "--resume", run, "--refit", "--json")
     assert result.exit_code == 0, result.output
     assert (run / "refit" / "model.npz").exists()
+
+
+def _as_before_mirror(config_dict):
+    """A resolved config as a run recorded it before features.N.mirror existed."""
+    old = json.loads(json.dumps(config_dict))
+    for step in old["features"]:
+        step.pop("mirror", None)
+    return old
+
+
+def test_a_parameter_added_later_at_its_default_is_not_an_edit():
+    from mlcv_cli import fingerprints
+
+    cfg = config.resolve("configs/kmeans-svm.yaml")  # a cv grid with dotted keys, a kmeans step
+    new = cfg.to_dict()
+    assert new["features"][0]["mirror"] is True and new["cv"]["grid"]
+    new["features"][0]["mirror"] = False
+    old = _as_before_mirror(new)
+    record = lambda d: {"data": "same", "dataset": "d", "config": fingerprints._sha(fingerprints._canonical(d)),  # noqa: E731
+                        "config_values": fingerprints._flat(d)}
+    assert record(old)["config"] != record(new)["config"]
+    assert fingerprints.changes(record(old), record(new)) == []
+    # The same parameter set to a value the old run could not have had is an edit, and so is any other.
+    new["features"][0]["mirror"] = True
+    assert "features" in fingerprints.changes(record(old), record(new))[0]
+    new["features"][0]["mirror"] = False
+    new["features"][0]["num_centroids"] = 7
+    assert "features" in fingerprints.changes(record(old), record(new))[0]
+
+
+def test_a_kmeans_run_from_before_mirror_resumes_from_its_cached_features(env):
+    tmp_path, _, _ = env
+    cfg = config.replace(_kmeans_cfg(tmp_path), {"features.0.num_patches": 200})
+
+    class TrainingSteps(_InterruptAfter):  # the real extractor reports progress too: count training only
+        def __call__(self, total, desc):
+            return self if desc.startswith("train") else _InterruptAfter(-1)
+
+    with pytest.raises(TrainingInterrupted):
+        pipeline.train(cfg, progress=TrainingSteps(3))
+    [run] = (tmp_path / "runs").iterdir()
+    # Rewrite what the run recorded as an mlcv without the mirror parameter would have.
+    from mlcv_cli import fingerprints
+
+    old = _as_before_mirror(yaml.safe_load((run / "config.yaml").read_text()))
+    (run / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    meta = json.loads((run / "meta.json").read_text())
+    meta["inputs"].update(config=fingerprints._sha(fingerprints._canonical(old)), config_values=fingerprints._flat(old))
+    (run / "meta.json").write_text(json.dumps(meta))
+    [entry] = (tmp_path / "data" / "features").glob("chain-*.npz")
+    result = mlcv("train", "--resume", run, "--json")
+    assert result.exit_code == 0, result.output
+    # The cache keys did not move: the fitted chain and the features were read back, nothing refitted.
+    assert list((tmp_path / "data" / "features").glob("chain-*.npz")) == [entry]
+    events = {e["what"]: e["cache"] for e in json.loads(result.stdout)["features"]["cache"]}
+    assert events["fit"] == events["train"] == "hit", events
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "done" and "inputs_changed" not in meta

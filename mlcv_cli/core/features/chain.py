@@ -116,8 +116,17 @@ class FeatureChain:
     # -- state ----------------------------------------------------------------------------------
 
     def spec(self):
-        """The hyperparameters as JSON-able data: {"steps": [{"type": ..., **params}], "standardize": ...}."""
-        return {"steps": [{"type": name, **params} for name, params in self.steps], "standardize": self.standardize}
+        """The hyperparameters as JSON-able data: {"steps": [{"type": ..., **params}], "standardize": ...}.
+
+        A parameter an extractor lists in ``ADDED_LATER`` is left out while it holds the value
+        that means "as before it existed": the spec, and so the cache keys and fingerprints,
+        of such a chain stay those of chains saved before the parameter was added.
+        """
+        steps = []
+        for name, params in self.steps:
+            before = getattr(registry.extractor_class(name), "ADDED_LATER", {})
+            steps.append({"type": name, **{k: v for k, v in params.items() if not (k in before and v == before[k])}})
+        return {"steps": steps, "standardize": self.standardize}
 
     def state(self):
         """Learned arrays, flat: '<step>.<name>' for each step's state, 'mean'/'scale' for standardisation."""

@@ -268,6 +268,9 @@ class KMeansFeatures(Extractor):
     max_memory of temporaries besides its output.
     """
 
+    ADDED_LATER = {"mirror": False}
+    """Parameters added after model files and feature caches existed, with their old behaviour."""
+
     def __init__(self, num_centroids=1600, patch_size=6, stride=1, contrast_eps=10.0, whiten=True,
                  whiten_eps=0.1, num_patches=400_000, iterations=10, seed=0, encoder="triangle",
                  alpha=0.5, pooling="quadrants", mirror=False, max_memory=DEFAULT_MAX_MEMORY):
