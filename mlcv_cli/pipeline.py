@@ -635,7 +635,8 @@ LBFGS_CHECKPOINT_GAP_S = 10.0
 """Least seconds between two periodic L-BFGS checkpoints. An L-BFGS epoch is one iteration, a
 fraction of a second, and its state holds 2 x 10 vectors the size of the weights: writing it
 after every iteration took two thirds of the training time (kmeans-svm on the sample). A
-stop by signal still checkpoints at once, so at most this much work is lost to a SIGKILL."""
+stop by signal still checkpoints at once, so a SIGKILL loses at most this much work plus one
+iteration (times checkpoint_every)."""
 
 
 def _fit_linear(cfg, est, run, X, y, X_val, y_val, C, state, progress):

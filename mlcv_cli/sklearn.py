@@ -60,7 +60,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
     k : int, neighbours that vote (>= 1).
     metric : "l2" or "l1".
     max_memory_mb : number, MiB the distance temporaries may use; the search is chunked to it.
-    n_jobs : threads for the L1 search (None: every core).
+    n_jobs : threads for the L1 search and the L2 selection (None: every core).
 
     Attributes: classes_ (C,), n_features_in_, model_ (the fitted core model).
 
@@ -408,7 +408,7 @@ class KMeansFeatures(_ImageFeatures):
 
     def __init__(self, num_centroids=1600, patch_size=6, stride=1, contrast_eps=10.0, whiten=True, whiten_eps=0.1,
                  num_patches=400_000, iterations=10, encoder="triangle", alpha=0.5, pooling="quadrants",
-                 mirror=False, max_memory=DEFAULT_MAX_MEMORY, random_state=0, image_shape=None):
+                 max_memory=DEFAULT_MAX_MEMORY, random_state=0, image_shape=None, mirror=False):
         self.num_centroids = num_centroids
         self.patch_size = patch_size
         self.stride = stride

@@ -58,19 +58,28 @@ def unavailable_reason():
     return _reason or ""
 
 
+class KernelFailed(RuntimeError):
+    """A kernel could not be compiled or failed on its first call on this machine."""
+
+
 def jit(**options):
     """Decorator: compile ``fn`` with numba.njit(cache=True, **options) on its first call.
 
     Calling a kernel when ``available()`` is False raises RuntimeError; callers check
-    ``available()`` first and use their NumPy reference instead.
+    ``available()`` first and use their NumPy reference instead. Until a kernel has run once,
+    any failure of it (a compiler that does not work here) is raised as KernelFailed, which
+    callers may answer with the reference; later errors are raised as they are.
     """
 
     def wrap(fn):
         compiled = None
+        proven = False
 
         @functools.wraps(fn)
         def call(*args):
-            nonlocal compiled
+            nonlocal compiled, proven
+            if proven:
+                return compiled(*args)
             if compiled is None:
                 nb = _load()
                 if nb is None:
@@ -79,7 +88,14 @@ def jit(**options):
                     compiled = nb.njit(cache=True, **options)(fn)
                 except RuntimeError:  # no writable cache location: compile on every run instead
                     compiled = nb.njit(**options)(fn)
-            return compiled(*args)
+            try:
+                out = compiled(*args)
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:
+                raise KernelFailed(f"{fn.__name__}: {type(exc).__name__}: {exc}") from exc
+            proven = True
+            return out
 
         call.py_func = fn  # the plain Python version, for tests on tiny inputs
         return call

@@ -121,16 +121,17 @@ def _plan(n, m, d, bytes_per_pair, budget, min_rows=256, convert=False):
     return q, min(m, m_chunk)
 
 
-def _plan_l2(n, m, d, budget, convert):
+def _plan_l2(n, m, d, k, budget, convert):
     """(query chunk, training chunk, query rows per key block) for the compiled L2 search.
 
-    The prepared float32 query chunk takes at most a quarter of the budget, a converted
+    The prepared float32 query chunk, with its k best so far (12 bytes each), takes at most a
+    quarter of the budget, a converted
     training chunk (uint8 rows) another quarter, and the float32 key block the rest. Each
     training chunk is converted once per query chunk, so a query set that fits its quarter
     (10,000 CIFAR images in 512 MiB) passes over the training rows once.
     """
     quarter = max(1, budget // 4)
-    q_step = max(1, min(n, quarter // (4 * d)))
+    q_step = max(1, min(n, quarter // (4 * d + 12 * k)))
     # The key block should hold at least 256 query rows (or all of them) for an efficient
     # matrix product; the training chunk is cut down to make room.
     rows = min(q_step, 256)
@@ -162,7 +163,8 @@ class KNearestNeighbor(ParamsMixin):
     over the training rows once per chunk of queries; without numba the NumPy selection runs.
 
     Neighbours are sorted by distance; equal distances are ordered by the smaller training
-    index, so results are deterministic. Vote ties go to the smallest class label.
+    index (for L2: equal float32 keys, which rows at the same true distance need not have),
+    so results are deterministic. Vote ties go to the smallest class label.
     """
 
     def __init__(self, k=1, metric="l2", max_memory=512 * 2**20, n_jobs=None):
@@ -219,13 +221,18 @@ class KNearestNeighbor(ParamsMixin):
         # Squared norms (L2) or sums (L1) of the centred training rows. uint8 rows would need a
         # conversion pass of their own, so they are computed by the first search that converts
         # them anyway (the compiled L1 kernel never needs them).
-        self._sum_train = None if self._X_search is None else self._row_sums(self._X_search)
         self._fit_metric = self.metric
+        self._sum_train = None if self._X_search is None else self._row_sums(self._X_search)
+        if self._sum_train is not None and not np.isfinite(self._sum_train).all():
+            raise ValueError(
+                "X has values too large for float32 distances (squared norms overflow); "
+                "scale the data down (e.g. standardize it) before fitting."
+            )
         return self
 
     def _row_sums(self, rows):
         """Per-row squared norms (L2) or sums (L1) of centred float32 rows: float32 (n,)."""
-        if self.metric == "l2":
+        if self._fit_metric == "l2":
             return np.einsum("md,md->m", rows, rows)
         return rows.sum(axis=1)
 
@@ -293,7 +300,7 @@ class KNearestNeighbor(ParamsMixin):
         convert = self._X_search is None
         compiled = k <= _MAX_K_COMPILED and _kernels.available() and not _compiled_failure
         if compiled:
-            q_step, m_step, q_block = _plan_l2(N, M, D, int(self.max_memory), convert)
+            q_step, m_step, q_block = _plan_l2(N, M, D, k, int(self.max_memory), convert)
         else:
             q_step, m_step = _plan(N, M, D, self._bytes_per_pair(k), int(self.max_memory), convert=convert)
         self.backend_ = "numba" if compiled else "numpy"
@@ -302,6 +309,9 @@ class KNearestNeighbor(ParamsMixin):
         for i in range(0, N, q_step):
             # -2 is folded into the queries (exact in binary) to save a pass over the block.
             q = np.subtract(Q[i:i + q_step], self._shift, dtype=np.float32)
+            if not np.isfinite(np.einsum("nd,nd->n", q, q)).all():
+                raise ValueError("X has values too large for float32 distances (squared norms overflow); "
+                                 "scale the queries like the training data.")
             q *= np.float32(-2)
             if compiled:
                 found = self._l2_select_compiled(q, k, m_step, q_block)
@@ -334,15 +344,16 @@ class KNearestNeighbor(ParamsMixin):
         best_d = np.full((n, k), np.inf, np.float32)
         best_i = np.zeros((n, k), np.int64)
         key = np.empty((min(q_block, n), min(m_step, M)), np.float32)
-        sums = self._sum_train
-        if sums is None:  # filled chunk by chunk below, from the rows converted for the search
-            sums = np.empty(M, np.float32)
+        # Filled chunk by chunk below from the rows converted for the search, and published
+        # only once complete; decided once, so another thread's search cannot change it midway.
+        fill = self._sum_train is None
+        sums = np.empty(M, np.float32) if fill else self._sum_train
 
         def run():
             for j in range(0, M, m_step):
                 rows = self._search_rows(j, j + m_step)
                 add = sums[j:j + m_step]
-                if self._sum_train is None:
+                if fill:
                     add[:] = self._row_sums(rows)
                 for a in range(0, n, q_block):
                     block = key[:min(q_block, n - a), :rows.shape[0]]
@@ -352,7 +363,8 @@ class KNearestNeighbor(ParamsMixin):
 
         if self._compiled(run) is None:
             return None
-        self._sum_train = sums
+        if fill:
+            self._sum_train = sums
         return best_i
 
     def _compiled(self, run):
@@ -363,10 +375,8 @@ class KNearestNeighbor(ParamsMixin):
         previous = _kernels.set_threads(threads)
         try:
             return run()
-        except (KeyboardInterrupt, MemoryError):
-            raise
-        except Exception as exc:  # a compiler that fails on this machine: use the reference
-            _compiled_failure = f"the compiled kernels failed ({type(exc).__name__}: {exc})"
+        except _kernels.KernelFailed as exc:  # a compiler that fails on this machine: use the reference
+            _compiled_failure = f"the compiled kernels failed ({exc})"
             return None
         finally:
             _kernels.set_threads(previous)

@@ -165,3 +165,67 @@ def test_compiled_l2_search_equals_numpy_reference(kind, n_jobs, monkeypatch):
             # The keys are float32 (the centring makes even byte data inexact), so the brute
             # force may order near-ties differently; the distances found must still be the k smallest.
             np.testing.assert_allclose(d_c, brute_l2_distances(Q, X, k), rtol=1e-4, atol=1e-3)
+
+
+def test_lazy_norms_follow_the_fitted_metric_and_a_racing_search():
+    """uint8 rows get their norms from the first search: computed for the metric of fit (not
+    one set later) and published whole, even when another search published them meanwhile."""
+    Q, X = make("bytes", 30, 300, 17, seed=21)
+    y = np.arange(300) % 3
+    clean = KNearestNeighbor(k=4, metric="l2", max_memory=20_000).fit(X, y, 3).kneighbors(Q)[1]
+    switched = KNearestNeighbor(k=4, metric="l2", max_memory=20_000).fit(X, y, 3)
+    switched.set_params(metric="l1")  # after fit: the search and the norms stay L2
+    np.testing.assert_array_equal(switched.kneighbors(Q)[1], clean)
+    racing = KNearestNeighbor(k=4, metric="l2", max_memory=20_000).fit(X, y, 3)
+    rows = racing._search_rows
+
+    def publish_midway(start, stop):
+        if start > 0 and racing._sum_train is None:  # another thread's search finished first
+            racing._sum_train = np.zeros(300, np.float32)
+        return rows(start, stop)
+
+    racing._search_rows = publish_midway
+    np.testing.assert_array_equal(racing.kneighbors(Q)[1], clean)
+    assert not np.any(racing._sum_train == 0)  # this search published none of it
+
+
+def test_values_too_large_for_float32_distances_are_refused():
+    Q, X = make("floats", 5, 40, 6, seed=22)
+    X[:2] *= 1e20
+    with pytest.raises(ValueError, match="too large for float32"):
+        KNearestNeighbor(k=3).fit(X, np.zeros(40, int), 1)
+    est = KNearestNeighbor(k=3).fit(X[2:], np.zeros(38, int), 1)
+    with pytest.raises(ValueError, match="too large for float32"):
+        est.kneighbors(Q.astype(np.float64) * 1e30)
+
+
+def test_l2_plan_counts_the_best_lists_in_the_budget():
+    budget = 512 * 2**20
+    for n, m, d, k in [(10_000, 40_000, 3072, 1024), (500_000, 40_000, 64, 100), (7, 5, 3, 5)]:
+        q_step, m_step, q_block = knn_mod._plan_l2(n, m, d, k, budget, convert=True)
+        used = q_step * (4 * d + 12 * k) + m_step * 4 * d + q_block * m_step * 4
+        assert used <= budget and min(q_step, m_step, q_block) >= 1, (n, m, d, k, q_step, m_step, q_block)
+
+
+def test_only_a_kernel_that_fails_falls_back(monkeypatch):
+    """A kernel that cannot run here switches to the reference; an error of the code around it
+    is raised, not hidden behind the fallback."""
+    Q, X = make("floats", 8, 50, 5, seed=23)
+    est = KNearestNeighbor(k=3).fit(X, np.zeros(50, int), 1)
+    expected = est.kneighbors(Q)[1]
+
+    def broken(*args):
+        raise _kernels.KernelFailed("topk_merge: LoweringError: no")
+
+    monkeypatch.setattr(_kernels, "topk_merge", broken)
+    monkeypatch.setattr(knn_mod, "_compiled_failure", "")
+    np.testing.assert_array_equal(est.kneighbors(Q)[1], expected)
+    assert est.backend_ == "numpy" and "LoweringError" in knn_mod.l1_backend()[1]
+    monkeypatch.setattr(knn_mod, "_compiled_failure", "")
+
+    def wrong(*args):
+        raise ValueError("a bug in the code around the kernel")
+
+    monkeypatch.setattr(_kernels, "topk_merge", wrong)
+    with pytest.raises(ValueError, match="a bug"):
+        est.kneighbors(Q)

@@ -273,7 +273,7 @@ class KMeansFeatures(Extractor):
 
     def __init__(self, num_centroids=1600, patch_size=6, stride=1, contrast_eps=10.0, whiten=True,
                  whiten_eps=0.1, num_patches=400_000, iterations=10, seed=0, encoder="triangle",
-                 alpha=0.5, pooling="quadrants", mirror=False, max_memory=DEFAULT_MAX_MEMORY):
+                 alpha=0.5, pooling="quadrants", max_memory=DEFAULT_MAX_MEMORY, mirror=False):
         self.num_centroids = num_centroids
         self.patch_size = patch_size
         self.stride = stride
