@@ -51,7 +51,8 @@ class LineProgress:
     def close(self):
         now = self.clock()
         if self.held is not None:  # the last epoch of a run that ended early (converged, stopped)
-            self._line(*self.held, now)
+            postfix, count = self.held
+            self._line(postfix, now, count)
         if self.total and self.count and (self.lines or now - self.start >= 1.0):
             self._line({"done": f"in {now - self.start:.1f} s"}, now)
 

@@ -86,6 +86,8 @@ def _lbfgs_log(total, epochs, seconds_each):
     lines = out.getvalue().splitlines()
     assert lines[-1].startswith(f"train softmax: {epochs}/{total} done in ")
     assert all(line.endswith("loss 1.5 val_acc 0.400") for line in lines[:-1])
+    # The amount is the step count of that epoch, for a held (written at close) epoch too.
+    assert all(line.split(": ")[1].split("/")[0] == line.split(" epoch ")[1].split("/")[0] for line in lines[:-1])
     return [int(line.split(" epoch ")[1].split("/")[0]) for line in lines[:-1]]
 
 
