@@ -36,7 +36,8 @@ def vote(neighbor_labels, num_classes):
 
 
 def l1_backend():
-    """Which L1 search runs: ("numba", "") or ("numpy", why the compiled kernel cannot run)."""
+    """Which kNN kernels run (the L1 search, and the L2 selection for k up to _MAX_K_COMPILED):
+    ("numba", "") or ("numpy", why the compiled kernels cannot run)."""
     if _compiled_failure:
         return "numpy", _compiled_failure
     if not _kernels.available():
@@ -298,7 +299,7 @@ class KNearestNeighbor(ParamsMixin):
         N, D = Q.shape
         M = self.X_train_.shape[0]
         convert = self._X_search is None
-        compiled = k <= _MAX_K_COMPILED and _kernels.available() and not _compiled_failure
+        compiled = k <= _MAX_K_COMPILED and l1_backend()[0] == "numba"
         if compiled:
             q_step, m_step, q_block = _plan_l2(N, M, D, k, int(self.max_memory), convert)
         else:
