@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, completion, output
+from . import __version__, cluster, completion, output
 from .errors import MlcvError, UsageError
 from .interrupts import EXIT_CODE, Terminated, exit_by_signal, sigterm_raises
 
@@ -364,7 +364,7 @@ def _print_train_summary(r):
 @click.option("--random", "random_n", type=click.IntRange(1, 10_000), help="Sample N random points (log scale for numbers) instead of the full grid (at most 10,000).")
 @click.option("--jobs", "n_jobs", default=1, show_default=True, type=click.IntRange(1), help="Local worker processes.")
 @click.option("--dask-scheduler", metavar="ADDRESS", help="Run the jobs on a Dask cluster (tcp://host:8786), or 'local' for a LocalCluster on 127.0.0.1.")
-@click.option("--dask-timeout", type=click.FloatRange(1, 3600), default=30, show_default=True, metavar="SECONDS",
+@click.option("--dask-timeout", type=click.FloatRange(1, 3600), default=cluster.DEFAULT_TIMEOUT, show_default=True, metavar="SECONDS",
               help="How long to wait for the Dask scheduler to answer, for a worker to join, or for workers to come back.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), shell_complete=completion.complete_run_dirs, help="Finish an interrupted cv run, skipping finished jobs.")
 @click.option("--refit", is_flag=True, help="Retrain the best setting on all training images and score the test split once.")
@@ -391,9 +391,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
     if plot:
         _require_matplotlib()
     if dask_scheduler:
-        from .cluster import check_address
-
-        check_address(dask_scheduler)
+        cluster.check_address(dask_scheduler)
     progress = _progress_factory(not as_json)
     if resume_dir:
         if config_path or overrides or model_type or grid_items or folds:
