@@ -74,8 +74,15 @@ def test_model_files_written_before_features_predict_identically(model):
     expected = np.load(DATA / "legacy-expected.npz")
     est = pipeline.estimator_from_file(mf)
     X = mf.chain.transform(expected["queries"])
-    scores = est.vote_counts(X) if model == "knn" else est.predict_proba(X)
-    np.testing.assert_array_equal(scores, expected[f"{model}_scores"])
+    if model == "knn":  # integer votes: exact on any machine
+        np.testing.assert_array_equal(est.vote_counts(X), expected["knn_scores"])
+        return
+    # The stored probabilities came from one BLAS kernel; another sums the 192 float32
+    # products of each score in another order, which moves a probability by a few float32
+    # ulps (seen: 6e-8 absolute). Bit-exactness is for two runs on one machine (resume tests).
+    proba, stored = est.predict_proba(X), expected["softmax_scores"]
+    np.testing.assert_allclose(proba, stored, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(proba.argmax(axis=1), stored.argmax(axis=1))
 
 
 @pytest.mark.parametrize("model", ["softmax", "svm", "knn"])
