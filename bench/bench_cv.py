@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcv_cli import config, crossval
+from mlcv_cli.config import settings as config
+from mlcv_cli.workflow.cv import crossval
 from mlcv_cli.core.knn import KNearestNeighbor
 from mlcv_cli.core.model_selection import stratified_kfold
-from mlcv_cli.datasets import load_sample
+from mlcv_cli.data import load_sample
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ZIP = REPO.parent / "shared" / "data" / "cifar10-train-jpeg.zip"  # or pass --zip
@@ -115,7 +116,7 @@ def main():
 
 
 def mlcv(*args):
-    return [sys.executable, "-m", "mlcv_cli.cli", *map(str, args)]
+    return [sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)]
 
 
 def full_sweep(args):
@@ -124,7 +125,7 @@ def full_sweep(args):
         t = time.perf_counter()
         subprocess.run(mlcv("download", "folder", args.zip, "--name", FULL_NAME, "--data-dir", data_dir), check=True)
         print(f"imported {args.zip} as {FULL_NAME} in {time.perf_counter() - t:.1f} s")
-    from mlcv_cli.datasets import load_imported
+    from mlcv_cli.data import load_imported
 
     ds = load_imported(data_dir, FULL_NAME)
     X, y = ds.train_x.reshape(len(ds.train_y), -1), np.asarray(ds.train_y, np.int64)

@@ -49,7 +49,7 @@ def write_digits(folder: Path, n_test=297, seed=0):
 
 
 def mlcv(*args, cwd):
-    cmd = [sys.executable, "-c", "from mlcv_cli.cli import main; main()", *map(str, args)]
+    cmd = [sys.executable, "-c", "from mlcv_cli.cli.app import main; main()", *map(str, args)]
     out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"mlcv {' '.join(map(str, args))} failed:\n{out.stderr}")

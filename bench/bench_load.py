@@ -15,8 +15,8 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from mlcv_cli.datasets import Dataset, load_cifar10, load_folder, save_cache  # noqa: E402
-from mlcv_cli.datasets.cifar10 import CACHE_NAME, CLASSES  # noqa: E402
+from mlcv_cli.data import Dataset, load_cifar10, load_folder, save_cache  # noqa: E402
+from mlcv_cli.data.cifar10 import CACHE_NAME, CLASSES  # noqa: E402
 
 
 def build_fake_cache(data_dir, seed=0):

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcv_cli import config as config_mod
-from mlcv_cli import runlist
+from mlcv_cli.config import settings as config_mod
+from mlcv_cli.runs import listing as runlist
 
 
 def write_runs(root: Path, n: int, n_classes: int):
@@ -94,7 +94,7 @@ def main():
                 fn()
             return run
 
-        mlcv = [sys.executable, "-c", "from mlcv_cli.cli import main; main()"]
+        mlcv = [sys.executable, "-c", "from mlcv_cli.cli.app import main; main()"]
 
         def command(*extra):
             subprocess.run([*mlcv, "runs", str(root), "--sort", "test", *extra], check=True, capture_output=True)

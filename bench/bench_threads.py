@@ -18,8 +18,11 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from mlcv_cli import config, crossval, pipeline, threads
-from mlcv_cli.datasets import load_folder
+from mlcv_cli.config import settings as config
+from mlcv_cli.workflow.cv import crossval
+from mlcv_cli.workflow import pipeline
+from mlcv_cli.system import threads
+from mlcv_cli.data import load_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

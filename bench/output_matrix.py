@@ -41,7 +41,7 @@ def run(cwd, args, mode):
             to_close.append(w)
         else:
             handles[name] = subprocess.PIPE
-    proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli", *map(str, args)], cwd=cwd, stdout=handles["stdout"],
+    proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], cwd=cwd, stdout=handles["stdout"],
                             stderr=handles["stderr"], text=True, preexec_fn=lambda: [os.close(fd) for fd in closed])
     for h in to_close:
         h.close() if hasattr(h, "close") else os.close(h)

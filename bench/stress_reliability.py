@@ -59,7 +59,7 @@ class Procs:
         out = self.work / "logs" / f"{len(self.logs):04d}-{kind}"
         env = dict(os.environ, MLCV_DATA_DIR=str(self.data))
         env.pop("MLCV_DEBUG", None)
-        proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli", *map(str, args)], cwd=self.work, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], cwd=self.work, env=env,
                                 stdout=open(f"{out}.out", "w"), stderr=open(f"{out}.err", "w"))
         # Half the processes are SIGKILLed at a random moment of their life (start-up included).
         proc.kill_at = time.time() + rng.uniform(1, 20) if rng is not None and rng.random() < 0.5 else None
@@ -83,7 +83,7 @@ class Procs:
 def run_cli(args, data, cwd):
     env = dict(os.environ, MLCV_DATA_DIR=str(data))
     env.pop("MLCV_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli", *map(str, args)], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
 
 
@@ -140,8 +140,8 @@ def chaos(work, data, folders, seconds, parallel, rng):
 
 
 def settle_and_check(work, data, folders, refs, procs):
-    from mlcv_cli.datasets import load_folder, load_imported
-    from mlcv_cli import fingerprints
+    from mlcv_cli.data import load_folder, load_imported
+    from mlcv_cli.runs import fingerprints
 
     problems = []
     report = {"processes": procs.started, "sigkilled": procs.killed}

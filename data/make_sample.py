@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcv_cli.datasets.images import read_image
+from mlcv_cli.data.images import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 

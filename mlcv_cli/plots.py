@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic
+from .system import atomic
 from .errors import MlcvError, UsageError
 
 
@@ -412,7 +412,8 @@ def plot_hog(hog, images, labels, classes, out_path) -> str:
 
 def plot_features(run_dir, want) -> list:
     """filters.png for a k-means step, hog.png (on a few test images) for a HOG step."""
-    from . import modelfile, pipeline
+    from .models import modelfile
+    from .workflow import pipeline
 
     mf = modelfile.load(run_dir / "model.npz")
     made = []
@@ -453,7 +454,7 @@ def plot_run(run_dir, which=None) -> list:
         made.extend(plot_features(run_dir, want))
     # Weights are images only when the features are the pixels themselves.
     if "templates" in want and (run_dir / "model.npz").exists() and model_type in ("svm", "softmax") and steps == ["pixels"]:
-        from . import modelfile
+        from .models import modelfile
 
         made.append(plot_templates(modelfile.load(run_dir / "model.npz"), run_dir / "templates.png"))
     if "confusion" in want and (run_dir / "metrics.json").exists():

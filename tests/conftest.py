@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlcv_cli import datasets
+from mlcv_cli import data as datasets
 
 _SHIPPED_SAMPLE = datasets.SAMPLE_ZIP
 _decoded_samples = {}  # image size -> the shipped sample's Dataset, arrays read-only

@@ -2,7 +2,7 @@
 
 import os
 
-from mlcv_cli import atomic
+from mlcv_cli.system import atomic
 
 
 def test_remove_temporaries_takes_what_a_killed_writer_leaves_and_nothing_else(tmp_path):

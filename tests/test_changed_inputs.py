@@ -12,8 +12,9 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from mlcv_cli import config, pipeline
-from mlcv_cli.cli import cli
+from mlcv_cli.config import settings as config
+from mlcv_cli.workflow import pipeline
+from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import TrainingInterrupted
 
 SIDE = 8
@@ -331,7 +332,7 @@ def _as_before_mirror(config_dict):
 
 
 def test_a_parameter_added_later_at_its_default_is_not_an_edit():
-    from mlcv_cli import fingerprints
+    from mlcv_cli.runs import fingerprints
 
     cfg = config.resolve("configs/kmeans-svm.yaml")  # a cv grid with dotted keys, a kmeans step
     new = cfg.to_dict()
@@ -362,7 +363,7 @@ def test_a_kmeans_run_from_before_mirror_resumes_from_its_cached_features(env):
         pipeline.train(cfg, progress=TrainingSteps(3))
     [run] = (tmp_path / "runs").iterdir()
     # Rewrite what the run recorded as an mlcv without the mirror parameter would have.
-    from mlcv_cli import fingerprints
+    from mlcv_cli.runs import fingerprints
 
     old = _as_before_mirror(yaml.safe_load((run / "config.yaml").read_text()))
     (run / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlcv_cli.cli import cli
+from mlcv_cli.cli.app import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "data.num_train=400", "--set", "data.num_val=100", "--set", "data.num_test=200"]
@@ -144,9 +144,9 @@ def test_console_script_exit_codes(in_tmp):
     import subprocess
     import sys
 
-    bad = subprocess.run([sys.executable, "-m", "mlcv_cli.cli", "train", "--model", "knn", "--set", "model.k=-3"], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", "train", "--model", "knn", "--set", "model.k=-3"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("Error: model.k") and "Traceback" not in bad.stderr
-    debug = subprocess.run([sys.executable, "-m", "mlcv_cli.cli", "--debug", "train", "--model", "knn", "--set", "model.k=-3"], capture_output=True, text=True)
+    debug = subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", "--debug", "train", "--model", "knn", "--set", "model.k=-3"], capture_output=True, text=True)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 

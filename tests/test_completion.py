@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mlcv_cli.cli import cli
+from mlcv_cli.cli.app import cli
 
 
 def complete(words, cword):

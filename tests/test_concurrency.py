@@ -35,12 +35,12 @@ def env():
 
 
 def start(*args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli", *map(str, args)], cwd=cwd, env=env(),
+    return subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], cwd=cwd, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli", *map(str, args)], cwd=cwd, env=env(),
+    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], cwd=cwd, env=env(),
                           capture_output=True, text=True, timeout=300)
 
 
@@ -121,7 +121,7 @@ def test_cv_resume_of_a_live_run_is_refused_naming_its_pid(folders, tmp_path):
 
 
 def _decoded(folder):
-    from mlcv_cli.datasets import load_folder
+    from mlcv_cli.data import load_folder
 
     ds, _ = load_folder(folder, size=SIDE)
     return ds
@@ -134,7 +134,7 @@ def _same(a, b):
 
 WORKER = """
 import hashlib, json, os, sys, time
-from mlcv_cli.datasets import import_folder, load_imported
+from mlcv_cli.data import import_folder, load_imported
 from mlcv_cli.errors import DataError
 role, data, folders, n, stop = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 def digest(ds):
@@ -165,7 +165,7 @@ def _worker(role, data, folders, n, stop):
 def _digest(folder):
     import hashlib
 
-    from mlcv_cli.datasets import load_folder
+    from mlcv_cli.data import load_folder
 
     ds, _ = load_folder(folder, size=SIDE)
     h = hashlib.sha256()
@@ -185,7 +185,7 @@ def test_concurrent_imports_of_one_name_all_succeed_and_leave_one_whole_import(f
     writers = [_worker("writer", data, folders[i:] + folders[:i], 5, tmp_path / "stop") for i in range(3)]
     outs = [w.communicate(timeout=300) for w in writers]
     assert [w.returncode for w in writers] == [0] * 3, outs
-    from mlcv_cli.datasets import load_imported
+    from mlcv_cli.data import load_imported
 
     reader = _worker("reader", data, folders, 1, tmp_path / "stop")
     [seen] = json.loads(reader.communicate(timeout=300)[0])
@@ -218,7 +218,7 @@ def test_readers_see_the_old_or_the_new_import_whole_while_it_is_replaced(folder
 
 PREPARE = """
 import sys
-from mlcv_cli.datasets.cifar10 import prepare_cifar10
+from mlcv_cli.data.cifar10 import prepare_cifar10
 print(prepare_cifar10(sys.argv[1], archive=sys.argv[2], md5=None, progress=False, records_per_batch=20)["status"])
 """
 
@@ -227,7 +227,7 @@ def test_concurrent_cifar10_imports_into_one_data_dir(tmp_path):
     import io
     import tarfile
 
-    from mlcv_cli.datasets.cifar10 import FOLDER, encode_batch
+    from mlcv_cli.data.cifar10 import FOLDER, encode_batch
 
     rng = np.random.default_rng(0)
     names = [f"{FOLDER}/data_batch_{i}.bin" for i in range(1, 6)] + [f"{FOLDER}/test_batch.bin"]
@@ -246,7 +246,7 @@ def test_concurrent_cifar10_imports_into_one_data_dir(tmp_path):
     assert [p.returncode for p in procs] == [0] * 4, outs
     statuses = sorted(o[0].strip() for o in outs)
     assert statuses.count("imported") >= 1 and set(statuses) <= {"imported", "cached"}
-    from mlcv_cli.datasets import load_cifar10
+    from mlcv_cli.data import load_cifar10
 
     ds = load_cifar10(data)
     assert np.array_equal(ds.test_x, batches[names[-1]][0])

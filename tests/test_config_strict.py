@@ -3,7 +3,7 @@
 import pytest
 from click.testing import CliRunner
 
-from mlcv_cli.cli import cli
+from mlcv_cli.cli.app import cli
 
 
 def mlcv(*args):

@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mlcv_cli import config, crossval
-from mlcv_cli.cli import cli as mlcv
+from mlcv_cli.config import settings as config
+from mlcv_cli.workflow.cv import crossval
+from mlcv_cli.cli.app import cli as mlcv
 from mlcv_cli.core.knn import KNearestNeighbor
 from mlcv_cli.core.model_selection import stratified_kfold
 from mlcv_cli.errors import ConfigError, UsageError
@@ -104,7 +105,7 @@ def test_refit_scores_test_split_into_same_run(tmp_path):
     assert result["refit"]["n_train"] == 500  # the data.num_train images the folds used (cv carves no val split)
     saved = config.resolve(refit / "config.yaml")  # what `mlcv train --resume` would use
     assert saved.model.k == result["best_params"]["model.k"] and saved.data.num_val == 0
-    from mlcv_cli import pipeline
+    from mlcv_cli.workflow import pipeline
 
     assert pipeline.evaluate(rd)["accuracy"] == result["refit"]["test_accuracy"]  # the cv dir finds its refit model
     assert (refit / "model.npz").is_file() and json.loads((refit / "meta.json").read_text())["status"] == "done"
@@ -112,7 +113,7 @@ def test_refit_scores_test_split_into_same_run(tmp_path):
 
 def test_resume_after_kill_skips_finished_jobs(tmp_path):
     runs = tmp_path / "runs"
-    args = [sys.executable, "-m", "mlcv_cli.cli", "cv", "--model", "softmax", "--folds", "3",
+    args = [sys.executable, "-m", "mlcv_cli.cli.app", "cv", "--model", "softmax", "--folds", "3",
             "--grid", "train.lr=0.001,0.003,0.01,0.03", "--set", "data.num_train=1500", "--set", "train.epochs=4",
             "--set", f"output.dir={runs}", "--json"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
@@ -147,7 +148,8 @@ def _assert_png(path, min_side=200):
 
 
 def test_plots(tmp_path, tiny):
-    from mlcv_cli import pipeline, plots
+    from mlcv_cli.workflow import pipeline
+    from mlcv_cli import plots
 
     def tiny_cfg(model, values):  # the plots do not need real images: the tiny folder loads at once
         return config.replace(config.resolve(None, tiny, model_type=model), {"output.dir": str(tmp_path / "runs"), **values})
@@ -170,7 +172,7 @@ def test_plots(tmp_path, tiny):
 
 def test_sigterm_marks_cv_interrupted_and_exits_143(tmp_path):
     runs = tmp_path / "runs"
-    args = [sys.executable, "-m", "mlcv_cli.cli", "cv", "--model", "softmax", "--folds", "3",
+    args = [sys.executable, "-m", "mlcv_cli.cli.app", "cv", "--model", "softmax", "--folds", "3",
             "--grid", "train.lr=0.001,0.003,0.01,0.03", "--set", "data.num_train=1500", "--set", "train.epochs=6",
             "--set", f"output.dir={runs}"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
@@ -187,7 +189,7 @@ def test_sigterm_marks_cv_interrupted_and_exits_143(tmp_path):
 
 def test_interrupted_refit_is_finished_by_cv_resume(in_tmp, tmp_path):
     runs = tmp_path / "runs"
-    cli = [sys.executable, "-m", "mlcv_cli.cli"]
+    cli = [sys.executable, "-m", "mlcv_cli.cli.app"]
     args = [*cli, "cv", "--model", "softmax", "--folds", "2", "--grid", "train.lr=0.01", "--refit",
             "--set", "data.num_train=1000", "--set", "train.epochs=60", "--set", f"output.dir={runs}"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlcv_cli.cli import cli
+from mlcv_cli.cli.app import cli
 
 pytest.importorskip("distributed")
 
@@ -69,7 +69,7 @@ def cluster(tmp_path):
 
 
 def _mlcv(args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli", *args], cwd=cwd, env=_env(), stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *args], cwd=cwd, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -109,7 +109,7 @@ def test_cv_survives_a_killed_worker_and_a_killed_scheduler(cluster, in_tmp, tmp
     kept = _jobs_done(runs2)
     assert kept >= 1
     assert json.loads((run / "meta.json").read_text())["status"] in ("failed", "interrupted")
-    resumed = subprocess.run([sys.executable, "-m", "mlcv_cli.cli", "cv", "--resume", str(run), "--json"],
+    resumed = subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", "cv", "--resume", str(run), "--json"],
                              cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout)

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlcv_cli import config, crossval
-from mlcv_cli.cli import cli
+from mlcv_cli.config import settings as config
+from mlcv_cli.workflow.cv import crossval
+from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import MlcvError
 
 pytest.importorskip("distributed")
@@ -212,7 +213,7 @@ class _SchedulerInfo:
 
 
 def test_worker_watch_counts_the_time_without_workers():
-    from mlcv_cli.cluster import WorkerWatch
+    from mlcv_cli.system.cluster import WorkerWatch
 
     client = _SchedulerInfo()
     watch = WorkerWatch(client, timeout=0.2, every=0)
@@ -226,7 +227,7 @@ def test_worker_watch_counts_the_time_without_workers():
 
 
 def test_jobs_waiting_on_a_cluster_without_workers_end_after_the_timeout():
-    from mlcv_cli.cluster import WorkerWatch
+    from mlcv_cli.system.cluster import WorkerWatch
 
     class NothingFinishes:
         def is_empty(self):

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from mlcv_cli import download
-from mlcv_cli.datasets import load_cifar10, prepare_cifar10
-from mlcv_cli.datasets.cifar10 import FOLDER, encode_batch
-from mlcv_cli.download import fetch
+from mlcv_cli.data import download
+from mlcv_cli.data import load_cifar10, prepare_cifar10
+from mlcv_cli.data.cifar10 import FOLDER, encode_batch
+from mlcv_cli.data.download import fetch
 from mlcv_cli.errors import DataError
 
 RECORDS = 20

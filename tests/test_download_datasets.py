@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from test_download import Handler, QuietServer  # the same local server as the CIFAR-10 tests
 
-from mlcv_cli.cli import cli
-from mlcv_cli.datasets import cifar100, idx
+from mlcv_cli.cli.app import cli
+from mlcv_cli.data import cifar100, idx
 from mlcv_cli.errors import DataError
 
 

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlcv_cli import config, crossval, pipeline
-from mlcv_cli.cli import cli
+from mlcv_cli.config import settings as config
+from mlcv_cli.workflow.cv import crossval
+from mlcv_cli.workflow import pipeline
+from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import ConfigError, TrainingInterrupted
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,7 +170,7 @@ def test_zip_names_are_utf8_when_valid(tmp_path):
 
     from PIL import Image
 
-    from mlcv_cli.datasets import load_folder
+    from mlcv_cli.data import load_folder
 
     def png(value):
         buf = io.BytesIO()

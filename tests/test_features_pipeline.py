@@ -12,8 +12,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 import features_standin
-from mlcv_cli import config, modelfile, pipeline
-from mlcv_cli.cli import cli
+from mlcv_cli.config import settings as config
+from mlcv_cli.models import modelfile
+from mlcv_cli.workflow import pipeline
+from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import ConfigError
 
 SIDE = 8

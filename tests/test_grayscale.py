@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mlcv_cli import modelfile
-from mlcv_cli.cli import cli
-from mlcv_cli.datasets import cifar100, idx
-from mlcv_cli.datasets.channels import is_gray, match_channels, to_gray, to_rgb
+from mlcv_cli.models import modelfile
+from mlcv_cli.cli.app import cli
+from mlcv_cli.data import cifar100, idx
+from mlcv_cli.data.channels import is_gray, match_channels, to_gray, to_rgb
 
 
 def run(*args):
@@ -125,8 +125,8 @@ def _folder(root, mode):
 
 @pytest.mark.parametrize("mode, channels, expected", [("L", None, 1), ("L", 3, 3), ("RGB", None, 3), ("RGB", 1, 1)])
 def test_image_folders_gray_detected_or_set(tmp_path, mode, channels, expected):
-    from mlcv_cli import config as config_mod
-    from mlcv_cli import pipeline
+    from mlcv_cli.config import settings as config_mod
+    from mlcv_cli.workflow import pipeline
 
     folder = _folder(tmp_path / "f", mode)
     sets = [f"data.path={folder}", "data.image_size=16"] + ([f"data.channels={channels}"] if channels else [])

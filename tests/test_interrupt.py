@@ -17,11 +17,11 @@ ARGS = ["train", "--config", str(ROOT / "configs/svm.yaml"), "--set", "data.num_
 
 
 def mlcv(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli", *args], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", *args], cwd=cwd, capture_output=True, text=True)
 
 
 def start_and_signal(cwd, signum):
-    proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli", *ARGS], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *ARGS], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list((cwd / "runs").glob("*/checkpoint.npz")):
         if proc.poll() is not None:

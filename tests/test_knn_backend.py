@@ -15,7 +15,7 @@ SMALL = ["--set", "data.num_train=300", "--set", "data.num_val=50", "--set", "da
 def mlcv(args, tmp_path, **env):
     environ = {**os.environ, "MLCV_DATA_DIR": str(tmp_path / "data"), **env}
     environ.pop("MLCV_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli", *map(str, args)], cwd=tmp_path, env=environ,
+    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], cwd=tmp_path, env=environ,
                           capture_output=True, text=True)
 
 
@@ -23,8 +23,8 @@ def test_help_and_linear_models_do_not_import_numba(tmp_path):
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from mlcv_cli.cli import cli\n"
-        "assert 'numba' not in sys.modules, 'import mlcv_cli.cli'\n"
+        "from mlcv_cli.cli.app import cli\n"
+        "assert 'numba' not in sys.modules, 'import mlcv_cli.cli.app'\n"
         "r = CliRunner().invoke(cli, ['--help'])\n"
         "assert r.exit_code == 0 and 'numba' not in sys.modules, 'mlcv --help'\n"
         f"r = CliRunner().invoke(cli, ['train', '--model', 'softmax', '--set', 'train.epochs=1', *{SMALL!r}])\n"
@@ -63,7 +63,7 @@ def test_cli_falls_back_to_numpy_with_a_note_and_the_same_answers(tmp_path):
 
 def test_knn_searches_raw_pixels_only_when_neighbours_cannot_change():
     from mlcv_cli.core.features.chain import FeatureChain
-    from mlcv_cli.pipeline import knn_searches_pixels
+    from mlcv_cli.workflow.pipeline import knn_searches_pixels
 
     pixels = [("pixels", {"scale": 1 / 255, "subtract_mean": True})]
     assert knn_searches_pixels("knn", FeatureChain(pixels))
@@ -76,8 +76,9 @@ def test_knn_searches_raw_pixels_only_when_neighbours_cannot_change():
 def test_saved_knn_model_keeps_its_memory_budget(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from mlcv_cli import modelfile, pipeline
-    from mlcv_cli.cli import cli
+    from mlcv_cli.models import modelfile
+    from mlcv_cli.workflow import pipeline
+    from mlcv_cli.cli.app import cli
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLCV_DATA_DIR", str(tmp_path / "data"))

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlcv_cli import config, crossval, memory, pipeline
-from mlcv_cli.cli import cli
+from mlcv_cli.config import settings as config
+from mlcv_cli.workflow.cv import crossval
+from mlcv_cli.system import memory
+from mlcv_cli.workflow import pipeline
+from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import ConfigError, MlcvError
 
 AS_LIMIT = 3 * 2**30  # address space for the child: plenty for mlcv, far from a gigabyte-sized grid
@@ -28,7 +31,7 @@ def _bounded_mlcv(cwd, *args, env=None):
     full_env = {**os.environ, "MLCV_DATA_DIR": str(cwd / "data"), **(env or {})}
     full_env.pop("MLCV_DEBUG", None)
     full_env.pop(memory.ENV, None) if memory.ENV not in (env or {}) else None
-    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli", *args], cwd=cwd, env=full_env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, preexec_fn=limit, timeout=120)
 
 

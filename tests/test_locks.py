@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from mlcv_cli import locks
+from mlcv_cli.system import locks
 
 HOLDER = """
 import sys, time
-from mlcv_cli import locks
+from mlcv_cli.system import locks
 with locks.hold(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mlcv_cli.cli import cli
-from mlcv_cli.datasets import import_folder, load_folder
+from mlcv_cli.cli.app import cli
+from mlcv_cli.data import import_folder, load_folder
 from mlcv_cli.errors import DataError
 
 SIDE = 8

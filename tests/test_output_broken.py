@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlcv_cli import output
-from mlcv_cli.datasets import import_folder
+from mlcv_cli.system import output
+from mlcv_cli.data import import_folder
 
 # A small imported folder loads in milliseconds (the shipped sample is decoded from JPEGs each run).
 TINY = ["--set", "data.dataset=folder", "--set", "data.path=tiny"]
@@ -64,7 +64,7 @@ def mlcv(cwd, *args, stdout="pipe", stderr="pipe"):
 
     env = {k: v for k, v in os.environ.items() if k != "MLCV_DEBUG"}
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli", *map(str, args)], cwd=cwd, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], cwd=cwd, env=env,
                                 stdout=handles["stdout"], stderr=handles["stderr"], preexec_fn=close_fds, text=True)
         for fd in extra:
             os.close(fd)
@@ -194,7 +194,7 @@ def test_a_hang_up_checkpoints_the_run_instead_of_killing_it(cwd):
     import signal
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli", "train", "--model", "softmax", *TINY,
+    proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", "train", "--model", "softmax", *TINY,
                              "--set", "train.epochs=5000", "--set", "train.checkpoint_every=1"],
                             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mlcv_cli import output
-from mlcv_cli.cli import cli
-from mlcv_cli.progress import LineProgress
+from mlcv_cli.system import output
+from mlcv_cli.cli.app import cli
+from mlcv_cli.system.progress import LineProgress
 
 # What a terminal would act on: C0/C1 controls (ESC starts colour and cursor sequences) and
 # the bidirectional overrides that reorder a line.

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlcv_cli import plots
-from mlcv_cli.cli import cli
+from mlcv_cli.cli.app import cli
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcv_cli import crossval
+from mlcv_cli.workflow.cv import crossval
 
 CV = ["cv", "--model", "softmax", "--folds", "2", "--jobs", "2", "--set", "train.batch_size=10",
       "--grid", "train.lr=1e-3,1e-2,1e-1", "--grid", "model.reg=1e-3,1e-2", "--set", "output.dir=runs"]
@@ -21,7 +21,7 @@ def _start(tmp_path, tiny, *extra):
     env = {**os.environ, "MLCV_DATA_DIR": str(tmp_path / "data")}
     env.pop("MLCV_DEBUG", None)
     sets = [a for item in tiny for a in ("--set", item)]
-    return subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli", *CV, *sets, *extra], cwd=tmp_path, env=env,
+    return subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *CV, *sets, *extra], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -96,7 +96,7 @@ def test_worker_killed_keeps_finished_jobs_and_resumes_to_the_same_result(tmp_pa
     plan, _ = crossval.read_plan(crossval.RunDir(run))
     by_id = {j["id"]: j for j in crossval.plan_jobs(crossval.config_mod.from_dict(plan["config"]), plan["points"])}
     ds_cfg = crossval.config_mod.from_dict(plan["config"])
-    from mlcv_cli import pipeline
+    from mlcv_cli.workflow import pipeline
 
     splits = pipeline.split_dataset(crossval.config_mod.replace(ds_cfg, {"data.num_val": 0}), pipeline.load_dataset(ds_cfg))
     again = crossval.run_job(by_id[kept[0]["id"]], plan, (splits.train_x, splits.train_y, len(splits.classes)))

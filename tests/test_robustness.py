@@ -24,9 +24,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mlcv_cli import atomic, download
-from mlcv_cli.cli import cli
-from mlcv_cli.runs import RunDir
+from mlcv_cli.system import atomic
+from mlcv_cli.data import download
+from mlcv_cli.cli.app import cli
+from mlcv_cli.runs.rundir import RunDir
 
 N_TRAIN, N_TEST, SIDE = 12, 4, 8
 
@@ -593,7 +594,7 @@ def test_divergence_stops_marks_failed_and_keeps_history(tmp_path, model):
 
 def test_two_runs_started_at_once_get_their_own_directories(tmp_path):
     folder = make_folder(tmp_path / "imgs")
-    cmd = [sys.executable, "-m", "mlcv_cli.cli", "train", "--model", "knn", *data_args(folder, tmp_path / "runs"), "--json"]
+    cmd = [sys.executable, "-m", "mlcv_cli.cli.app", "train", "--model", "knn", *data_args(folder, tmp_path / "runs"), "--json"]
     procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mlcv_cli.cli import cli
+from mlcv_cli.cli.app import cli
 
 SIDE = 8
 
@@ -171,7 +171,7 @@ def test_damaged_summary_is_refused_by_refit(finished_cv, tmp_path, summary):
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
     (copy / "cv_summary.json").write_text(json.dumps(summary))
-    from mlcv_cli import crossval
+    from mlcv_cli.workflow.cv import crossval
     from mlcv_cli.errors import MlcvError
 
     with pytest.raises(MlcvError, match="cv_summary.json"):
@@ -206,7 +206,8 @@ class _InterruptAfter:
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory):
     """An interrupted softmax run (adam, so the checkpoint holds optimizer state too)."""
-    from mlcv_cli import config, pipeline
+    from mlcv_cli.config import settings as config
+    from mlcv_cli.workflow import pipeline
     from mlcv_cli.errors import TrainingInterrupted
 
     base = tmp_path_factory.mktemp("train")
@@ -325,7 +326,7 @@ def test_a_run_left_running_by_a_killed_process_is_called_killed(done_train, tmp
     (copy / "meta.json").write_text(json.dumps({**meta, "status": "running", "pid": 999999}))
     result = mlcv("evaluate", copy)
     assert result.exit_code == 0 and "it was killed" in result.stderr
-    from mlcv_cli.runs import RunDir
+    from mlcv_cli.runs.rundir import RunDir
 
     with RunDir(copy).locked():  # while a process holds it, it is running, not killed
         assert RunDir(copy).is_live()

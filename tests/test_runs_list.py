@@ -13,9 +13,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mlcv_cli import config as config_mod
-from mlcv_cli import locks, runlist
-from mlcv_cli.cli import cli
+from mlcv_cli.config import settings as config_mod
+from mlcv_cli.system import locks
+from mlcv_cli.runs import listing as runlist
+from mlcv_cli.cli.app import cli
 
 SMALL = ["--set", "data.num_train=300", "--set", "data.num_val=100", "--set", "data.num_test=100"]
 

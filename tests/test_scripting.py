@@ -8,11 +8,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from mlcv_cli import cli as cli_mod
-from mlcv_cli import pipeline
-from mlcv_cli.cli import cli
+from mlcv_cli.cli import app as cli_mod
+from mlcv_cli.workflow import pipeline
+from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import TrainingInterrupted
-from mlcv_cli.progress import LineProgress
+from mlcv_cli.system.progress import LineProgress
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "data.num_train=400", "--set", "data.num_test=100"]
@@ -52,7 +52,7 @@ def test_success_json_says_done(in_tmp):
 
 
 def test_log_gets_a_line_per_epoch_when_stderr_is_not_a_terminal(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "mlcv_cli.cli", "train", "--model", "softmax", *SMALL,
+    proc = subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", "train", "--model", "softmax", *SMALL,
                            "--set", "train.epochs=3"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     epochs = [line for line in proc.stderr.splitlines() if line.startswith("train softmax:") and " epoch " in line]

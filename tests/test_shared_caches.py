@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlcv_cli import config, feature_config
-from mlcv_cli.cli import cli
-from mlcv_cli.feature_cache import FeatureStore
+from mlcv_cli.config import settings as config, features as feature_config
+from mlcv_cli.cli.app import cli
+from mlcv_cli.data.feature_cache import FeatureStore
 
 ENCODE = """
 import json, sys
 import numpy as np
-from mlcv_cli import config, feature_config
-from mlcv_cli.feature_cache import FeatureStore
+from mlcv_cli.config import features as feature_config, settings as config
+from mlcv_cli.data.feature_cache import FeatureStore
 cfg = config.resolve(model_type="softmax", overrides=["features.0.type=hog"])
 images = np.random.default_rng(int(sys.argv[2])).integers(0, 256, (600, 32, 32, 3), dtype=np.uint8)
 store = FeatureStore(sys.argv[1])
@@ -34,7 +34,7 @@ print(json.dumps([e["cache"] for e in store.events]))
 WRITE_FOREVER = """
 import sys
 import numpy as np
-from mlcv_cli.feature_cache import FeatureStore
+from mlcv_cli.data.feature_cache import FeatureStore
 store = FeatureStore(sys.argv[1])
 X = np.random.default_rng(0).random((150_000, 64), dtype=np.float32)
 i = 0
@@ -102,7 +102,7 @@ def test_what_a_killed_cache_writer_left_is_removed_by_the_next_writer(tmp_path)
 
 
 def _mlcv(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli", *map(str, args)], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
 
 

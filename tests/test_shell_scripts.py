@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MLCV = f"{shlex.quote(sys.executable)} -m mlcv_cli.cli"
+MLCV = f"{shlex.quote(sys.executable)} -m mlcv_cli.cli.app"
 
 
 def _default_sigint():
@@ -54,11 +54,11 @@ echo "loop went on"
 # Each command, made to receive the signal while it works (the command's pipeline call is
 # replaced by one that signals the process), inside a loop of two.
 COMMANDS = {
-    "download": ("mlcv_cli.datasets.cifar10", "prepare_cifar10", ["download", "cifar10"]),
-    "evaluate": ("mlcv_cli.pipeline", "evaluate", ["evaluate", "."]),
-    "predict": ("mlcv_cli.pipeline", "predict", ["predict", ".", "x.png"]),
-    "cv": ("mlcv_cli.crossval", "cross_validate", ["cv", "--model", "knn"]),
-    "train": ("mlcv_cli.pipeline", "train", ["train", "--model", "svm"]),
+    "download": ("mlcv_cli.data.cifar10", "prepare_cifar10", ["download", "cifar10"]),
+    "evaluate": ("mlcv_cli.workflow.pipeline", "evaluate", ["evaluate", "."]),
+    "predict": ("mlcv_cli.workflow.pipeline", "predict", ["predict", ".", "x.png"]),
+    "cv": ("mlcv_cli.workflow.cv.crossval", "cross_validate", ["cv", "--model", "knn"]),
+    "train": ("mlcv_cli.workflow.pipeline", "train", ["train", "--model", "svm"]),
 }
 
 
@@ -69,7 +69,7 @@ def _signalling_program(command, signum, to_group):
     return (
         f"import importlib, os, signal; m = importlib.import_module({module!r}); "
         f"setattr(m, {func!r}, lambda *a, **k: ({kill}, signal.pause())); "
-        f"from mlcv_cli.cli import main; main({argv!r})"
+        f"from mlcv_cli.cli.app import main; main({argv!r})"
     )
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from mlcv_cli import shipped
-from mlcv_cli.cli import cli
+from mlcv_cli.config import shipped
+from mlcv_cli.cli.app import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,10 +49,10 @@ def test_a_built_package_carries_the_configs_and_finds_them(tmp_path):
     empty = tmp_path / "elsewhere"
     empty.mkdir()
     env = {**os.environ, "PYTHONPATH": str(lib)}
-    used = subprocess.run([sys.executable, "-m", "mlcv_cli.cli", "train", "--config", "svm", "--print-config"], cwd=empty,
+    used = subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", "train", "--config", "svm", "--print-config"], cwd=empty,
                           env=env, capture_output=True, text=True, timeout=300)
     assert used.returncode == 0, used.stderr
     assert "type: svm" in used.stdout
-    where = subprocess.run([sys.executable, "-c", "from mlcv_cli import shipped; print(shipped.config_dir())"], cwd=empty,
+    where = subprocess.run([sys.executable, "-c", "from mlcv_cli.config import shipped; print(shipped.config_dir())"], cwd=empty,
                            env=env, capture_output=True, text=True, timeout=300)
     assert Path(where.stdout.strip()) == lib / "mlcv_cli/configs"

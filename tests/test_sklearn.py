@@ -21,8 +21,9 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlcv_cli import config, datasets
-from mlcv_cli.cli import cli
+from mlcv_cli.config import settings as config
+from mlcv_cli import data as datasets
+from mlcv_cli.cli.app import cli
 from mlcv_cli.core.knn import KNearestNeighbor
 from mlcv_cli.core.linear import LinearClassifier
 from mlcv_cli.core.features.color_hist import ColorHistogram
@@ -351,7 +352,7 @@ class NoSklearn(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, NoSklearn())
-import mlcv_cli, mlcv_cli.cli
+import mlcv_cli, mlcv_cli.cli.app
 from click.testing import CliRunner
 
 folder, out = sys.argv[1], sys.argv[2]
@@ -359,11 +360,11 @@ data = ["--set", "data.dataset=folder", "--set", f"data.path={folder}", "--set",
 codes = {}
 
 def run(name, *args):
-    r = CliRunner().invoke(mlcv_cli.cli.cli, list(args), prog_name="mlcv")
+    r = CliRunner().invoke(mlcv_cli.cli.app.cli, list(args), prog_name="mlcv")
     codes[name] = (r.exit_code, r.output[-300:])
     return r
 
-for cmd in sorted(mlcv_cli.cli.cli.commands):  # every command, including ones added later
+for cmd in sorted(mlcv_cli.cli.app.cli.commands):  # every command, including ones added later
     run(cmd + " --help", cmd, "--help")
 train = run("train", "train", "--model", "softmax", "--json", "--set", "train.epochs=1", "--set", "data.num_val=20", *data)
 run_dir = json.loads(train.stdout)["run_dir"]

@@ -8,8 +8,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mlcv_cli import config, datasets, pipeline
-from mlcv_cli.cli import cli
+from mlcv_cli.config import settings as config
+from mlcv_cli import data as datasets
+from mlcv_cli.workflow import pipeline
+from mlcv_cli.cli.app import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

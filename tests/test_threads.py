@@ -2,7 +2,8 @@
 
 from threadpoolctl import threadpool_info
 
-from mlcv_cli import config, pipeline
+from mlcv_cli.config import settings as config
+from mlcv_cli.workflow import pipeline
 
 
 def blas_threads():

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from mlcv_cli.datasets.cifar10 import FOLDER, encode_batch
+from mlcv_cli.data.cifar10 import FOLDER, encode_batch
 
 RECORDS = 20
 

@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from mlcv_cli.datasets.base import Dataset, load_cache, read_manifest, save_cache
+from mlcv_cli.data.base import Dataset, load_cache, read_manifest, save_cache
 from mlcv_cli.errors import DataError
 
 
@@ -112,7 +112,7 @@ def test_manifest_shape_mismatch(tmp_path):
 def test_failed_rewrite_keeps_the_previous_cache(tmp_path, monkeypatch):
     save_cache(tmp_path, small_dataset())
     before = sorted(p.name for p in tmp_path.iterdir())
-    import mlcv_cli.datasets.base as base
+    import mlcv_cli.data.base as base
 
     real_save = base.save_npy
     calls = []

@@ -4,8 +4,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from mlcv_cli.datasets import load_cifar10, prepare_cifar10
-from mlcv_cli.datasets.cifar10 import CLASSES, FOLDER, decode_batch, encode_batch, parse_archive
+from mlcv_cli.data import load_cifar10, prepare_cifar10
+from mlcv_cli.data.cifar10 import CLASSES, FOLDER, decode_batch, encode_batch, parse_archive
 from mlcv_cli.errors import DataError
 
 RECORDS = 20

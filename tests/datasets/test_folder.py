@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlcv_cli.datasets import import_folder, load_folder, load_imported
+from mlcv_cli.data import import_folder, load_folder, load_imported
 from mlcv_cli.errors import DataError
 
 # (split, class, file, mode, size, colour)
@@ -198,7 +198,7 @@ def test_import_with_progress_bar(folder, tmp_path, capsys):
 
 
 def test_load_sample(folder, tmp_path, monkeypatch):
-    import mlcv_cli.datasets as datasets
+    import mlcv_cli.data as datasets
 
     monkeypatch.setattr(datasets, "SAMPLE_ZIP", zip_folder(folder, tmp_path / "cifar10-sample.zip"))
     ds = datasets.load_sample()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlcv_cli.datasets.images import MAX_PIXELS, read_image, read_images
+from mlcv_cli.data.images import MAX_PIXELS, read_image, read_images
 from mlcv_cli.errors import DataError
 
 

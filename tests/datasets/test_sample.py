@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlcv_cli import datasets
+from mlcv_cli import data as datasets
 
 DIGESTS = Path(__file__).parent / "cifar10-train-pixel-digests.npy"
 

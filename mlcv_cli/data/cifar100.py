@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import remove_quietly, save_npy
-from ..download import fetch
+from ..system.atomic import remove_quietly, save_npy
+from .download import fetch
 from ..errors import ConfigError, DataError
 from .base import Dataset, file_digest, import_lock, load_cache, read_manifest, save_cache
 from .cifar10 import _member_problem

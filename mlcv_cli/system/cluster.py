@@ -8,7 +8,7 @@ import re
 import socket
 import time
 
-from .errors import MlcvError, UsageError
+from ..errors import MlcvError, UsageError
 
 DEFAULT_TIMEOUT = 30.0
 # What a Dask scheduler says first on a new connection: its handshake names these fields.

@@ -15,8 +15,8 @@ from typing import Any, Optional
 
 import yaml
 
-from . import feature_config
-from .errors import ConfigError
+from . import features as feature_config
+from ..errors import ConfigError
 
 MODEL_TYPES = ("knn", "svm", "softmax")
 METRICS = ("l2", "l1")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 
-from .. import locks
-from ..atomic import describe_os_error, file_digest, remove_quietly, remove_temporaries, save_npy, write_json
+from ..system import locks
+from ..system.atomic import describe_os_error, file_digest, remove_quietly, remove_temporaries, save_npy, write_json
 from ..errors import DataError
 
 MANIFEST = "manifest.json"

@@ -16,8 +16,9 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__, atomic, locks
-from .errors import MlcvError
+from .. import __version__
+from ..system import atomic, locks
+from ..errors import MlcvError
 
 STATUSES = ("running", "done", "failed", "interrupted")
 LOCK_FILE = ".lock"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import re
 
-from . import config as config_mod
-from .errors import MlcvError
+from ..config import settings as config_mod
+from ..errors import MlcvError
 
 ENV = "MLCV_MAX_MEMORY"
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -145,7 +145,7 @@ def model_parts(cfg, n_train, D, C, raw_pixels, n_queries=2000):
              (f"minibatch {cfg.train.batch_size:,} x {D:,}", 2 * min(cfg.train.batch_size, n_train) * D * 4,
               "a smaller train.batch_size")]
     if cfg.train.optimizer == "lbfgs":
-        from .core.linear import LBFGS_MEMORY
+        from ..core.linear import LBFGS_MEMORY
 
         parts.append((f"L-BFGS history and full-batch scores", (D * C + C) * 8 * (2 * LBFGS_MEMORY + 6) + n_train * C * 8 * 4,
                       "train.optimizer other than lbfgs, or " + _IMAGES_FIX))
@@ -166,8 +166,8 @@ def train_parts(cfg, chain, n_train, n_val, n_test, image_shape, num_classes, ra
 def cv_parts(cfg, points, n_images, folds, image_shape, num_classes, workers, images_bytes):
     """[(what, bytes, fix)] for `mlcv cv`: the encoded features of every setting (held at once),
     then ``workers`` jobs at a time, each with its fold's rows and model, and a copy of the images each."""
-    from .feature_config import build_chain
-    from .pipeline import knn_searches_pixels
+    from ..config.features import build_chain
+    from ..workflow.pipeline import knn_searches_pixels
 
     parts, seen, fitting, job_parts, pixels_only = [], set(), [], [], True
     n_train = n_images - n_images // folds

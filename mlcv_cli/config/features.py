@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import re
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def _p(default, kind, doc, **limits):
@@ -168,7 +168,7 @@ def chain_steps(cfg) -> list:
 
 
 def build_chain(cfg):
-    from .core.features.chain import FeatureChain
+    from ..core.features.chain import FeatureChain
 
     return FeatureChain(chain_steps(cfg))
 
@@ -177,7 +177,7 @@ def check_chain(cfg, image_shape=None):
     """Every extractor's own check against the images' shape (H, W, C), as a ConfigError naming
     the key. Without ``image_shape`` (before the data is loaded) the config's size and channels
     are used, colour unless data.channels is 1; the pipeline checks again with the real shape."""
-    from .core.features.chain import StepError
+    from ..core.features.chain import StepError
 
     if image_shape is None:
         size = cfg.data.image_size

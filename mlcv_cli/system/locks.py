@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import MlcvError
+from ..errors import MlcvError
 
 _held = {}  # lock file path -> [fd, shared, count]
 _guard = threading.Lock()

@@ -18,18 +18,21 @@ from typing import Optional
 
 import numpy as np
 
-from . import config as config_mod
-from . import feature_config, fingerprints, memory, modelfile, threads
-from .checkpoints import checkpoint_problem
-from .config import Config
-from .core import metrics
-from .core.knn import KNearestNeighbor
-from .core.linear import LinearClassifier, TrainingDiverged, softmax
-from .errors import ConfigError, DataError, DivergenceError, MlcvError, ModelFileError, TrainingInterrupted, UsageError
-from .feature_cache import FeatureStore
-from .interrupts import STOP_SIGNALS, Terminated
-from .modelfile import ModelFile
-from .runs import RunDir, command_line
+from ..config import settings as config_mod
+from ..config import features as feature_config
+from ..runs import fingerprints
+from ..system import memory, threads
+from ..models import modelfile
+from ..runs.checkpoints import checkpoint_problem
+from ..config.settings import Config
+from ..core import metrics
+from ..core.knn import KNearestNeighbor
+from ..core.linear import LinearClassifier, TrainingDiverged, softmax
+from ..errors import ConfigError, DataError, DivergenceError, MlcvError, ModelFileError, TrainingInterrupted, UsageError
+from ..data.feature_cache import FeatureStore
+from ..system.signals import STOP_SIGNALS, Terminated
+from ..models.modelfile import ModelFile
+from ..runs.rundir import RunDir, command_line
 
 CHECKPOINT = "checkpoint.npz"
 # A finished linear run's training state, so `train --resume RUN --set train.epochs=N` can go on.
@@ -62,7 +65,7 @@ def data_dir_for(cfg: Config) -> Path:
 
 def pin_data_location(cfg: Config) -> Config:
     """The config with absolute data locations, so a saved run works from any directory."""
-    from .datasets.folder import IMPORTED_PREFIX, folder_source
+    from ..data.folder import IMPORTED_PREFIX, folder_source
 
     values = {"data.dir": str(data_dir_for(cfg).resolve())}
     if cfg.data.path and cfg.data.dataset == "folder":
@@ -89,14 +92,14 @@ def load_dataset(cfg: Config, progress=None):
 
 def _load_dataset(cfg: Config):
     """The dataset named by the config: the shipped sample, CIFAR-10/100, (Fashion-)MNIST, or an image folder."""
-    from . import datasets
+    from .. import data as datasets
 
     kind = cfg.data.dataset
     if kind == "sample":
         return datasets.load_sample(size=cfg.data.image_size)
     if kind in config_mod.NATIVE_IMAGE_SIZE:
         return _load_named(kind, cfg)  # load_dataset checks data.image_size against the images
-    from .datasets.folder import folder_source, imported_path
+    from ..data.folder import folder_source, imported_path
 
     kind, where = folder_source(cfg.data.path, data_dir_for(cfg))
     if kind == "folder" and where.exists():
@@ -111,8 +114,8 @@ def _load_dataset(cfg: Config):
 
 
 def _load_named(kind, cfg):
-    from . import datasets
-    from .datasets import cifar100, idx
+    from .. import data as datasets
+    from ..data import cifar100, idx
 
     if kind == "cifar10":
         return datasets.load_cifar10(data_dir_for(cfg))
@@ -123,7 +126,7 @@ def _load_named(kind, cfg):
 
 def _folder_channels(ds, channels):
     """Image folders are read as colour; data.channels 1 (or null and every image gray) keeps one channel."""
-    from .datasets.channels import is_gray, to_gray
+    from ..data.channels import is_gray, to_gray
 
     if channels == 1 or (channels is None and is_gray(ds.train_x) and (ds.test_x is None or is_gray(ds.test_x))):
         ds.train_x = to_gray(ds.train_x)
@@ -281,7 +284,7 @@ def knn_backend_note(uses_l1):
     """A one-line note when an L1 search fell back to the slower NumPy path, else None."""
     if not uses_l1:
         return None
-    from .core.knn import l1_backend
+    from ..core.knn import l1_backend
 
     backend, reason = l1_backend()
     if backend == "numba":
@@ -840,7 +843,7 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, pl
         )
     store = FeatureStore(data_dir_for(cfg) / "features")
     est = estimator_from_file(mf, store)
-    from .datasets.channels import match_channels
+    from ..data.channels import match_channels
 
     x = match_channels(_check_image_size(x, mf.image_size), mf.channels)  # e.g. a colour folder for a grayscale model
     X = model_rows(mf, x, store, progress, split)
@@ -858,7 +861,7 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, pl
 
 
 def _evaluation_plots(path, mf, est, X, images, y, pred, split, n_queries=10, n_neighbors=10):
-    from . import plots
+    from .. import plots
 
     out_dir = Path(path).parent
     made = [plots.draw_confusion(np.array(metrics.confusion_matrix(y, pred, len(mf.classes))), mf.classes,
@@ -895,7 +898,7 @@ def _config_of(mf, path, overrides):
 
 def predict(target, files, *, top=3) -> dict:
     """Top-k classes for each image file; unreadable files are reported, the rest predicted."""
-    from .datasets.images import IMAGE_EXTENSIONS, read_image
+    from ..data.images import IMAGE_EXTENSIONS, read_image
 
     path, warning = locate_model(target)
     mf = modelfile.load(path)
@@ -913,7 +916,7 @@ def predict(target, files, *, top=3) -> dict:
         raise MlcvError(f"no image files found in {', '.join(str(f) for f in files)} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     rows = []
     if images:
-        from .datasets.channels import match_channels
+        from ..data.channels import match_channels
 
         # Files are read as colour; a grayscale model sees them as Pillow's luma.
         X = model_rows(mf, match_channels(np.stack(images), mf.channels))
@@ -951,7 +954,7 @@ def _store_of(mf):
 
 def expand_image_paths(items):
     """Files as given; directories expand to the image files inside them (sorted, recursive)."""
-    from .datasets.images import IMAGE_EXTENSIONS
+    from ..data.images import IMAGE_EXTENSIONS
 
     for item in items:
         p = Path(item)

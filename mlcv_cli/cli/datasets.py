@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from . import output
+from ..system import output
 
 # cli.py imports this module at its end, so nothing is imported from cli.py at import time.
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -28,7 +28,7 @@ def _with_common(fn):
 
 
 def _idx_command(key):
-    from .datasets.idx import FILES, SOURCES
+    from ..data.idx import FILES, SOURCES
 
     source = SOURCES[key]
 
@@ -46,8 +46,8 @@ def _idx_command(key):
     @click.option("--md5", "md5_items", multiple=True, metavar="FILE=HEX", help="Expected MD5 of one file, replacing the published one (repeatable).")
     @_with_common
     def command(url, archive, md5_items, data_dir, no_verify, force):
-        from .datasets import idx
-        from .errors import UsageError
+        from ..data import idx
+        from ..errors import UsageError
 
         md5 = {}
         for item in md5_items:
@@ -69,13 +69,13 @@ def _idx_command(key):
 
 
 def _data_dir(option):
-    from .pipeline import resolve_data_dir
+    from ..workflow.pipeline import resolve_data_dir
 
     return resolve_data_dir(option)
 
 
 def _report(title, result, key):
-    from .datasets.base import load_cache
+    from ..data.base import load_cache
 
     if not result["verified"]:
         output.echo(f"Warning: checksums not verified (--no-verify); {title} in {result['path']} may not be the official data.", err=True)
@@ -103,8 +103,8 @@ def download_cifar100(url, archive, md5, data_dir, no_verify, force):
     Both label sets are kept: the 100 fine classes (default) and the 20 coarse
     superclasses (--set data.labels=coarse); class names come from the archive.
     """
-    from .datasets import cifar100
-    from .errors import UsageError
+    from ..data import cifar100
+    from ..errors import UsageError
 
     if md5 is not None and not _HEX.fullmatch(md5):
         raise UsageError(f"--md5 expects 32 hexadecimal digits, found {md5!r}")

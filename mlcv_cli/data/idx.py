@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..download import fetch
+from .download import fetch
 from ..errors import DataError
 from .base import Dataset, file_digest, import_lock, load_cache, read_manifest, save_cache
 

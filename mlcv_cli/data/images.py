@@ -191,6 +191,6 @@ def _progress(items, enabled, what):
 
     from tqdm import tqdm
 
-    from ..output import printable
+    from ..system.output import printable
 
     return tqdm(items, desc=f"decoding {printable(what)}", unit="img", file=sys.stderr, leave=False, disable=None)

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 
-from .errors import MlcvError
+from ..errors import MlcvError
 
 
 def describe_os_error(path, exc):

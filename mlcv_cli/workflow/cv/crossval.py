@@ -20,16 +20,16 @@ import time
 
 import numpy as np
 
-from . import atomic, threads
-from . import cluster as cluster_mod
-from . import config as config_mod
-from . import fingerprints
-from .config import Config
-from .core.linear import TrainingDiverged
-from .core.model_selection import job_seed, parameter_grid, stratified_kfold
-from .errors import ConfigError, MlcvError, UsageError
-from .interrupts import Terminated, sigterm_raises
-from .runs import RunDir, command_line
+from ...system import atomic, threads
+from ...system import cluster as cluster_mod
+from ...config import settings as config_mod
+from ...runs import fingerprints
+from ...config.settings import Config
+from ...core.linear import TrainingDiverged
+from ...core.model_selection import job_seed, parameter_grid, stratified_kfold
+from ...errors import ConfigError, MlcvError, UsageError
+from ...system.signals import Terminated, sigterm_raises
+from ...runs.rundir import RunDir, command_line
 
 JOBS_FILE = "jobs.jsonl"
 PLAN_FILE = "cv_plan.json"
@@ -109,9 +109,9 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
     ``data`` is (images uint8 (N, H, W, 3) or their EncodedFeatures, labels (N,),
     num_classes); plain pixels (mean image) are fitted on the fold's training part only.
     """
-    from . import pipeline
-    from .feature_cache import fold_features
-    from .feature_config import build_chain
+    from .. import pipeline
+    from ...data.feature_cache import fold_features
+    from ...config.features import build_chain
 
     images, labels, C = data
     cfg = config_mod.from_dict(plan["config"])
@@ -580,7 +580,7 @@ def cross_validate(
 
 
 def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, dask_timeout, resume_dir, refit, progress, command, accept_changes):
-    from . import pipeline
+    from .. import pipeline
 
     progress = progress or pipeline.null_progress
     if resume_dir is not None:
@@ -632,10 +632,10 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, dask_timeout
                 "lower the largest k or use fewer folds"
             )
 
-    from .feature_cache import encode_for_cv
+    from ...data.feature_cache import encode_for_cv
 
     jobs = plan_jobs(cfg, plan["points"])
-    from . import memory
+    from ...system import memory
 
     # A remote cluster's workers hold their jobs in their own machines' memory.
     workers = max(1, n_jobs) if dask_scheduler in (None, "local") else 0
@@ -766,7 +766,7 @@ def refit_best(run_dir, *, progress=None, dataset=None, accept_changes=False) ->
 
 
 def _refit_best(run, progress, dataset, accept_changes):
-    from . import pipeline
+    from .. import pipeline
 
     plan, cfg = read_plan(run)
     summary = run.read_json("cv_summary.json")

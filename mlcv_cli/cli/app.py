@@ -17,9 +17,11 @@ from pathlib import Path
 
 import click
 
-from . import __version__, cluster, completion, output
-from .errors import MlcvError, UsageError
-from .interrupts import EXIT_CODE, Terminated, exit_by_signal, sigterm_raises
+from .. import __version__
+from ..system import cluster, output
+from . import completion
+from ..errors import MlcvError, UsageError
+from ..system.signals import EXIT_CODE, Terminated, exit_by_signal, sigterm_raises
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -38,7 +40,7 @@ def _progress_factory(enabled=True):
     """Progress on stderr: a tqdm bar in a terminal; in a log (stderr not a terminal), a plain
     line per milestone (an epoch, a finished cv job) and one when a long step ends."""
     if not sys.stderr.isatty():
-        from .progress import LineProgress
+        from ..system.progress import LineProgress
 
         return LineProgress
     return lambda total, desc: _TerminalBar(total, desc, enabled)
@@ -176,7 +178,7 @@ def download():
 
 
 def _data_dir(option):
-    from .pipeline import resolve_data_dir
+    from ..workflow.pipeline import resolve_data_dir
 
     return resolve_data_dir(option)
 
@@ -192,7 +194,7 @@ def download_cifar10(data_dir, url, archive, md5, force):
 
     A partial download is resumed; nothing is used before its MD5 checks out.
     """
-    from .datasets import cifar10
+    from ..data import cifar10
 
     if md5 is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", md5):
         raise UsageError(f"--md5 expects 32 hexadecimal digits, found {md5!r}")
@@ -218,7 +220,7 @@ def download_cifar10(data_dir, url, archive, md5, force):
 @click.option("--skip-bad", is_flag=True, help="Import the readable images and list the unreadable ones, instead of stopping.")
 def download_folder(path, name, data_dir, size, skip_bad):
     """Import an image folder (ROOT/<split>/<class>/<image>, a directory or .zip) into the cache."""
-    from .datasets import import_folder
+    from ..data import import_folder
 
     result = import_folder(path, _data_dir(data_dir), name, size=size, skip_bad=skip_bad, progress=True)
     if result["replaced"]:
@@ -233,7 +235,7 @@ def download_folder(path, name, data_dir, size, skip_bad):
         + (f" --set data.image_size={size}" if size != 32 else "")
     )
     if not result["n_test"]:
-        from .pipeline import holdout_size
+        from ..workflow.pipeline import holdout_size
 
         held = holdout_size(result["n_train"])
         output.echo(f"It has no test/ split: {held} of its images (10%) are held out as the test split when it is used "
@@ -260,7 +262,7 @@ def _check_config_or_model(config_path, model_type):
 
 
 def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=None):
-    from . import config as config_mod
+    from ..config import settings as config_mod
 
     extra = dict(extra or {})
     if data_dir:
@@ -293,8 +295,8 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
     saves a checkpoint and prints how to resume. --resume RUN --set train.epochs=N trains a
     run (finished too) on to N epochs, as if it had been started with N.
     """
-    from . import config as config_mod
-    from . import pipeline
+    from ..config import settings as config_mod
+    from ..workflow import pipeline
 
     if plot:
         _require_matplotlib()
@@ -320,7 +322,7 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
     output.note_run_dir(result["run_dir"])
     _echo_note(result)
     if plot:
-        from . import plots
+        from .. import plots
 
         result["plots"] = plots.plot_run(result["run_dir"], which=("loss", "templates", "confusion", "filters", "hog"))
     if as_json:
@@ -341,7 +343,7 @@ def _print_train_summary(r):
     table.add_row("test", str(r["n_test"]), _pct(r["test_accuracy"]))
     con = _stdout_console()
     con.print(table)
-    from .feature_cache import describe
+    from ..data.feature_cache import describe
 
     if describe(r.get("features")):
         con.print(describe(r.get("features")))
@@ -386,7 +388,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
       mlcv cv --model knn --folds 5
       mlcv cv --config configs/svm.yaml --grid train.lr=logspace(-3,-1,3) --jobs 2
     """
-    from . import crossval
+    from ..workflow.cv import crossval
 
     if plot:
         _require_matplotlib()
@@ -409,7 +411,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
             extra["cv.grid"] = crossval.parse_grid_option(grid_items)
         cfg = _load_config(config_path, overrides, model_type, extra=extra, data_dir=data_dir)
         if print_config:
-            from . import config as config_mod
+            from ..config import settings as config_mod
 
             if not cfg.cv.grid:
                 cfg = config_mod.replace(cfg, {"cv.grid": config_mod.DEFAULT_GRIDS[cfg.model.type]})
@@ -419,7 +421,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
     output.note_run_dir(result["run_dir"])
     _echo_note(result)
     if plot:
-        from . import plots
+        from .. import plots
 
         result["plots"] = plots.plot_run(result["run_dir"], which=("cv",))
     if not as_json:
@@ -437,7 +439,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
 
 def _require_matplotlib():
     """Fail before any work starts when --plot is asked for without matplotlib."""
-    from . import plots
+    from .. import plots
 
     plots.pyplot()
 
@@ -499,8 +501,8 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accep
 
     The split is rebuilt exactly as in training (same config and seed).
     """
-    from . import config as config_mod
-    from . import pipeline
+    from ..config import settings as config_mod
+    from ..workflow import pipeline
 
     changes = {}
     if data_spec:
@@ -586,8 +588,8 @@ def configs_cmd(name):
     Copy one to edit it:                  mlcv configs softmax > my-softmax.yaml
                                           mlcv train --config my-softmax.yaml
     """
-    from . import config as config_mod
-    from . import shipped
+    from ..config import settings as config_mod
+    from ..config import shipped
 
     available = shipped.names()
     if name is None:
@@ -622,7 +624,7 @@ def plot_cmd(run_dir):
     confusion-test.png  confusion matrix of the test split      (any trained run; as evaluate --plot)
     Needs matplotlib: pip install 'mlcv[plot]'.
     """
-    from . import plots
+    from .. import plots
 
     made = plots.plot_run(run_dir)
     if not made:
@@ -647,7 +649,7 @@ def predict(target, images, top, as_json, as_csv):
     Shows probabilities for softmax, scores for SVM, neighbour votes for kNN.
     Unreadable files are reported and the rest still predicted (exit code 1 if any failed).
     """
-    from . import pipeline
+    from ..workflow import pipeline
 
     if as_json and as_csv:
         raise UsageError("choose one of --json and --csv")
@@ -699,7 +701,7 @@ def gradcheck(model_type, reg, checks, penalty, seed):
     """
     from rich.table import Table
 
-    from .core.gradcheck import check_loss_gradient, verdict
+    from ..core.gradcheck import check_loss_gradient, verdict
 
     rows = check_loss_gradient(model_type, reg, num_checks=checks, seed=seed, penalty=penalty)
     table = Table(title=f"{model_type} gradient check (reg={reg:g}, penalty {penalty})", header_style="bold")
@@ -720,12 +722,12 @@ def gradcheck(model_type, reg, checks, penalty, seed):
 # -- runs -----------------------------------------------------------------------------------
 
 # Defined in cli_runs.py (which uses this module's helpers, so it is imported last).
-from .cli_runs import runs  # noqa: E402
+from .runs import runs  # noqa: E402
 
 cli.add_command(runs)
 
 # mnist, fashion-mnist and cifar100 downloads, defined in cli_datasets.py.
-from .cli_datasets import register as _register_downloads  # noqa: E402
+from .datasets import register as _register_downloads  # noqa: E402
 
 _register_downloads(download)
 

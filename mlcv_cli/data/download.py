@@ -16,9 +16,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from . import __version__
-from .atomic import file_digest
-from .errors import DataError
+from .. import __version__
+from ..system.atomic import file_digest
+from ..errors import DataError
 
 CHUNK = 1 << 20
 _SCHEMES = ("http", "https", "ftp", "file")
@@ -118,7 +118,7 @@ def _download(url, part, progress, timeout, allow_resume):
 def _stream(response, url, part, offset, total, progress):
     from tqdm import tqdm
 
-    from .output import printable
+    from ..system.output import printable
 
     received = offset
     bar = tqdm(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import completion, output
+from . import completion
+from ..system import output
 
 # cli.py imports this module at its end, so nothing is imported from cli.py at import time.
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -57,9 +58,9 @@ def list_runs(runs_dir, sort_key, reverse, filters, top, as_json, as_csv):
     interrupted, running, stale (marked running but its process is gone) or damaged
     (an unreadable file; the reason is printed under the table).
     """
-    from . import runlist
-    from .cli import _emit_json
-    from .errors import UsageError
+    from ..runs import listing as runlist
+    from .app import _emit_json
+    from ..errors import UsageError
 
     if as_json and as_csv:
         raise UsageError("choose one of --json and --csv")
@@ -99,7 +100,7 @@ def _date(text):
 
 
 def _print_listing(result):
-    from .runlist import _applies, short_names
+    from ..runs.listing import _applies, short_names
 
     rows, keys = result["runs"], result["param_keys"]
     if not rows:
@@ -161,8 +162,8 @@ def diff_runs(run_a, run_b, all_classes, as_json):
 
     Per-class accuracy is compared on the test split (val when a run has none), by class name.
     """
-    from . import runlist
-    from .cli import _emit_json, _stdout_console
+    from ..runs import listing as runlist
+    from .app import _emit_json, _stdout_console
 
     result = runlist.diff(run_a, run_b)
     if as_json:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic, locks
-from .core.features.chain import FeatureChain
-from .errors import MlcvError
+from ..system import atomic, locks
+from ..core.features.chain import FeatureChain
+from ..errors import MlcvError
 
 FORMAT = "mlcv-feature-cache"
 VERSION = 1
@@ -238,7 +238,7 @@ class EncodedFeatures:
 
 
 def feature_setting(cfg) -> str:
-    from .feature_config import build_chain
+    from ..config.features import build_chain
 
     return json.dumps(build_chain(cfg).spec(), sort_keys=True)
 
@@ -250,11 +250,11 @@ def encode_for_cv(cfg, points, images, directory, progress=None):
     The extractors are unsupervised, so fitting them on the folds' validation images too
     lets no label through, and it makes a grid over model.*/train.* keys encode once.
     """
-    from . import config as config_mod
-    from .feature_config import build_chain
+    from ..config import settings as config_mod
+    from ..config.features import build_chain
 
     settings = {}
-    from .feature_config import check_chain
+    from ..config.features import check_chain
 
     for point in points:
         point_cfg = config_mod.replace(cfg, point)
@@ -274,7 +274,7 @@ def encode_for_cv(cfg, points, images, directory, progress=None):
 
 def fold_features(cfg, data, train_idx, val_idx):
     """(X_train, X_val) of one fold: sliced from EncodedFeatures, or pixels fitted on the fold's training part."""
-    from .feature_config import build_chain
+    from ..config.features import build_chain
 
     if isinstance(data, EncodedFeatures):
         X = data.get(feature_setting(cfg))

@@ -1,0 +1,1 @@
+"""Experiment configs: the schema and its checks, YAML loading and overrides, grids, the features section."""

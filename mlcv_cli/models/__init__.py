@@ -1,0 +1,1 @@
+"""The model types mlcv trains, and the model file that stores one."""

@@ -1,0 +1,1 @@
+"""Run directories: their files and status, checkpoints, input fingerprints, listing and diff."""
