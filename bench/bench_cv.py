@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcv_cli.config import settings as config
+from mlcv_cli import config
 from mlcv_cli.workflow.cv import crossval
 from mlcv_cli.core.knn import KNearestNeighbor
 from mlcv_cli.core.model_selection import stratified_kfold

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcv_cli.config import settings as config_mod
+from mlcv_cli import config as config_mod
 from mlcv_cli.runs import listing as runlist
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from mlcv_cli.config import settings as config
+from mlcv_cli import config
 from mlcv_cli.workflow.cv import crossval
 from mlcv_cli.workflow import pipeline
 from mlcv_cli.system import threads

@@ -24,7 +24,7 @@ except ImportError as exc:  # the CLI never imports this module; only a user's s
         f"mlcv_cli.sklearn needs scikit-learn >= 1.6 ({exc}); install it with: pip install 'mlcv[sklearn]'"
     ) from exc
 
-from .config import settings as config_mod
+from . import config as config_mod
 from .models import modelfile
 from .workflow import pipeline
 from .core.features._common import DEFAULT_MAX_MEMORY

@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from mlcv_cli.config import settings as config
+from mlcv_cli import config
 from mlcv_cli.workflow import pipeline
 from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import TrainingInterrupted

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from mlcv_cli.config import settings as config
+from mlcv_cli import config
 from mlcv_cli.workflow.cv import crossval
 
 distributed = pytest.importorskip("distributed")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlcv_cli.config import settings as config
+from mlcv_cli import config
 from mlcv_cli.errors import ConfigError
 
 

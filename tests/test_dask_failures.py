@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlcv_cli.config import settings as config
+from mlcv_cli import config
 from mlcv_cli.workflow.cv import crossval
 from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import MlcvError

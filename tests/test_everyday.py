@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlcv_cli.config import settings as config
+from mlcv_cli import config
 from mlcv_cli.workflow.cv import crossval
 from mlcv_cli.workflow import pipeline
 from mlcv_cli.cli.app import cli

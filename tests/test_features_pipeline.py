@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import features_standin
-from mlcv_cli.config import settings as config
+from mlcv_cli import config
 from mlcv_cli.models import modelfile
 from mlcv_cli.workflow import pipeline
 from mlcv_cli.cli.app import cli

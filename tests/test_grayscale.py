@@ -125,7 +125,7 @@ def _folder(root, mode):
 
 @pytest.mark.parametrize("mode, channels, expected", [("L", None, 1), ("L", 3, 3), ("RGB", None, 3), ("RGB", 1, 1)])
 def test_image_folders_gray_detected_or_set(tmp_path, mode, channels, expected):
-    from mlcv_cli.config import settings as config_mod
+    from mlcv_cli import config as config_mod
     from mlcv_cli.workflow import pipeline
 
     folder = _folder(tmp_path / "f", mode)

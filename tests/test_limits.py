@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlcv_cli.config import settings as config
+from mlcv_cli import config
 from mlcv_cli.workflow.cv import crossval
 from mlcv_cli.system import memory
 from mlcv_cli.workflow import pipeline

@@ -206,7 +206,7 @@ class _InterruptAfter:
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory):
     """An interrupted softmax run (adam, so the checkpoint holds optimizer state too)."""
-    from mlcv_cli.config import settings as config
+    from mlcv_cli import config
     from mlcv_cli.workflow import pipeline
     from mlcv_cli.errors import TrainingInterrupted
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mlcv_cli.config import settings as config_mod
+from mlcv_cli import config as config_mod
 from mlcv_cli.system import locks
 from mlcv_cli.runs import listing as runlist
 from mlcv_cli.cli.app import cli

@@ -13,14 +13,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlcv_cli.config import settings as config, features as feature_config
+from mlcv_cli import config
+from mlcv_cli.config import features as feature_config
 from mlcv_cli.cli.app import cli
 from mlcv_cli.data.feature_cache import FeatureStore
 
 ENCODE = """
 import json, sys
 import numpy as np
-from mlcv_cli.config import features as feature_config, settings as config
+from mlcv_cli import config
+from mlcv_cli.config import features as feature_config
 from mlcv_cli.data.feature_cache import FeatureStore
 cfg = config.resolve(model_type="softmax", overrides=["features.0.type=hog"])
 images = np.random.default_rng(int(sys.argv[2])).integers(0, 256, (600, 32, 32, 3), dtype=np.uint8)

@@ -21,7 +21,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlcv_cli.config import settings as config
+from mlcv_cli import config
 from mlcv_cli import data as datasets
 from mlcv_cli.cli.app import cli
 from mlcv_cli.core.knn import KNearestNeighbor

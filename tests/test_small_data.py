@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mlcv_cli.config import settings as config
+from mlcv_cli import config
 from mlcv_cli import data as datasets
 from mlcv_cli.workflow import pipeline
 from mlcv_cli.cli.app import cli

@@ -2,7 +2,7 @@
 
 from threadpoolctl import threadpool_info
 
-from mlcv_cli.config import settings as config
+from mlcv_cli import config
 from mlcv_cli.workflow import pipeline
 
 

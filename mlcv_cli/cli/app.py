@@ -262,7 +262,7 @@ def _check_config_or_model(config_path, model_type):
 
 
 def _load_config(config_path, overrides, model_type=None, extra=None, data_dir=None):
-    from ..config import settings as config_mod
+    from .. import config as config_mod
 
     extra = dict(extra or {})
     if data_dir:
@@ -295,7 +295,7 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
     saves a checkpoint and prints how to resume. --resume RUN --set train.epochs=N trains a
     run (finished too) on to N epochs, as if it had been started with N.
     """
-    from ..config import settings as config_mod
+    from .. import config as config_mod
     from ..workflow import pipeline
 
     if plot:
@@ -411,7 +411,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
             extra["cv.grid"] = crossval.parse_grid_option(grid_items)
         cfg = _load_config(config_path, overrides, model_type, extra=extra, data_dir=data_dir)
         if print_config:
-            from ..config import settings as config_mod
+            from .. import config as config_mod
 
             if not cfg.cv.grid:
                 cfg = config_mod.replace(cfg, {"cv.grid": config_mod.DEFAULT_GRIDS[cfg.model.type]})
@@ -501,7 +501,7 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accep
 
     The split is rebuilt exactly as in training (same config and seed).
     """
-    from ..config import settings as config_mod
+    from .. import config as config_mod
     from ..workflow import pipeline
 
     changes = {}
@@ -588,7 +588,7 @@ def configs_cmd(name):
     Copy one to edit it:                  mlcv configs softmax > my-softmax.yaml
                                           mlcv train --config my-softmax.yaml
     """
-    from ..config import settings as config_mod
+    from .. import config as config_mod
     from ..config import shipped
 
     available = shipped.names()

@@ -81,7 +81,7 @@ def complete_config_files(ctx, param, incomplete):
 
 def complete_runs_keys(ctx, param, incomplete):
     """Columns and dotted config keys, for --sort and the KEY of --filter KEY=VALUE."""
-    from ..config.settings import KEYS
+    from ..config import KEYS
     from ..runs.listing import COLUMNS
 
     return [CompletionItem(k) for k in (*COLUMNS, *KEYS) if k.startswith(incomplete)]

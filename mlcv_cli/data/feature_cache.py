@@ -250,7 +250,7 @@ def encode_for_cv(cfg, points, images, directory, progress=None):
     The extractors are unsupervised, so fitting them on the folds' validation images too
     lets no label through, and it makes a grid over model.*/train.* keys encode once.
     """
-    from ..config import settings as config_mod
+    from .. import config as config_mod
     from ..config.features import build_chain
 
     settings = {}

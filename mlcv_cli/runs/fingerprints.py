@@ -49,7 +49,7 @@ def _with_current_defaults(values: dict) -> dict:
     (absent from a run recorded before it existed) is filled in at its default, which is the
     behaviour the run had, so it is not mistaken for an edit. Values this mlcv would refuse
     are returned as they are (and then compare as edits)."""
-    from ..config import settings as config_mod
+    from .. import config as config_mod
 
     nested = {}
     for key, value in values.items():

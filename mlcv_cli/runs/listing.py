@@ -392,7 +392,7 @@ def _applies(row, key):
     if not key.startswith(("model.", "train.", "preprocess.")):
         return key != "cv.folds" or row["kind"] == "cv"
     if _KEYS_USED_BY is None:
-        from ..config.settings import KEYS_USED_BY
+        from ..config import KEYS_USED_BY
 
         _KEYS_USED_BY = KEYS_USED_BY
     used = _KEYS_USED_BY.get(row.get("model"))
@@ -448,7 +448,7 @@ def parse_filter(item: str):
 
 def resolve_key(key, option):
     """A column, a dotted config key, or the last part of one (lr, reg, k) as the table shows it."""
-    from ..config.settings import KEYS
+    from ..config import KEYS
 
     if key in COLUMNS or key in KEYS or key in ("name", "seed", "cv.grid") or re.fullmatch(r"features\.\d+\.\w+", key):
         return key

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 
-from ..config import settings as config_mod
+from .. import config as config_mod
 from ..errors import MlcvError
 
 ENV = "MLCV_MAX_MEMORY"

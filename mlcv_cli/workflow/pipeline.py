@@ -18,13 +18,13 @@ from typing import Optional
 
 import numpy as np
 
-from ..config import settings as config_mod
+from .. import config as config_mod
 from ..config import features as feature_config
 from ..runs import fingerprints
 from ..system import memory, threads
 from ..models import modelfile
 from ..runs.checkpoints import checkpoint_problem
-from ..config.settings import Config
+from ..config import Config
 from ..core import metrics
 from ..core.knn import KNearestNeighbor
 from ..core.linear import LinearClassifier, TrainingDiverged, softmax

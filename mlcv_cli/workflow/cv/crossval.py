@@ -22,9 +22,9 @@ import numpy as np
 
 from ...system import atomic, threads
 from ...system import cluster as cluster_mod
-from ...config import settings as config_mod
+from ... import config as config_mod
 from ...runs import fingerprints
-from ...config.settings import Config
+from ...config import Config
 from ...core.linear import TrainingDiverged
 from ...core.model_selection import job_seed, parameter_grid, stratified_kfold
 from ...errors import ConfigError, MlcvError, UsageError
