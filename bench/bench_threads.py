@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from mlcv_cli import config
 from mlcv_cli.workflow.cv import crossval
-from mlcv_cli.workflow import pipeline
+from mlcv_cli.workflow.train import train
 from mlcv_cli.system import threads
 from mlcv_cli.data import load_folder
 
@@ -69,11 +69,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         def train_fit_s(name):
             cfg = config.replace(config.resolve(ROOT / f"configs/{name}.yaml"), {"output.dir": tmp})
-            return lambda: pipeline.train(cfg)["fit_s"]
+            return lambda: train(cfg)["fit_s"]
 
         def train_total_s(name):
             cfg = config.replace(config.resolve(ROOT / f"configs/{name}.yaml"), {"output.dir": tmp})
-            return lambda: pipeline.train(cfg)["total_s"]
+            return lambda: train(cfg)["total_s"]
 
         for name in ("softmax", "svm"):
             bench(f"train configs/{name}.yaml, sample (fit)", train_fit_s(name), args.repeats)
@@ -100,7 +100,7 @@ def main():
                 cfg = config.replace(config.resolve(ROOT / f"configs/{name}.yaml"),
                                      {"output.dir": tmp, "data.num_test": 0, "data.num_val": 500, "train.epochs": 5})
                 bench(f"train configs/{name}.yaml, 49,500 images, 5 epochs (fit)",
-                      lambda cfg=cfg: pipeline.train(cfg, dataset=ds)["fit_s"], args.repeats)
+                      lambda cfg=cfg: train(cfg, dataset=ds)["fit_s"], args.repeats)
 
 
 if __name__ == "__main__":

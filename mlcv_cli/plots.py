@@ -413,7 +413,8 @@ def plot_hog(hog, images, labels, classes, out_path) -> str:
 def plot_features(run_dir, want) -> list:
     """filters.png for a k-means step, hog.png (on a few test images) for a HOG step."""
     from .models import modelfile
-    from .workflow import pipeline
+    from .workflow.inputs import load_dataset
+    from .workflow.saved import config_of_model
 
     mf = modelfile.load(run_dir / "model.npz")
     made = []
@@ -422,8 +423,8 @@ def plot_features(run_dir, want) -> list:
     if "filters" in want and kmeans:
         made.append(plot_filters(kmeans[0], run_dir / "filters.png"))
     if "hog" in want and hogs:
-        cfg = pipeline._config_of(mf, run_dir / "model.npz", None)
-        ds = pipeline.load_dataset(cfg)
+        cfg = config_of_model(mf, run_dir / "model.npz", None)
+        ds = load_dataset(cfg)
         x, y = (ds.test_x, ds.test_y) if ds.test_y is not None else (ds.train_x, ds.train_y)
         _, first = np.unique(np.asarray(y), return_index=True)  # one image of each class
         pick = np.sort(first)[:6]

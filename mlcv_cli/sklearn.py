@@ -26,7 +26,8 @@ except ImportError as exc:  # the CLI never imports this module; only a user's s
 
 from . import config as config_mod
 from .models import modelfile
-from .workflow import pipeline
+from .models.build import estimator_from_file, knn_searches_pixels
+from .workflow.saved import config_of_model, feature_store_of, locate_model
 from .core.features._common import DEFAULT_MAX_MEMORY
 from .core.features.chain import FeatureChain, StepError
 from .core.features.color_hist import ColorHistogram as CoreColorHistogram
@@ -563,13 +564,13 @@ def load(run_dir):
     model file, fitted feature chain and core model. classes_ holds the class names; the
     hyperparameters are the run's config. The training data are not needed.
     """
-    path, warning = pipeline.locate_model(Path(run_dir))
+    path, warning = locate_model(Path(run_dir))
     if warning:
         warnings.warn(warning, stacklevel=2)
     mf = modelfile.load(path)
-    cfg = pipeline._config_of(mf, path, None)
-    core = pipeline.estimator_from_file(mf, pipeline._store_of(mf))
-    if pipeline.knn_searches_pixels(mf.model_type, mf.chain):
+    cfg = config_of_model(mf, path, None)
+    core = estimator_from_file(mf, feature_store_of(mf))
+    if knn_searches_pixels(mf.model_type, mf.chain):
         # mlcv's kNN searches the raw uint8 pixels of a plain pixel chain (a shift and a
         # positive scale change no neighbour), so the queries go in as raw rows too.
         features, D = FunctionTransformer(_flatten_images), mf.chain.output_dim(mf.chain.image_shape_)

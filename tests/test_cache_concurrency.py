@@ -139,7 +139,6 @@ def test_concurrent_imports_of_one_name_all_succeed_and_leave_one_whole_import(f
     writers = [_worker("writer", data, folders[i:] + folders[:i], 5, tmp_path / "stop") for i in range(3)]
     outs = [w.communicate(timeout=300) for w in writers]
     assert [w.returncode for w in writers] == [0] * 3, outs
-    from mlcv_cli.data import load_imported
 
     reader = _worker("reader", data, folders, 1, tmp_path / "stop")
     [seen] = json.loads(reader.communicate(timeout=300)[0])

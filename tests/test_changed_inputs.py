@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from mlcv_cli import config
-from mlcv_cli.workflow import pipeline
+from mlcv_cli.workflow.train import train
 from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import TrainingInterrupted
 
@@ -84,7 +84,7 @@ class _InterruptAfter:
 
 def interrupted_run(tmp_path):
     with pytest.raises(TrainingInterrupted):
-        pipeline.train(_cfg(tmp_path), progress=_InterruptAfter(3))
+        train(_cfg(tmp_path), progress=_InterruptAfter(3))
     [run] = (tmp_path / "runs").iterdir()
     assert json.loads((run / "meta.json").read_text())["status"] == "interrupted"
     return run
@@ -241,7 +241,7 @@ def test_train_resume_refuses_a_replaced_fitted_extractor(env, monkeypatch):
     features_standin.install(monkeypatch)
     tmp_path, _, _ = env
     with pytest.raises(TrainingInterrupted):
-        pipeline.train(_kmeans_cfg(tmp_path), progress=_InterruptAfter(3))
+        train(_kmeans_cfg(tmp_path), progress=_InterruptAfter(3))
     [run] = (tmp_path / "runs").iterdir()
     # Another fit put in the cache under the same name: same images and parameters recorded, other centroids.
     [entry] = (tmp_path / "data" / "features").glob("chain-*.npz")
@@ -261,14 +261,14 @@ def test_evaluate_and_predict_ignore_a_feature_cache_from_elsewhere(env, monkeyp
 
     features_standin.install(monkeypatch)
     tmp_path, _, _ = env
-    result = pipeline.train(_kmeans_cfg(tmp_path))
+    result = train(_kmeans_cfg(tmp_path))
     image = next((tmp_path / "one" / "test" / "a").iterdir())
     before = (mlcv("evaluate", result["run_dir"], "--json"), mlcv("predict", result["run_dir"], image, "--json"))
     # The whole cache replaced by one made with another extractor, its files renamed onto this one's.
     features = tmp_path / "data" / "features"
     mine = sorted(p.name for p in features.glob("*.npy"))
     shutil.rmtree(features)
-    pipeline.train(config.replace(_kmeans_cfg(tmp_path), {"features.0.seed": 9}))
+    train(config.replace(_kmeans_cfg(tmp_path), {"features.0.seed": 9}))
     theirs = sorted(features.glob("*.npy"))
     for new_name, old in zip(mine, theirs):
         old.rename(features / new_name)
@@ -360,7 +360,7 @@ def test_a_kmeans_run_from_before_mirror_resumes_from_its_cached_features(env):
             return self if desc.startswith("train") else _InterruptAfter(-1)
 
     with pytest.raises(TrainingInterrupted):
-        pipeline.train(cfg, progress=TrainingSteps(3))
+        train(cfg, progress=TrainingSteps(3))
     [run] = (tmp_path / "runs").iterdir()
     # Rewrite what the run recorded as an mlcv without the mirror parameter would have.
     from mlcv_cli.runs import fingerprints

@@ -105,9 +105,9 @@ def test_refit_scores_test_split_into_same_run(tmp_path):
     assert result["refit"]["n_train"] == 500  # the data.num_train images the folds used (cv carves no val split)
     saved = config.resolve(refit / "config.yaml")  # what `mlcv train --resume` would use
     assert saved.model.k == result["best_params"]["model.k"] and saved.data.num_val == 0
-    from mlcv_cli.workflow import pipeline
+    from mlcv_cli.workflow.evaluate import evaluate
 
-    assert pipeline.evaluate(rd)["accuracy"] == result["refit"]["test_accuracy"]  # the cv dir finds its refit model
+    assert evaluate(rd)["accuracy"] == result["refit"]["test_accuracy"]  # the cv dir finds its refit model
     assert (refit / "model.npz").is_file() and json.loads((refit / "meta.json").read_text())["status"] == "done"
 
 
@@ -148,7 +148,8 @@ def _assert_png(path, min_side=200):
 
 
 def test_plots(tmp_path, tiny):
-    from mlcv_cli.workflow import pipeline
+    from mlcv_cli.workflow.evaluate import evaluate
+    from mlcv_cli.workflow.train import train
     from mlcv_cli import plots
 
     def tiny_cfg(model, values):  # the plots do not need real images: the tiny folder loads at once
@@ -158,13 +159,13 @@ def test_plots(tmp_path, tiny):
     _assert_png(plots.plot_cv(one["run_dir"]))
     two = crossval.cross_validate(tiny_cfg("knn", {"cv.grid": {"model.k": [1, 3], "model.metric": ["l1", "l2"]}, "cv.folds": 3}))
     _assert_png(plots.plot_cv(two["run_dir"]))
-    rd = pipeline.train(tiny_cfg("svm", {"train.epochs": 2}))["run_dir"]
+    rd = train(tiny_cfg("svm", {"train.epochs": 2}))["run_dir"]
     made = plots.plot_run(rd)
     assert sorted(Path(p).name for p in made) == ["confusion-test.png", "loss.png", "templates.png"]
     for p in made:
         _assert_png(p)
-    knn_rd = pipeline.train(tiny_cfg("knn", {}))["run_dir"]
-    ev = pipeline.evaluate(knn_rd, plot=True)
+    knn_rd = train(tiny_cfg("knn", {}))["run_dir"]
+    ev = evaluate(knn_rd, plot=True)
     assert sorted(Path(p).name for p in ev["plots"]) == ["confusion-test.png", "neighbors-test.png"]
     for p in ev["plots"]:
         _assert_png(p)

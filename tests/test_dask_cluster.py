@@ -4,7 +4,6 @@ a worker and then the scheduler are killed in the middle of a cv run."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time

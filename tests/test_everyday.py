@@ -10,7 +10,9 @@ from click.testing import CliRunner
 
 from mlcv_cli import config
 from mlcv_cli.workflow.cv import crossval
-from mlcv_cli.workflow import pipeline
+from mlcv_cli.runs import checkpoints
+from mlcv_cli.system.signals import StopRequest
+from mlcv_cli.workflow import train as training
 from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import ConfigError, TrainingInterrupted
 
@@ -28,11 +30,11 @@ def test_resume_with_more_epochs_continues_a_finished_run_bit_exactly(in_tmp, ti
     short = run("train", "--config", ROOT / "configs/softmax.yaml", *data, "--set", "train.epochs=2", "--json")
     assert short.exit_code == 0, short.output
     rd = Path(json.loads(short.stdout)["run_dir"])
-    reads, read_state = [], pipeline._read_checkpoint
-    monkeypatch.setattr(pipeline, "_read_checkpoint", lambda run, name: reads.append(name) or read_state(run, name))
+    reads, read_state = [], checkpoints.read
+    monkeypatch.setattr(checkpoints, "read", lambda run, name: reads.append(name) or read_state(run, name))
     longer = run("train", "--resume", rd, "--set", "train.epochs=4", "--json")
     assert longer.exit_code == 0, longer.output
-    assert reads == [pipeline.FINAL_STATE]  # read once, for the epochs check and for the training
+    assert reads == [checkpoints.FINAL_STATE]  # read once, for the epochs check and for the training
     full = run("train", "--config", ROOT / "configs/softmax.yaml", *data, "--set", "train.epochs=4", "--json")
     other = Path(json.loads(full.stdout)["run_dir"])
     with np.load(rd / "model.npz", allow_pickle=False) as a, np.load(other / "model.npz", allow_pickle=False) as b:
@@ -64,9 +66,9 @@ def test_second_ctrl_c_still_says_how_to_resume(in_tmp, tiny):
         return lambda total, desc: Bar()
 
     with pytest.raises(TrainingInterrupted, match=r"last checkpoint is kept\. Resume with: mlcv train --resume"):
-        pipeline.train(cfg, progress=progress_interrupted_at(5))  # 81 images, 3 steps per epoch: checkpoints exist
+        training.train(cfg, progress=progress_interrupted_at(5))  # 81 images, 3 steps per epoch: checkpoints exist
     with pytest.raises(TrainingInterrupted, match="before any checkpoint was written: nothing to resume"):
-        pipeline.train(cfg, progress=progress_interrupted_at(1))
+        training.train(cfg, progress=progress_interrupted_at(1))
 
 
 @pytest.mark.parametrize("args, needs", [
@@ -187,21 +189,21 @@ def test_zip_names_are_utf8_when_valid(tmp_path):
 
 def test_lbfgs_checkpoints_at_most_every_gap_seconds_and_still_on_a_stop(in_tmp, tiny, monkeypatch):
     data = [a for item in [*tiny, "train.optimizer=lbfgs", "train.epochs=6", "model.reg=0.01"] for a in ("--set", item)]
-    writes, write = [], pipeline._write_checkpoint
-    monkeypatch.setattr(pipeline, "_write_checkpoint", lambda run, est: writes.append(est._iteration) or write(run, est))
-    monkeypatch.setattr(pipeline, "LBFGS_CHECKPOINT_GAP_S", 0.0)
+    writes, write = [], checkpoints.write
+    monkeypatch.setattr(checkpoints, "write", lambda run, est: writes.append(est._iteration) or write(run, est))
+    monkeypatch.setattr(training, "LBFGS_CHECKPOINT_GAP_S", 0.0)
     every = run("train", "--config", ROOT / "configs/softmax.yaml", *data)
     assert every.exit_code == 0, every.output
     assert writes == [1, 2, 3, 4, 5]  # checkpoint_every: 1, no checkpoint after the last epoch
     writes.clear()
-    monkeypatch.setattr(pipeline, "LBFGS_CHECKPOINT_GAP_S", 3600.0)
+    monkeypatch.setattr(training, "LBFGS_CHECKPOINT_GAP_S", 3600.0)
     rare = run("train", "--config", ROOT / "configs/softmax.yaml", *data, "--json")
     assert rare.exit_code == 0, rare.output
     assert writes == []
     # A stop by signal still writes its checkpoint at once, whatever the gap, and resumes exactly.
     stops = iter([False, False, True])
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline._StopRequest, "__call__", lambda self: next(stops, True))
+        patch.setattr(StopRequest, "__call__", lambda self: next(stops, True))
         stopped = run("train", "--config", ROOT / "configs/softmax.yaml", *data, "--json")
     assert stopped.exit_code == 143 and writes == [3]
     rd = Path(json.loads(rare.stdout)["run_dir"]).parent

@@ -14,7 +14,7 @@ from PIL import Image
 import features_standin
 from mlcv_cli import config
 from mlcv_cli.models import modelfile
-from mlcv_cli.workflow import pipeline
+from mlcv_cli.models.build import estimator_from_file
 from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import ConfigError
 
@@ -74,7 +74,7 @@ def test_model_files_written_before_features_predict_identically(model):
     """tests/data/legacy-*.npz were written by mlcv at commit 632e17f (model format 1)."""
     mf = modelfile.load(DATA / f"legacy-{model}.npz")
     expected = np.load(DATA / "legacy-expected.npz")
-    est = pipeline.estimator_from_file(mf)
+    est = estimator_from_file(mf)
     X = mf.chain.transform(expected["queries"])
     if model == "knn":  # integer votes: exact on any machine
         np.testing.assert_array_equal(est.vote_counts(X), expected["knn_scores"])

@@ -126,12 +126,12 @@ def _folder(root, mode):
 @pytest.mark.parametrize("mode, channels, expected", [("L", None, 1), ("L", 3, 3), ("RGB", None, 3), ("RGB", 1, 1)])
 def test_image_folders_gray_detected_or_set(tmp_path, mode, channels, expected):
     from mlcv_cli import config as config_mod
-    from mlcv_cli.workflow import pipeline
+    from mlcv_cli.workflow.inputs import load_dataset
 
     folder = _folder(tmp_path / "f", mode)
     sets = [f"data.path={folder}", "data.image_size=16"] + ([f"data.channels={channels}"] if channels else [])
     cfg = config_mod.resolve(None, sets + ["data.dataset=folder"], model_type="knn")
-    ds = pipeline.load_dataset(cfg)
+    ds = load_dataset(cfg)
     assert ds.train_x.shape == (12, 16, 16, expected) and ds.test_x.shape[3] == expected
 
 

@@ -63,7 +63,7 @@ def test_cli_falls_back_to_numpy_with_a_note_and_the_same_answers(tmp_path):
 
 def test_knn_searches_raw_pixels_only_when_neighbours_cannot_change():
     from mlcv_cli.core.features.chain import FeatureChain
-    from mlcv_cli.workflow.pipeline import knn_searches_pixels
+    from mlcv_cli.models.build import knn_searches_pixels
 
     pixels = [("pixels", {"scale": 1 / 255, "subtract_mean": True})]
     assert knn_searches_pixels("knn", FeatureChain(pixels))
@@ -77,7 +77,7 @@ def test_saved_knn_model_keeps_its_memory_budget(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from mlcv_cli.models import modelfile
-    from mlcv_cli.workflow import pipeline
+    from mlcv_cli.models.build import estimator_from_file
     from mlcv_cli.cli.app import cli
 
     monkeypatch.chdir(tmp_path)
@@ -85,6 +85,6 @@ def test_saved_knn_model_keeps_its_memory_budget(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["train", "--model", "knn", *SMALL, "--set", "model.max_memory_mb=40", "--json"])
     assert result.exit_code == 0, result.output
     mf = modelfile.load(tmp_path / json.loads(result.stdout)["run_dir"] / "model.npz")
-    est = pipeline.estimator_from_file(mf)
+    est = estimator_from_file(mf)
     assert est.max_memory == 40 * 2**20
     assert est.X_train_.dtype == np.uint8 and est.X_train_.shape == (300, 3072)

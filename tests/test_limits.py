@@ -15,7 +15,9 @@ from click.testing import CliRunner
 from mlcv_cli import config
 from mlcv_cli.workflow.cv import crossval
 from mlcv_cli.system import memory
-from mlcv_cli.workflow import pipeline
+from mlcv_cli.config import features as feature_config
+from mlcv_cli.workflow import resume as resuming
+from mlcv_cli.workflow import train as training
 from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import ConfigError, MlcvError
 
@@ -152,7 +154,7 @@ def test_max_memory_setting_names_the_largest_parts_and_their_fixes(in_tmp, tiny
 
 def test_estimates_follow_the_sizes():
     cfg = config.resolve(None, ["features=[{type: kmeans, num_centroids: 1000}]"], model_type="softmax")
-    chain = pipeline.feature_config.build_chain(cfg)
+    chain = feature_config.build_chain(cfg)
     parts = dict((d, n) for d, n, _ in memory.train_parts(cfg, chain, 4000, 500, 500, (32, 32, 3), 10, False))
     assert parts["features 5,000 x 4,000 float32"] == 5000 * 4000 * 4
     assert parts["k-means patch sample 400,000 x 108"] == 400_000 * 108 * 8
@@ -186,7 +188,7 @@ def test_memory_error_during_training_keeps_the_run_resumable(in_tmp, tiny, monk
 
     overrides = [*tiny, "train.epochs=3", "train.batch_size=20"]
     cfg = config.resolve(None, overrides, model_type="softmax")
-    reference = pipeline.train(config.replace(cfg, {"output.dir": "ref"}))
+    reference = training.train(config.replace(cfg, {"output.dir": "ref"}))
     real_end_epoch = LinearClassifier._end_epoch
 
     ends = []
@@ -199,11 +201,11 @@ def test_memory_error_during_training_keeps_the_run_resumable(in_tmp, tiny, monk
 
     monkeypatch.setattr(LinearClassifier, "_end_epoch", end_epoch)
     with pytest.raises(MlcvError, match="ran out of memory; the last checkpoint is kept") as err:
-        pipeline.train(cfg)
+        training.train(cfg)
     run = err.value.run_dir
     assert json.loads((in_tmp / run / "meta.json").read_text())["status"] == "interrupted"
     monkeypatch.setattr(LinearClassifier, "_end_epoch", real_end_epoch)
-    resumed = pipeline.resume(run)
+    resumed = resuming.resume(run)
     assert resumed["test_accuracy"] == reference["test_accuracy"]
     assert resumed["final_loss"] == reference["final_loss"]
 
@@ -233,7 +235,7 @@ def test_memory_error_outside_a_run_is_one_line(in_tmp, tiny, monkeypatch):
     def load(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(pipeline, "load_dataset", load)
+    monkeypatch.setattr(training, "load_dataset", load)
     result = CliRunner().invoke(cli, ["train", "--model", "softmax", *_sets(tiny)])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ran out of memory") and "Traceback" not in result.output

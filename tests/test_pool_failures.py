@@ -96,9 +96,10 @@ def test_worker_killed_keeps_finished_jobs_and_resumes_to_the_same_result(tmp_pa
     plan, _ = crossval.read_plan(crossval.RunDir(run))
     by_id = {j["id"]: j for j in crossval.plan_jobs(crossval.config_mod.from_dict(plan["config"]), plan["points"])}
     ds_cfg = crossval.config_mod.from_dict(plan["config"])
-    from mlcv_cli.workflow import pipeline
+    from mlcv_cli.data.splits import split_dataset
+    from mlcv_cli.workflow.inputs import load_dataset
 
-    splits = pipeline.split_dataset(crossval.config_mod.replace(ds_cfg, {"data.num_val": 0}), pipeline.load_dataset(ds_cfg))
+    splits = split_dataset(crossval.config_mod.replace(ds_cfg, {"data.num_val": 0}), load_dataset(ds_cfg))
     again = crossval.run_job(by_id[kept[0]["id"]], plan, (splits.train_x, splits.train_y, len(splits.classes)))
     assert [(r["point"], r["fold"], r["accuracy"]) for r in again] == [(r["point"], r["fold"], r["accuracy"]) for r in kept[0]["rows"]]
 

@@ -207,7 +207,7 @@ class _InterruptAfter:
 def interrupted(tmp_path_factory):
     """An interrupted softmax run (adam, so the checkpoint holds optimizer state too)."""
     from mlcv_cli import config
-    from mlcv_cli.workflow import pipeline
+    from mlcv_cli.workflow.train import train
     from mlcv_cli.errors import TrainingInterrupted
 
     base = tmp_path_factory.mktemp("train")
@@ -215,7 +215,7 @@ def interrupted(tmp_path_factory):
     values = {"data.dataset": "folder", "data.path": str(folder), "data.image_size": SIDE, "data.num_val": 6,
               "output.dir": str(base / "runs"), "train.batch_size": 8, "train.epochs": 6, "train.optimizer": "adam"}
     with pytest.raises(TrainingInterrupted):
-        pipeline.train(config.replace(config.resolve(model_type="softmax"), values), progress=_InterruptAfter(3))
+        train(config.replace(config.resolve(model_type="softmax"), values), progress=_InterruptAfter(3))
     [run] = (base / "runs").iterdir()
     return run
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from mlcv_cli.cli import app as cli_mod
-from mlcv_cli.workflow import pipeline
+from mlcv_cli.workflow import train as training
 from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import TrainingInterrupted
 from mlcv_cli.system.progress import LineProgress
@@ -36,7 +36,7 @@ def test_json_on_interrupt_and_on_usage_errors(in_tmp, monkeypatch):
         err.run_dir = "runs/x"
         raise err
 
-    monkeypatch.setattr(pipeline, "train", interrupted)
+    monkeypatch.setattr(training, "train", interrupted)
     result = run("train", "--model", "svm", "--json")
     assert result.exit_code == 130
     out = json.loads(result.stdout)

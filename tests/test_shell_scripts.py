@@ -55,10 +55,10 @@ echo "loop went on"
 # replaced by one that signals the process), inside a loop of two.
 COMMANDS = {
     "download": ("mlcv_cli.data.cifar10", "prepare_cifar10", ["download", "cifar10"]),
-    "evaluate": ("mlcv_cli.workflow.pipeline", "evaluate", ["evaluate", "."]),
-    "predict": ("mlcv_cli.workflow.pipeline", "predict", ["predict", ".", "x.png"]),
+    "evaluate": ("mlcv_cli.workflow.evaluate", "evaluate", ["evaluate", "."]),
+    "predict": ("mlcv_cli.workflow.predict", "predict", ["predict", ".", "x.png"]),
     "cv": ("mlcv_cli.workflow.cv.crossval", "cross_validate", ["cv", "--model", "knn"]),
-    "train": ("mlcv_cli.workflow.pipeline", "train", ["train", "--model", "svm"]),
+    "train": ("mlcv_cli.workflow.train", "train", ["train", "--model", "svm"]),
 }
 
 

@@ -3,7 +3,7 @@
 from threadpoolctl import threadpool_info
 
 from mlcv_cli import config
-from mlcv_cli.workflow import pipeline
+from mlcv_cli.workflow.train import train
 
 
 def blas_threads():
@@ -33,7 +33,7 @@ def test_minibatch_training_runs_on_one_blas_thread(in_tmp):
     before = blas_threads()
     cfg = config.replace(config.resolve(model_type="softmax"), {"data.num_train": 400, "data.num_test": 50, "train.epochs": 2})
     progress = RecordingProgress()
-    pipeline.train(cfg, progress=progress)
+    train(cfg, progress=progress)
     assert progress.seen["train softmax"] == {1}
     assert progress.seen["evaluate test"] == {before}  # scoring (and kNN's products) keep every core
     assert blas_threads() == before  # restored afterwards

@@ -178,7 +178,7 @@ def download():
 
 
 def _data_dir(option):
-    from ..workflow.pipeline import resolve_data_dir
+    from ..workflow.inputs import resolve_data_dir
 
     return resolve_data_dir(option)
 
@@ -235,7 +235,7 @@ def download_folder(path, name, data_dir, size, skip_bad):
         + (f" --set data.image_size={size}" if size != 32 else "")
     )
     if not result["n_test"]:
-        from ..workflow.pipeline import holdout_size
+        from ..data.splits import holdout_size
 
         held = holdout_size(result["n_train"])
         output.echo(f"It has no test/ split: {held} of its images (10%) are held out as the test split when it is used "
@@ -296,7 +296,8 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
     run (finished too) on to N epochs, as if it had been started with N.
     """
     from .. import config as config_mod
-    from ..workflow import pipeline
+    from ..workflow import resume as resuming
+    from ..workflow import train as training
 
     if plot:
         _require_matplotlib()
@@ -311,14 +312,14 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
             epochs = config_mod.check_value(key, value)
         if config_path or model_type:
             raise UsageError("--resume continues a run with its saved config; drop --config/--model")
-        result = pipeline.resume(resume_dir, progress=progress, epochs=epochs, accept_changes=accept_changes)
+        result = resuming.resume(resume_dir, progress=progress, epochs=epochs, accept_changes=accept_changes)
     else:
         _check_config_or_model(config_path, model_type)
         cfg = _load_config(config_path, overrides, model_type, data_dir=data_dir)
         if print_config:
             click.echo(config_mod.to_yaml(cfg), nl=False)
             return
-        result = pipeline.train(cfg, progress=progress)
+        result = training.train(cfg, progress=progress)
     output.note_run_dir(result["run_dir"])
     _echo_note(result)
     if plot:
@@ -502,7 +503,7 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accep
     The split is rebuilt exactly as in training (same config and seed).
     """
     from .. import config as config_mod
-    from ..workflow import pipeline
+    from ..workflow import evaluate as evaluating
 
     changes = {}
     if data_spec:
@@ -521,7 +522,7 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accep
         changes[key] = value
     if plot:
         _require_matplotlib()
-    result = pipeline.evaluate(target, split=split, data_cfg_overrides=changes, progress=_progress_factory(not as_json), plot=plot,
+    result = evaluating.evaluate(target, split=split, data_cfg_overrides=changes, progress=_progress_factory(not as_json), plot=plot,
                                accept_changes=accept_changes)
     if result.get("warning"):
         output.echo(f"Warning: {result['warning']}", err=True)
@@ -649,11 +650,11 @@ def predict(target, images, top, as_json, as_csv):
     Shows probabilities for softmax, scores for SVM, neighbour votes for kNN.
     Unreadable files are reported and the rest still predicted (exit code 1 if any failed).
     """
-    from ..workflow import pipeline
+    from ..workflow import predict as predicting
 
     if as_json and as_csv:
         raise UsageError("choose one of --json and --csv")
-    r = pipeline.predict(target, images, top=top)
+    r = predicting.predict(target, images, top=top)
     if r.get("warning"):
         output.echo(f"Warning: {r['warning']}", err=True)
     _echo_note(r)

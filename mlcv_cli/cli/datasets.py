@@ -69,7 +69,7 @@ def _idx_command(key):
 
 
 def _data_dir(option):
-    from ..workflow.pipeline import resolve_data_dir
+    from ..workflow.inputs import resolve_data_dir
 
     return resolve_data_dir(option)
 

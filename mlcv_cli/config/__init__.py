@@ -5,13 +5,54 @@ YAML and applies overrides, features.py is the ``features`` section, shipped.py 
 come with mlcv. The names below are the package's API; import them from here.
 """
 
-from .checks import (MAX_GRID_POINTS, check_grid_count, check_grid_for_model, check_grid_size, check_grid_values, check_meta,
-                     check_value, closest, parse_range, range_count)
-from .loading import (build, flatten, flatten_config, from_dict, parse_override, parse_scalar, read_yaml_file, replace, resolve,
-                      safe_load_text, to_yaml, validate)
-from .schema import (DATASETS, DEFAULT_GRIDS, KEYS, KEYS_USED_BY, METRICS, MODEL_DEFAULTS, MODEL_TYPES, NATIVE_IMAGE_SIZE,
-                     OPTIMIZERS, PENALTIES, SAFE_NAME, SECTIONS, Config, CVConfig, DataConfig, ModelConfig, OutputConfig,
-                     PreprocessConfig, TrainConfig, all_keys)
+from .checks import (
+                     MAX_GRID_POINTS,
+                     check_grid_count,
+                     check_grid_for_model,
+                     check_grid_size,
+                     check_grid_values,
+                     check_meta,
+                     check_value,
+                     closest,
+                     parse_range,
+                     range_count,
+)
+from .loading import (
+                     build,
+                     flatten,
+                     flatten_config,
+                     from_dict,
+                     parse_override,
+                     parse_scalar,
+                     read_yaml_file,
+                     replace,
+                     resolve,
+                     safe_load_text,
+                     to_yaml,
+                     validate,
+)
+from .schema import (
+                     DATASETS,
+                     DEFAULT_GRIDS,
+                     KEYS,
+                     KEYS_USED_BY,
+                     METRICS,
+                     MODEL_DEFAULTS,
+                     MODEL_TYPES,
+                     NATIVE_IMAGE_SIZE,
+                     OPTIMIZERS,
+                     PENALTIES,
+                     SAFE_NAME,
+                     SECTIONS,
+                     Config,
+                     CVConfig,
+                     DataConfig,
+                     ModelConfig,
+                     OutputConfig,
+                     PreprocessConfig,
+                     TrainConfig,
+                     all_keys,
+)
 
 __all__ = [
     "all_keys",

@@ -14,7 +14,7 @@ import yaml
 from ..errors import ConfigError
 from . import features as feature_config
 from .checks import check_value, closest
-from .schema import KEYS, KEYS_USED_BY, DEFAULT_GRIDS, MODEL_DEFAULTS, NATIVE_IMAGE_SIZE, SECTIONS, Config
+from .schema import DEFAULT_GRIDS, KEYS, KEYS_USED_BY, MODEL_DEFAULTS, NATIVE_IMAGE_SIZE, SECTIONS, Config
 
 
 def parse_scalar(text: str) -> Any:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..system import atomic
 from ..core.features.chain import FeatureChain
 from ..errors import ModelFileError
+from ..system import atomic
 
 FORMAT = "mlcv-model"
 # 1: pixels only ('scale' and 'mean' entries); 2: the fitted feature chain ('features_spec'

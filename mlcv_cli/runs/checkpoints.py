@@ -1,14 +1,58 @@
-"""What a training checkpoint must hold before training resumes from it (checkpoint.npz is input too)."""
+"""Training checkpoints, in one place: the files (checkpoint.npz while a run is interrupted,
+state.npz once it finished), writing them from an estimator's ``get_state()``, reading them
+without pickles, and checking every entry before a run resumes from one (a checkpoint is input
+too). ``core/`` produces and restores the state as plain arrays; this module owns the files.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import zipfile
 
 import numpy as np
 
+from ..errors import MlcvError, ModelFileError
+from ..models import modelfile
+from .rundir import RunDir
+
+CHECKPOINT = "checkpoint.npz"
+FINAL_STATE = "state.npz"
+"""A finished run's training state, so `train --resume RUN --set train.epochs=N` can go on."""
+
 _COUNTS = ("epoch", "iteration", "batch_pos", "epoch_steps")
 _JSON = ("rng_state", "epoch_history")
+
+
+def write(run: RunDir, est):
+    """Write ``est.get_state()`` as the run's checkpoint, atomically."""
+    run.write_npz(CHECKPOINT, {k: np.asarray(v) for k, v in est.get_state().items()})
+
+
+def write_final(run: RunDir, est):
+    """Keep a finished run's training state (FINAL_STATE) and drop its checkpoint."""
+    run.write_npz(FINAL_STATE, {k: np.asarray(v) for k, v in est.get_state().items()})
+    discard(run)
+
+
+def discard(run: RunDir):
+    """Remove the interrupted-run checkpoint once the run has finished and saved its final state."""
+    ckpt = run.file(CHECKPOINT)
+    if ckpt.exists():
+        ckpt.unlink()
+
+
+def read(run: RunDir, name=CHECKPOINT) -> dict:
+    """The arrays of ``run``'s checkpoint file ``name`` (np.load without pickles, sizes checked first)."""
+    path = run.file(name)
+    if not path.exists():
+        raise MlcvError(f"{run.path} has no {name} to resume from (was it trained with checkpoint_every: 0?)")
+    try:
+        modelfile.check_declared_sizes(path)
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, ModelFileError) as exc:
+        raise MlcvError(f"{path} is unreadable ({exc}); start a new run instead of resuming") from None
 
 
 def _scalar(state, key, kinds):
@@ -18,18 +62,19 @@ def _scalar(state, key, kinds):
     return a[()], None
 
 
-def checkpoint_problem(state: dict, D: int, C: int, optimizer: str, epochs: int):
-    """Why ``state`` (arrays from checkpoint.npz) cannot resume a D x C linear model, or None.
+def problem(state: dict, shapes: dict, optimizer: str, epochs: int):
+    """Why ``state`` (arrays from a checkpoint file) cannot resume a model whose parameters have
+    ``shapes`` ({name: shape}, e.g. {"W": (D, C), "b": (C,)}), or None.
 
-    Checks each entry's type and shape (W (D, C), b (C,), optimizer state like them),
-    counts that are whole and in range, finite numbers, and the JSON fields.
+    Checks each entry's type and shape (every parameter, and optimizer slots opt_<name>_<slot>
+    like it), counts that are whole and in range, finite numbers, and the JSON fields.
     """
-    opt, problem = _scalar(state, "optimizer", "U")
-    if problem:
-        return problem
+    opt, why = _scalar(state, "optimizer", "U")
+    if why:
+        return why
     if str(opt) != optimizer:
         return f"made with optimizer {str(opt)!r}, the run's config says {optimizer!r}"
-    for key, shape in (("W", (D, C)), ("b", (C,))):
+    for key, shape in shapes.items():
         a = state.get(key)
         if not isinstance(a, np.ndarray) or a.dtype.kind != "f" or a.shape != shape:
             found = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else "nothing"
@@ -38,18 +83,18 @@ def checkpoint_problem(state: dict, D: int, C: int, optimizer: str, epochs: int)
             return f"{key} holds NaN or infinite values"
     counts = {}
     for key in _COUNTS:
-        value, problem = _scalar(state, key, "iu")
-        if problem:
-            return problem
+        value, why = _scalar(state, key, "iu")
+        if why:
+            return why
         if value < 0:
             return f"{key} is negative ({value})"
         counts[key] = int(value)
     if counts["epoch"] > epochs:
         return f"epoch {counts['epoch']} is past the run's {epochs} epochs"
     for key in ("lr", "epoch_loss_sum"):
-        value, problem = _scalar(state, key, "fiu")
-        if problem:
-            return problem
+        value, why = _scalar(state, key, "fiu")
+        if why:
+            return why
         if not math.isfinite(float(value)):
             return f"{key} is not finite"
     history = state.get("loss_history")
@@ -58,9 +103,9 @@ def checkpoint_problem(state: dict, D: int, C: int, optimizer: str, epochs: int)
     if len(history) != counts["iteration"]:
         return f"loss_history has {len(history)} entries for {counts['iteration']} iterations"
     for key in _JSON:
-        text, problem = _scalar(state, key, "U")
-        if problem:
-            return problem
+        text, why = _scalar(state, key, "U")
+        if why:
+            return why
         try:
             value = json.loads(str(text))
         except ValueError:
@@ -78,7 +123,7 @@ def checkpoint_problem(state: dict, D: int, C: int, optimizer: str, epochs: int)
                 return f"{key} is not numeric"
             if not np.isfinite(a).all():
                 return f"{key} holds NaN or infinite values"
-            for part, shape in (("opt_W_", (D, C)), ("opt_b_", (C,))):
-                if key.startswith(part) and not key.endswith("_t") and a.shape != shape:
+            for name, shape in shapes.items():
+                if key.startswith(f"opt_{name}_") and not key.endswith("_t") and a.shape != tuple(shape):
                     return f"{key} should have shape {shape}, found {a.shape}"
     return None

@@ -320,8 +320,8 @@ def _load_cache(root: Path) -> dict:
 
 def _save_cache(root: Path, runs: dict):
     """Best effort: a read-only runs directory is listed just the same, only not faster next time."""
-    from ..system import atomic, locks
     from ..errors import MlcvError
+    from ..system import atomic, locks
 
     try:
         # One writer at a time (another listing busy writing: skip); holding the lock, the

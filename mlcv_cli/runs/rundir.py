@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
-from ..system import atomic, locks
 from ..errors import MlcvError
+from ..system import atomic, locks
 
 STATUSES = ("running", "done", "failed", "interrupted")
 LOCK_FILE = ".lock"

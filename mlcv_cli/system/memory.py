@@ -147,7 +147,7 @@ def model_parts(cfg, n_train, D, C, raw_pixels, n_queries=2000):
     if cfg.train.optimizer == "lbfgs":
         from ..core.linear import LBFGS_MEMORY
 
-        parts.append((f"L-BFGS history and full-batch scores", (D * C + C) * 8 * (2 * LBFGS_MEMORY + 6) + n_train * C * 8 * 4,
+        parts.append(("L-BFGS history and full-batch scores", (D * C + C) * 8 * (2 * LBFGS_MEMORY + 6) + n_train * C * 8 * 4,
                       "train.optimizer other than lbfgs, or " + _IMAGES_FIX))
     return parts
 
@@ -167,7 +167,7 @@ def cv_parts(cfg, points, n_images, folds, image_shape, num_classes, workers, im
     """[(what, bytes, fix)] for `mlcv cv`: the encoded features of every setting (held at once),
     then ``workers`` jobs at a time, each with its fold's rows and model, and a copy of the images each."""
     from ..config.features import build_chain
-    from ..workflow.pipeline import knn_searches_pixels
+    from ..models.build import knn_searches_pixels
 
     parts, seen, fitting, job_parts, pixels_only = [], set(), [], [], True
     n_train = n_images - n_images // folds

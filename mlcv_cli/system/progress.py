@@ -65,3 +65,15 @@ class LineProgress:
         self.lines += 1
         self.tenth = self._tenths()
         self.held = None
+
+
+class NullProgress:
+    def update(self, n=1, **postfix):
+        pass
+
+    def close(self):
+        pass
+
+
+def null_progress(total, desc):
+    return NullProgress()

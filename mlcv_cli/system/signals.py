@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import sys
+from contextlib import contextmanager
 
 # Exit statuses a shell reports for a process killed by these signals.
 EXIT_CODE = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -56,3 +57,34 @@ def exit_by_signal(code):
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
     sys.exit(code)
+
+
+class StopRequest:
+    """SIGINT/SIGTERM (or a hang-up) set a flag; training stops after the current step."""
+
+    def __init__(self):
+        self.signum = None
+        self.saving = False  # set while the checkpoint is written: a second Ctrl-C must not tear it
+
+    def __call__(self):
+        return self.signum is not None
+
+    @contextmanager
+    def installed(self):
+        def handler(signum, frame):
+            if self.saving:
+                return
+            if self.signum is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now
+            self.signum = signum
+
+        try:
+            old = {s: signal.signal(s, handler) for s in (signal.SIGINT, *STOP_SIGNALS)}
+        except ValueError:  # not the main thread: no handlers, no graceful stop
+            yield self
+            return
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)

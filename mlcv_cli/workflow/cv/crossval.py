@@ -20,16 +20,16 @@ import time
 
 import numpy as np
 
-from ...system import atomic, threads
-from ...system import cluster as cluster_mod
 from ... import config as config_mod
-from ...runs import fingerprints
 from ...config import Config
 from ...core.linear import TrainingDiverged
 from ...core.model_selection import job_seed, parameter_grid, stratified_kfold
 from ...errors import ConfigError, MlcvError, UsageError
-from ...system.signals import Terminated, sigterm_raises
+from ...runs import fingerprints
 from ...runs.rundir import RunDir, command_line
+from ...system import atomic, threads
+from ...system import cluster as cluster_mod
+from ...system.signals import Terminated, sigterm_raises
 
 JOBS_FILE = "jobs.jsonl"
 PLAN_FILE = "cv_plan.json"
@@ -109,9 +109,9 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
     ``data`` is (images uint8 (N, H, W, 3) or their EncodedFeatures, labels (N,),
     num_classes); plain pixels (mean image) are fitted on the fold's training part only.
     """
-    from .. import pipeline
-    from ...data.feature_cache import fold_features
     from ...config.features import build_chain
+    from ...data.feature_cache import fold_features
+    from ...models.build import build_estimator, knn_searches_pixels
 
     images, labels, C = data
     cfg = config_mod.from_dict(plan["config"])
@@ -119,8 +119,8 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
     train_idx, val_idx = folds[job["fold"]]
     points = [plan["points"][i] for i in job["points"]]
     base = config_mod.replace(cfg, points[0])
-    if cfg.model.type == "knn" and isinstance(images, np.ndarray) and pipeline.knn_searches_pixels("knn", build_chain(base)):
-        Xtr = images[train_idx].reshape(len(train_idx), -1)  # see pipeline.knn_searches_pixels
+    if cfg.model.type == "knn" and isinstance(images, np.ndarray) and knn_searches_pixels("knn", build_chain(base)):
+        Xtr = images[train_idx].reshape(len(train_idx), -1)  # see knn_searches_pixels
         Xva = images[val_idx].reshape(len(val_idx), -1)
     else:
         Xtr, Xva = fold_features(base, images, train_idx, val_idx)
@@ -129,7 +129,7 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
     rows = []
     if cfg.model.type == "knn":
         ks = [p.get("model.k", cfg.model.k) for p in points]  # cross_validate checked them against the folds
-        est = pipeline.build_estimator(base).set_params(n_jobs=blas_threads)
+        est = build_estimator(base).set_params(n_jobs=blas_threads)
         est.fit(Xtr, ytr, num_classes=C)
         preds = est.predict_for_ks(Xva, ks)
         elapsed = time.perf_counter() - t0
@@ -138,7 +138,7 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
     else:
         i = job["points"][0]
         job_cfg = config_mod.replace(base, {"seed": job_seed(cfg.seed, i, job["fold"])})
-        est = pipeline.build_estimator(job_cfg)
+        est = build_estimator(job_cfg)
         try:
             with threads.for_linear_fit(job_cfg.train.optimizer):
                 est.fit(Xtr, ytr, num_classes=C)
@@ -580,9 +580,13 @@ def cross_validate(
 
 
 def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, dask_timeout, resume_dir, refit, progress, command, accept_changes):
-    from .. import pipeline
+    from ...data.splits import split_dataset
+    from ...models.build import knn_backend_note
+    from ...runs.status import mark_run
+    from ...system.progress import null_progress
+    from ..inputs import data_dir_for, load_dataset, pin_data_location
 
-    progress = progress or pipeline.null_progress
+    progress = progress or null_progress
     if resume_dir is not None:
         run = RunDir(resume_dir)
         held.enter_context(run.locked())  # the first hold removes a killed writer's temporary files
@@ -593,18 +597,18 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, dask_timeout
         if not cfg.cv.grid:  # neither the config nor --grid names one: the model's usual grid
             cfg = config_mod.replace(cfg, {"cv.grid": config_mod.DEFAULT_GRIDS[cfg.model.type]})
         config_mod.check_grid_for_model(cfg.cv.grid, cfg.model.type)
-        cfg = pipeline.pin_data_location(cfg)
+        cfg = pin_data_location(cfg)
         points = grid_points(cfg.cv.grid, random_n, cfg.seed)
         plan = {"config": cfg.to_dict(), "points": points, "random": random_n}
         run = None
 
     t0 = time.perf_counter()
-    ds = pipeline.load_dataset(cfg)
+    ds = load_dataset(cfg)
     inputs = fingerprints.inputs(ds, plan["config"], plan)
     if run is not None:  # before any work, and before the run is touched
         fingerprints.check(run, inputs, accept=accept_changes)
     # The folds are the validation sets: no data.num_val split is carved (nor demanded).
-    splits = pipeline.split_dataset(config_mod.replace(cfg, {"data.num_val": 0}), ds)
+    splits = split_dataset(config_mod.replace(cfg, {"data.num_val": 0}), ds)
     images, labels = splits.train_x, splits.train_y
     C = len(splits.classes)
     if cfg.cv.folds > len(labels):
@@ -641,11 +645,11 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, dask_timeout
     workers = max(1, n_jobs) if dask_scheduler in (None, "local") else 0
     memory.check(memory.cv_parts(cfg, plan["points"], len(labels), cfg.cv.folds, images.shape[1:], C, workers, images.nbytes),
                  "this cross-validation")
-    features, feature_events = encode_for_cv(cfg, plan["points"], images, pipeline.data_dir_for(cfg) / "features", progress)
+    features, feature_events = encode_for_cv(cfg, plan["points"], images, data_dir_for(cfg) / "features", progress)
     if getattr(features, "fitted", None):  # learned extractors may come from the cache: the run's own, or refused
         inputs["features"] = fingerprints.of_fitted(features.fitted)
         if run is not None:
-            fingerprints.check_features(run, inputs["features"], pipeline.data_dir_for(cfg) / "features", accept=accept_changes)
+            fingerprints.check_features(run, inputs["features"], data_dir_for(cfg) / "features", accept=accept_changes)
     hint = (f"; the finished jobs are kept: resume with `mlcv cv --resume {resume_dir}` and a working --dask-scheduler, "
             "or --jobs N") if resume_dir is not None else ""
     with _executor(n_jobs, dask_scheduler, dask_timeout, hint) as execute:
@@ -678,24 +682,24 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, dask_timeout
             with sigterm_raises():
                 execute(todo, plan, (features, labels, C), on_done)
         except KeyboardInterrupt as exc:
-            pipeline.mark_run(run, "interrupted")
+            mark_run(run, "interrupted")
             err = MlcvError(f"cross-validation stopped with {len(finished)} of {len(jobs)} jobs done; resume with: mlcv cv --resume {run.path}")
             err.exit_code = 143 if isinstance(exc, Terminated) else 130
             err.run_dir = str(run.path)
             raise err from None
         except ClusterLost as exc:
-            pipeline.mark_run(run, "failed", exc)
+            mark_run(run, "failed", exc)
             raise ClusterLost(f"{exc}; {len(finished)} of {len(jobs)} jobs are done and kept. Resume with: "
                               f"mlcv cv --resume {run.path} (add --dask-scheduler ADDRESS for a cluster, or --jobs N)") from None
         except (ExecutorLost, MemoryError) as exc:
             reason = str(exc) if isinstance(exc, ExecutorLost) else "ran out of memory"
-            pipeline.mark_run(run, "interrupted", reason)
+            mark_run(run, "interrupted", reason)
             err = MlcvError(f"{reason}; {len(finished)} of {len(jobs)} jobs are done and kept in {JOBS_FILE}; "
                             f"resume with: mlcv cv --resume {run.path}" + (" (with fewer --jobs)" if n_jobs > 1 else ""))
             err.run_dir = str(run.path)
             raise err from None
         except BaseException as exc:
-            pipeline.mark_run(run, "failed", exc)
+            mark_run(run, "failed", exc)
             raise
         finally:
             bar.close()
@@ -727,7 +731,7 @@ def _cross_validate(held, cfg, *, random_n, n_jobs, dask_scheduler, dask_timeout
         "warning": "; ".join(w for w in (warn, journal_warning, *grid_edge_warnings(cfg.cv.grid, best["params"], plan.get("random")))
                              if w) or None,
         "feature_cache": feature_events,
-        "note": pipeline.knn_backend_note(
+        "note": knn_backend_note(
             cfg.model.type == "knn" and any(p.get("model.metric", cfg.model.metric) == "l1" for p in plan["points"])
         ),
     }
@@ -766,7 +770,10 @@ def refit_best(run_dir, *, progress=None, dataset=None, accept_changes=False) ->
 
 
 def _refit_best(run, progress, dataset, accept_changes):
-    from .. import pipeline
+    from ...runs.checkpoints import CHECKPOINT
+    from ...runs.status import mark_run
+    from ..resume import resume
+    from ..train import train
 
     plan, cfg = read_plan(run)
     summary = run.read_json("cv_summary.json")
@@ -788,8 +795,8 @@ def _refit_best(run, progress, dataset, accept_changes):
                         f"remove it and {refit_dir}, then run `mlcv cv --resume {run.path} --refit` to refit again")
     run.update_meta(refit="running")
     try:
-        if (refit_dir / pipeline.CHECKPOINT).exists():
-            result = pipeline.resume(refit_dir, progress=progress, accept_changes=accept_changes)
+        if (refit_dir / CHECKPOINT).exists():
+            result = resume(refit_dir, progress=progress, accept_changes=accept_changes)
         else:
             if refit_dir.exists() and any(refit_dir.iterdir()):
                 raise MlcvError(f"{refit_dir} holds an unfinished refit without a checkpoint; remove it and run `mlcv cv --resume {run.path} --refit`")
@@ -797,9 +804,9 @@ def _refit_best(run, progress, dataset, accept_changes):
             # The same images the folds used (the split's permutation is seeded), now all for training.
             refit_cfg = config_mod.replace(best_cfg, {"data.num_train": int(summary["n_images"]), "data.num_val": 0})
             refit_dir.mkdir(exist_ok=True)
-            result = pipeline.train(refit_cfg, progress=progress, run=RunDir(refit_dir), dataset=dataset)
+            result = train(refit_cfg, progress=progress, run=RunDir(refit_dir), dataset=dataset)
     except BaseException:
-        pipeline.mark_run(run, "done")  # the cross-validation itself finished
+        mark_run(run, "done")  # the cross-validation itself finished
         try:
             run.update_meta(refit="interrupted" if RunDir(refit_dir).status == "interrupted" else "failed")
         except MlcvError:

@@ -1,0 +1,73 @@
+"""`mlcv predict`: the top classes of image files under a saved model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..core.linear import softmax
+from ..errors import MlcvError
+from ..models import modelfile
+from ..models.build import estimator_from_file, knn_backend_note, model_rows
+from .saved import feature_store_of, locate_model
+from .scoring import finite_scores
+
+
+def predict(target, files, *, top=3) -> dict:
+    """Top-k classes for each image file; unreadable files are reported, the rest predicted."""
+    from ..data.images import IMAGE_EXTENSIONS, read_image
+
+    path, warning = locate_model(target)
+    mf = modelfile.load(path)
+    est = estimator_from_file(mf, feature_store_of(mf))
+    C = len(mf.classes)
+    top = max(1, min(top, C))
+    images, ok, failed = [], [], []
+    for f in expand_image_paths(files):
+        try:
+            images.append(read_image(f, size=mf.image_size))
+            ok.append(str(f))
+        except MlcvError as exc:
+            failed.append({"path": str(f), "error": str(exc)})
+    if not images and not failed:
+        raise MlcvError(f"no image files found in {', '.join(str(f) for f in files)} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    rows = []
+    if images:
+        from ..data.channels import match_channels
+
+        # Files are read as colour; a grayscale model sees them as Pillow's luma.
+        X = model_rows(mf, match_channels(np.stack(images), mf.channels))
+        if mf.model_type == "knn":
+            kind, values, cast = "votes", est.vote_counts(X), int
+        elif mf.model_type == "softmax":
+            # predict_proba's own function on the scores already checked (finite scores give finite probabilities)
+            kind, values, cast = "probability", softmax(finite_scores(est.decision_function(X))), float
+        else:
+            kind, values, cast = "score", finite_scores(est.decision_function(X)), float
+        # Stable sort on the negated values: equal values keep the smaller class index first.
+        order = np.argsort(-values, axis=1, kind="stable")[:, :top]
+        for i, f in enumerate(ok):
+            # A class no neighbour voted for is not a prediction: list only classes with votes.
+            picks = [j for n, j in enumerate(order[i]) if n == 0 or kind != "votes" or values[i, j] > 0]
+            rows.append({"path": f, "top": [{"class": mf.classes[j], kind: cast(values[i, j])} for j in picks]})
+    notes = [knn_backend_note(bool(images) and getattr(est, "metric", None) == "l1")]
+    k = int(mf.arrays.get("k", 1)) if mf.model_type == "knn" else None
+    if k is not None and k < top:
+        notes.append(f"a {k}-NN model's vote names at most {k} class{'' if k == 1 else 'es'}, so at most {k} "
+                     f"row{'' if k == 1 else 's'} per image; a model trained with a larger model.k ranks more")
+    note = "; ".join(n for n in notes if n) or None
+    return {"model_path": str(path), "model": mf.model_type, "value": kind if images else None, "predictions": rows,
+            "failed": failed, "warning": warning, "note": note}
+
+
+def expand_image_paths(items):
+    """Files as given; directories expand to the image files inside them (sorted, recursive)."""
+    from ..data.images import IMAGE_EXTENSIONS
+
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            yield from sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            yield p
