@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mlcv_cli import config
-from mlcv_cli.workflow.cv import crossval
+from mlcv_cli.workflow import cv as crossval
 from mlcv_cli.core.knn import KNearestNeighbor
 from mlcv_cli.core.model_selection import stratified_kfold
 from mlcv_cli.data import load_sample

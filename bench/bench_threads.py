@@ -19,7 +19,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from mlcv_cli import config
-from mlcv_cli.workflow.cv import crossval
+from mlcv_cli.workflow import cv as crossval
 from mlcv_cli.workflow.train import train
 from mlcv_cli.system import threads
 from mlcv_cli.data import load_folder

@@ -5,7 +5,9 @@ import threading
 import pytest
 
 from mlcv_cli import config
-from mlcv_cli.workflow.cv import crossval
+from mlcv_cli.errors import MlcvError
+from mlcv_cli.workflow import cv as crossval
+from mlcv_cli.workflow.cv import dask_executor
 
 distributed = pytest.importorskip("distributed")
 
@@ -64,7 +66,7 @@ def test_two_runs_from_one_pid_on_one_scheduler_keep_their_own_results(tmp_path)
 
 @pytest.mark.parametrize("forge", ["other run", "other job", "extra fold", "nan accuracy"])
 def test_an_answer_that_is_not_for_the_job_is_refused_and_not_recorded(tmp_path, monkeypatch, forge):
-    genuine = crossval._run_on_dask
+    genuine = dask_executor._run_on_dask
 
     def forged(job, plan, data, token):
         answer = genuine(job, plan, data, token)
@@ -78,9 +80,9 @@ def test_an_answer_that_is_not_for_the_job_is_refused_and_not_recorded(tmp_path,
             answer["rows"][0]["accuracy"] = float("nan")
         return answer
 
-    monkeypatch.setattr(crossval, "_run_on_dask", forged)
+    monkeypatch.setattr(dask_executor, "_run_on_dask", forged)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        with pytest.raises(crossval.MlcvError, match="nothing from it was recorded"):
+        with pytest.raises(MlcvError, match="nothing from it was recorded"):
             crossval.cross_validate(_cfg(tmp_path, 1), dask_scheduler=cluster.scheduler_address)
     journals = list((tmp_path / "runs").glob("*/jobs.jsonl"))
     assert all(j.read_text() == "" for j in journals)

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from mlcv_cli import config
-from mlcv_cli.workflow.cv import crossval
+from mlcv_cli.workflow import cv as crossval
+from mlcv_cli.workflow.cv import jobs as cv_jobs
 from mlcv_cli.cli.app import cli as mlcv
 from mlcv_cli.core.knn import KNearestNeighbor
 from mlcv_cli.core.model_selection import stratified_kfold
@@ -40,13 +41,13 @@ def test_full_grid_and_random_points():
 
 
 def test_grid_option_parsing():
-    grid = crossval.parse_grid_option(["model.k=1,3,5", "train.lr=logspace(-7,-5,3)", "model.metric=l1,l2"])
+    grid = config.parse_grid_option(["model.k=1,3,5", "train.lr=logspace(-7,-5,3)", "model.metric=l1,l2"])
     assert grid["model.k"] == [1, 3, 5] and grid["model.metric"] == ["l1", "l2"]
     assert grid["train.lr"] == pytest.approx([1e-7, 1e-6, 1e-5])
     with pytest.raises(UsageError):
-        crossval.parse_grid_option(["model.k"])
+        config.parse_grid_option(["model.k"])
     with pytest.raises(ConfigError):
-        crossval.parse_grid_option(["model.k=a,b"])
+        config.parse_grid_option(["model.k=a,b"])
 
 
 def test_knn_points_share_one_job_per_fold_and_metric(tmp_path):
@@ -66,7 +67,7 @@ def test_knn_many_k_equals_separate_runs():
     folds = stratified_kfold(labels, 3, seed=cfg.seed)
     X = images.reshape(120, -1).astype(np.float32)
     for job in crossval.plan_jobs(cfg, points):
-        rows = crossval.run_job(job, plan, (images, labels, 4))
+        rows = cv_jobs.run_job(job, plan, (images, labels, 4))
         tr, va = folds[job["fold"]]
         for row in rows:
             k = points[row["point"]]["model.k"]

@@ -17,7 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from mlcv_cli import config
-from mlcv_cli.workflow.cv import crossval
+from mlcv_cli.workflow import cv as crossval
+from mlcv_cli.workflow.cv import jobs as cv_jobs
+from mlcv_cli.workflow.cv import dask_executor
 from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import MlcvError
 
@@ -134,7 +136,7 @@ def test_scheduler_problems_on_resume_keep_the_finished_jobs(in_tmp, tiny, sched
     address, d = scheduler
     # A run with one finished job, stopped by a MemoryError in its second.
     cfg = config.resolve(None, tiny, model_type="knn", extra={"cv.folds": 2, "cv.grid": {"preprocess.subtract_mean": [True, False]}})
-    real, calls = crossval.run_job, []
+    real, calls = cv_jobs.run_job, []
 
     def run_job(job, *args, **kwargs):
         calls.append(job["id"])
@@ -142,10 +144,10 @@ def test_scheduler_problems_on_resume_keep_the_finished_jobs(in_tmp, tiny, sched
             raise MemoryError
         return real(job, *args, **kwargs)
 
-    monkeypatch.setattr(crossval, "run_job", run_job)
+    monkeypatch.setattr(cv_jobs, "run_job", run_job)
     with pytest.raises(MlcvError) as err:
         crossval.cross_validate(cfg)
-    monkeypatch.setattr(crossval, "run_job", real)
+    monkeypatch.setattr(cv_jobs, "run_job", real)
     run = in_tmp / err.value.run_dir
     journal = (run / crossval.JOBS_FILE).read_text()
 
@@ -238,5 +240,5 @@ def test_jobs_waiting_on_a_cluster_without_workers_end_after_the_timeout():
 
     client = _SchedulerInfo()
     client.workers = {}
-    with pytest.raises(crossval.ClusterLost, match=r"no workers for \d+ s \(--dask-timeout 0.2\)"):
-        list(crossval._completed(NothingFinishes(), WorkerWatch(client, timeout=0.2, every=0)))
+    with pytest.raises(dask_executor.ClusterLost, match=r"no workers for \d+ s \(--dask-timeout 0.2\)"):
+        list(dask_executor._completed(NothingFinishes(), WorkerWatch(client, timeout=0.2, every=0)))

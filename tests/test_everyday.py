@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlcv_cli import config
-from mlcv_cli.workflow.cv import crossval
+from mlcv_cli.workflow import cv as crossval
 from mlcv_cli.runs import checkpoints
 from mlcv_cli.system.signals import StopRequest
 from mlcv_cli.workflow import train as training

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from mlcv_cli import config
-from mlcv_cli.workflow.cv import crossval
+from mlcv_cli.workflow import cv as crossval
+from mlcv_cli.workflow.cv import jobs as cv_jobs
 from mlcv_cli.system import memory
 from mlcv_cli.config import features as feature_config
 from mlcv_cli.workflow import resume as resuming
@@ -212,7 +213,7 @@ def test_memory_error_during_training_keeps_the_run_resumable(in_tmp, tiny, monk
 
 def test_memory_error_in_a_cv_job_keeps_finished_jobs(in_tmp, tiny, monkeypatch):
     cfg = config.resolve(None, tiny, model_type="knn", extra={"cv.folds": 2, "cv.grid": {"preprocess.subtract_mean": [True, False]}})
-    real = crossval.run_job
+    real = cv_jobs.run_job
     calls = []
 
     def run_job(job, *args, **kwargs):
@@ -221,13 +222,13 @@ def test_memory_error_in_a_cv_job_keeps_finished_jobs(in_tmp, tiny, monkeypatch)
             raise MemoryError
         return real(job, *args, **kwargs)
 
-    monkeypatch.setattr(crossval, "run_job", run_job)
+    monkeypatch.setattr(cv_jobs, "run_job", run_job)
     with pytest.raises(MlcvError, match="ran out of memory; 2 of 4 jobs are done and kept") as err:
         crossval.cross_validate(cfg)
     run = in_tmp / err.value.run_dir
     assert len((run / crossval.JOBS_FILE).read_text().splitlines()) == 2
     assert json.loads((run / "meta.json").read_text())["status"] == "interrupted"
-    monkeypatch.setattr(crossval, "run_job", real)
+    monkeypatch.setattr(cv_jobs, "run_job", real)
     assert crossval.cross_validate(resume_dir=run)["jobs_resumed"] == 2
 
 

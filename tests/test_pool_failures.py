@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mlcv_cli.workflow.cv import crossval
+from mlcv_cli import config
+from mlcv_cli.runs.rundir import RunDir
+from mlcv_cli.workflow import cv as crossval
+from mlcv_cli.workflow.cv import jobs as cv_jobs
 
 CV = ["cv", "--model", "softmax", "--folds", "2", "--jobs", "2", "--set", "train.batch_size=10",
       "--grid", "train.lr=1e-3,1e-2,1e-1", "--grid", "model.reg=1e-3,1e-2", "--set", "output.dir=runs"]
@@ -93,14 +96,14 @@ def test_worker_killed_keeps_finished_jobs_and_resumes_to_the_same_result(tmp_pa
     resumed = crossval.cross_validate(resume_dir=run, n_jobs=1)
     assert resumed["jobs_resumed"] >= len(kept)
     # What was kept is what the job computes: recompute the first kept job here.
-    plan, _ = crossval.read_plan(crossval.RunDir(run))
-    by_id = {j["id"]: j for j in crossval.plan_jobs(crossval.config_mod.from_dict(plan["config"]), plan["points"])}
-    ds_cfg = crossval.config_mod.from_dict(plan["config"])
+    plan, _ = crossval.read_plan(RunDir(run))
+    by_id = {j["id"]: j for j in crossval.plan_jobs(config.from_dict(plan["config"]), plan["points"])}
+    ds_cfg = config.from_dict(plan["config"])
     from mlcv_cli.data.splits import split_dataset
     from mlcv_cli.workflow.inputs import load_dataset
 
-    splits = split_dataset(crossval.config_mod.replace(ds_cfg, {"data.num_val": 0}), load_dataset(ds_cfg))
-    again = crossval.run_job(by_id[kept[0]["id"]], plan, (splits.train_x, splits.train_y, len(splits.classes)))
+    splits = split_dataset(config.replace(ds_cfg, {"data.num_val": 0}), load_dataset(ds_cfg))
+    again = cv_jobs.run_job(by_id[kept[0]["id"]], plan, (splits.train_x, splits.train_y, len(splits.classes)))
     assert [(r["point"], r["fold"], r["accuracy"]) for r in again] == [(r["point"], r["fold"], r["accuracy"]) for r in kept[0]["rows"]]
 
 

@@ -171,7 +171,7 @@ def test_damaged_summary_is_refused_by_refit(finished_cv, tmp_path, summary):
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
     (copy / "cv_summary.json").write_text(json.dumps(summary))
-    from mlcv_cli.workflow.cv import crossval
+    from mlcv_cli.workflow import cv as crossval
     from mlcv_cli.errors import MlcvError
 
     with pytest.raises(MlcvError, match="cv_summary.json"):

@@ -57,7 +57,7 @@ COMMANDS = {
     "download": ("mlcv_cli.data.cifar10", "prepare_cifar10", ["download", "cifar10"]),
     "evaluate": ("mlcv_cli.workflow.evaluate", "evaluate", ["evaluate", "."]),
     "predict": ("mlcv_cli.workflow.predict", "predict", ["predict", ".", "x.png"]),
-    "cv": ("mlcv_cli.workflow.cv.crossval", "cross_validate", ["cv", "--model", "knn"]),
+    "cv": ("mlcv_cli.workflow.cv.run", "cross_validate", ["cv", "--model", "knn"]),
     "train": ("mlcv_cli.workflow.train", "train", ["train", "--model", "svm"]),
 }
 

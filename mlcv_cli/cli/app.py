@@ -389,7 +389,9 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
       mlcv cv --model knn --folds 5
       mlcv cv --config configs/svm.yaml --grid train.lr=logspace(-3,-1,3) --jobs 2
     """
-    from ..workflow.cv import crossval
+    from .. import config as config_mod
+    from ..workflow.cv import refit as cv_refit
+    from ..workflow.cv import run as cv_run
 
     if plot:
         _require_matplotlib()
@@ -401,7 +403,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
             raise UsageError("--resume continues a cv run with its saved plan; drop --config/--set/--model/--grid/--folds")
         # A refit that was started (and perhaps interrupted) is finished on resume.
         refit = refit or (Path(resume_dir) / "refit").is_dir()
-        result = crossval.cross_validate(resume_dir=resume_dir, n_jobs=n_jobs, dask_scheduler=dask_scheduler, dask_timeout=dask_timeout, progress=progress,
+        result = cv_run.cross_validate(resume_dir=resume_dir, n_jobs=n_jobs, dask_scheduler=dask_scheduler, dask_timeout=dask_timeout, progress=progress,
                                          accept_changes=accept_changes)
     else:
         _check_config_or_model(config_path, model_type)
@@ -409,16 +411,14 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
         if folds:
             extra["cv.folds"] = folds
         if grid_items:
-            extra["cv.grid"] = crossval.parse_grid_option(grid_items)
+            extra["cv.grid"] = config_mod.parse_grid_option(grid_items)
         cfg = _load_config(config_path, overrides, model_type, extra=extra, data_dir=data_dir)
         if print_config:
-            from .. import config as config_mod
-
             if not cfg.cv.grid:
                 cfg = config_mod.replace(cfg, {"cv.grid": config_mod.DEFAULT_GRIDS[cfg.model.type]})
             click.echo(config_mod.to_yaml(cfg), nl=False)
             return
-        result = crossval.cross_validate(cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, dask_timeout=dask_timeout, progress=progress)
+        result = cv_run.cross_validate(cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, dask_timeout=dask_timeout, progress=progress)
     output.note_run_dir(result["run_dir"])
     _echo_note(result)
     if plot:
@@ -428,7 +428,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
     if not as_json:
         _print_cv_summary(result)  # before a refit, so the table is shown even if it is interrupted
     if refit:
-        result["refit"] = crossval.refit_best(result["run_dir"], progress=progress, accept_changes=accept_changes)
+        result["refit"] = cv_refit.refit_best(result["run_dir"], progress=progress, accept_changes=accept_changes)
         if not as_json:
             f = result["refit"]
             _stdout_console().print(

@@ -198,3 +198,5 @@ def check_grid_for_model(grid: dict, model_type: str):
             f"cv.grid: {', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to model.type {model_type}; "
             f"search keys it uses, e.g. {', '.join(sorted(DEFAULT_GRIDS[model_type]))}"
         )
+
+

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
 from . import features as feature_config
-from .checks import check_value, closest
+from .checks import check_grid_count, check_grid_values, check_value, closest
 from .schema import DEFAULT_GRIDS, KEYS, KEYS_USED_BY, MODEL_DEFAULTS, NATIVE_IMAGE_SIZE, SECTIONS, Config
 
 
@@ -232,3 +232,22 @@ def from_dict(data: dict) -> Config:
 
 
 MAX_CONFIG_BYTES = 1 << 20
+
+
+def parse_grid_option(items) -> dict:
+    """--grid model.k=1,3,5 / --grid train.lr=logspace(-7,-5,5) -> {key: [values]}."""
+    grid = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--grid expects KEY=V1,V2,... or KEY=logspace(a,b,n), found {item!r}")
+        key, raw = item.split("=", 1)
+        key, raw = key.strip(), raw.strip()
+        # A range expression is expanded by check_grid_values; anything else is a comma list.
+        if raw.endswith(")"):
+            values = raw
+        else:
+            texts = [v.strip() for v in raw.strip("[]").split(",") if v.strip()]
+            check_grid_count(key, len(texts))  # refused before each value is parsed
+            values = [parse_scalar(v) for v in texts]
+        grid[key] = check_grid_values(key, values)
+    return grid

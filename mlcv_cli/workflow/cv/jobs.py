@@ -1,0 +1,91 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ... import config as config_mod
+from ...core.linear import TrainingDiverged
+from ...core.model_selection import job_seed, stratified_kfold
+from ...system import threads
+
+
+def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None) -> list:
+    """Score one job; returns one result row per grid point in it.
+
+    ``data`` is (images uint8 (N, H, W, 3) or their EncodedFeatures, labels (N,),
+    num_classes); plain pixels (mean image) are fitted on the fold's training part only.
+    """
+    from ...config.features import build_chain
+    from ...data.feature_cache import fold_features
+    from ...models.build import build_estimator, knn_searches_pixels
+
+    images, labels, C = data
+    cfg = config_mod.from_dict(plan["config"])
+    folds = stratified_kfold(labels, cfg.cv.folds, seed=cfg.seed)
+    train_idx, val_idx = folds[job["fold"]]
+    points = [plan["points"][i] for i in job["points"]]
+    base = config_mod.replace(cfg, points[0])
+    if cfg.model.type == "knn" and isinstance(images, np.ndarray) and knn_searches_pixels("knn", build_chain(base)):
+        Xtr = images[train_idx].reshape(len(train_idx), -1)  # see knn_searches_pixels
+        Xva = images[val_idx].reshape(len(val_idx), -1)
+    else:
+        Xtr, Xva = fold_features(base, images, train_idx, val_idx)
+    ytr, yva = labels[train_idx], labels[val_idx]
+    t0 = time.perf_counter()
+    rows = []
+    if cfg.model.type == "knn":
+        ks = [p.get("model.k", cfg.model.k) for p in points]  # cross_validate checked them against the folds
+        est = build_estimator(base).set_params(n_jobs=blas_threads)
+        est.fit(Xtr, ytr, num_classes=C)
+        preds = est.predict_for_ks(Xva, ks)
+        elapsed = time.perf_counter() - t0
+        for i, k in zip(job["points"], ks):
+            rows.append(_row(i, job["fold"], float(np.mean(preds[k] == yva)), elapsed / len(ks)))
+    else:
+        i = job["points"][0]
+        job_cfg = config_mod.replace(base, {"seed": job_seed(cfg.seed, i, job["fold"])})
+        est = build_estimator(job_cfg)
+        try:
+            with threads.for_linear_fit(job_cfg.train.optimizer):
+                est.fit(Xtr, ytr, num_classes=C)
+            acc = float(np.mean(est.predict(Xva) == yva))
+            note = ""
+        except TrainingDiverged as exc:  # a diverging grid point scores 0, the search goes on
+            acc, note = 0.0, f"diverged: {exc}"
+        rows.append(_row(i, job["fold"], acc, time.perf_counter() - t0, note))
+    return rows
+
+
+def _row(point, fold, accuracy, seconds, note=""):
+    return {"point": point, "fold": fold, "accuracy": accuracy, "time_s": round(seconds, 4), "note": note}
+
+
+def job_rows_problem(job, rows, n_points):
+    """Why ``rows`` cannot be the result of ``job`` (a plan job), or None when they can.
+
+    Results are checked wherever they come from (a worker, a cluster, jobs.jsonl): one
+    row per grid point of the job, in order, for the job's fold, with a finite accuracy
+    in [0, 1] -- anything else would change the best setting without a word.
+    """
+    if not isinstance(rows, list) or len(rows) != len(job["points"]):
+        return f"expected {len(job['points'])} result row(s)"
+    for point, row in zip(job["points"], rows):
+        if not isinstance(row, dict):
+            return "a row is not an object"
+        if row.get("point") != point or type(row.get("point")) is not int or not 0 <= point < n_points:
+            return f"expected grid point {point}, found {row.get('point')!r}"
+        if row.get("fold") != job["fold"] or type(row.get("fold")) is not int:
+            return f"expected fold {job['fold']}, found {row.get('fold')!r}"
+        acc = row.get("accuracy")
+        if type(acc) not in (int, float) or not math.isfinite(acc) or not 0 <= acc <= 1:
+            return f"accuracy {acc!r} is not a number in [0, 1]"
+        t = row.get("time_s")
+        if type(t) not in (int, float) or not math.isfinite(t) or t < 0:
+            return f"time_s {t!r} is not a non-negative number"
+        if not isinstance(row.get("note", ""), str):
+            return "note is not text"
+    return None
