@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from mlcv_cli.cli import app as cli_mod
+from mlcv_cli.cli import common
 from mlcv_cli.workflow import train as training
 from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import TrainingInterrupted
@@ -102,7 +102,7 @@ def test_line_progress_writes_fast_epochs_per_tenth_slow_ones_each_and_always_th
 
 def test_terminal_bar_keeps_validation_accuracy_beside_the_loss(monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    bar = cli_mod._progress_factory()(20, "train softmax")
+    bar = common.progress_factory()(20, "train softmax")
     bar.update(0, epoch="1/2", loss="2.1", val_acc="0.310")
     bar.update(1, loss="1.9")
     assert "val_acc=0.310" in bar.tqdm.postfix and "loss=1.9" in bar.tqdm.postfix

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import completion
 from ..system import output
+from . import completion
 
 # cli.py imports this module at its end, so nothing is imported from cli.py at import time.
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -58,22 +58,22 @@ def list_runs(runs_dir, sort_key, reverse, filters, top, as_json, as_csv):
     interrupted, running, stale (marked running but its process is gone) or damaged
     (an unreadable file; the reason is printed under the table).
     """
-    from ..runs import listing as runlist
-    from .app import _emit_json
     from ..errors import UsageError
+    from ..runs import listing as runlist
+    from .render import emit_json
 
     if as_json and as_csv:
         raise UsageError("choose one of --json and --csv")
     result = runlist.listing(runs_dir, filters=filters, sort=sort_key, reverse=reverse, top=top)
     if as_json:
-        _emit_json(result)
+        emit_json(result)
     elif as_csv:
         keys = result["param_keys"]
         writer = output.csv_writer()
         writer.writerow(CSV_COLUMNS + keys)
         for row in result["runs"]:
             writer.writerow([_csv(row.get(c)) for c in CSV_COLUMNS]
-                            + [_csv(row["config"].get(k)) if runlist._applies(row, k) else "" for k in keys])
+                            + [_csv(row["config"].get(k)) if runlist.applies(row, k) else "" for k in keys])
     else:
         _print_listing(result)
 
@@ -82,7 +82,7 @@ def _csv(v):
     return "" if v is None else v
 
 
-def _pct(x):
+def pct(x):
     return "-" if x is None else f"{100 * x:.2f}%"
 
 
@@ -100,7 +100,7 @@ def _date(text):
 
 
 def _print_listing(result):
-    from ..runs.listing import _applies, short_names
+    from ..runs.listing import applies, short_names
 
     rows, keys = result["runs"], result["param_keys"]
     if not rows:
@@ -113,15 +113,15 @@ def _print_listing(result):
     right = set(range(4, len(columns)))
     cells = []
     for r in rows:
-        val = _pct(r["val"]) + (f" ± {100 * r['cv_std']:.2f}" if r.get("cv_std") is not None else "")
+        val = pct(r["val"]) + (f" ± {100 * r['cv_std']:.2f}" if r.get("cv_std") is not None else "")
         cells.append([
             r["name"],
             (r["model"] or "-") + (" (cv)" if r["kind"] == "cv" else ""),
             r["dataset"] or "-",
             r["status"],
-            *[_value(r["config"].get(k)) if _applies(r, k) else "" for k in shown_keys],
+            *[_value(r["config"].get(k)) if applies(r, k) else "" for k in shown_keys],
             val,
-            _pct(r["test"]),
+            pct(r["test"]),
             _seconds(r["time"]),
             _date(r["date"]),
         ])
@@ -163,15 +163,15 @@ def diff_runs(run_a, run_b, all_classes, as_json):
     Per-class accuracy is compared on the test split (val when a run has none), by class name.
     """
     from ..runs import listing as runlist
-    from .app import _emit_json, _stdout_console
+    from .render import emit_json, stdout_console
 
     result = runlist.diff(run_a, run_b)
     if as_json:
-        _emit_json(result)
+        emit_json(result)
         return
     from rich.table import Table
 
-    con = _stdout_console()
+    con = stdout_console()
     a, b = result["a"], result["b"]
     con.print(f"A: {a['path']} ({a['model']} {a['kind']} on {a['dataset']}, {a['status']})", markup=False)
     con.print(f"B: {b['path']} ({b['model']} {b['kind']} on {b['dataset']}, {b['status']})", markup=False)
@@ -191,10 +191,10 @@ def diff_runs(run_a, run_b, all_classes, as_json):
     for col, just in (("metric", "left"), ("A", "right"), ("B", "right"), ("B - A", "right")):
         t.add_column(col, justify=just)
     for m in result["metrics"]:
-        fmt = _pct if m["metric"] in ("train", "val", "cv_std", "test") else _value
+        fmt = pct if m["metric"] in ("train", "val", "cv_std", "test") else _value
         delta = m["b"] - m["a"] if m["a"] is not None and m["b"] is not None else None
         t.add_row({"val": "val (cv mean)" if a["kind"] == "cv" or b["kind"] == "cv" else "val", "time": "time (s)", "cv_std": "cv std"}.get(m["metric"], m["metric"]),
-                  fmt(m["a"]), fmt(m["b"]), _signed(delta, percent=fmt is _pct))
+                  fmt(m["a"]), fmt(m["b"]), _signed(delta, percent=fmt is pct))
     con.print(t)
     per = result["per_class"]
     if not per:
@@ -206,7 +206,7 @@ def diff_runs(run_a, run_b, all_classes, as_json):
         for col, just in (("class", "left"), ("A", "right"), ("B", "right"), ("B - A", "right")):
             t.add_column(col, justify=just)
         for c in picked:
-            t.add_row(c["class"], _pct(c["a"]), _pct(c["b"]), _signed(c["delta"], percent=True))
+            t.add_row(c["class"], pct(c["a"]), pct(c["b"]), _signed(c["delta"], percent=True))
         con.print(t)
 
 

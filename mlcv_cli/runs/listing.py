@@ -386,7 +386,7 @@ def value_of(row, key):
 _KEYS_USED_BY = None
 
 
-def _applies(row, key):
+def applies(row, key):
     """Whether a config key means anything for this row's model (k for kNN, lr for linear)."""
     global _KEYS_USED_BY
     if not key.startswith(("model.", "train.", "preprocess.")):
@@ -412,7 +412,7 @@ def differing_keys(rows) -> list:
         skip = skip_by_model.get((model, row["kind"]))
         if skip is None:
             probe = {"model": model, "kind": row["kind"]}
-            skip = {k for k in row["config"] if k in _NOT_HYPERPARAMETERS or k in _ALWAYS_SHOWN or not _applies(probe, k)}
+            skip = {k for k in row["config"] if k in _NOT_HYPERPARAMETERS or k in _ALWAYS_SHOWN or not applies(probe, k)}
             skip_by_model[(model, row["kind"])] = skip
         for key, value in row["config"].items():
             if key in skip:

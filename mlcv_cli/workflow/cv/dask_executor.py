@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Running cv jobs on a Dask cluster: reaching it, scattering the data once, checking that every answer
+belongs to this run and job, and giving up on a cluster that lost its workers."""
 
 from __future__ import annotations
 

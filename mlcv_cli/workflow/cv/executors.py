@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Running cv jobs: serially, or in spawned local worker processes that die with their parent; a Dask
+cluster through dask_executor.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""One cv job: a fold of one grid point (or of the kNN points that differ only in k), scored, and the
+check that a job's result rows fit the plan wherever they come from."""
 
 from __future__ import annotations
 

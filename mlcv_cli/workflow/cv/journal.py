@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""The cv run's files: jobs.jsonl (one line per finished job, checked against the plan on resume) and
+cv_results.csv."""
 
 from __future__ import annotations
 

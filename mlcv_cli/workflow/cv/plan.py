@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The cv plan: grid points (full or random), the jobs they make, and cv_plan.json read back and checked."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Refitting a finished cv run's best setting on all its training images (RUN/refit/, a training run of its own)."""
 
 from __future__ import annotations
 

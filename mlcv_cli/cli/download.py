@@ -1,4 +1,5 @@
-"""`mlcv download mnist|fashion-mnist|cifar100`: the commands (the work is in datasets/idx.py and cifar100.py)."""
+"""`mlcv download`: CIFAR-10, CIFAR-100, MNIST, Fashion-MNIST and image folders into the data dir
+(the work is in data/; these commands parse options and report)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,78 @@ import sys
 
 import click
 
+from ..errors import UsageError
 from ..system import output
+from .common import CONTEXT, data_dir_of
 
-# cli.py imports this module at its end, so nothing is imported from cli.py at import time.
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+@click.group(context_settings=CONTEXT)
+def download():
+    """Fetch CIFAR-10, CIFAR-100, MNIST or Fashion-MNIST, or import an image folder, into the data dir.
+
+    The data dir is --data-dir, else $MLCV_DATA_DIR, else ./data.
+    """
+
+
+@download.command("cifar10", context_settings=CONTEXT)
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where datasets live (default $MLCV_DATA_DIR or ./data).")
+@click.option("--url", help="Download from this mirror instead of the official site.")
+@click.option("--archive", type=click.Path(dir_okay=False, exists=True), help="Use a local copy of cifar-10-binary.tar.gz instead of downloading.")
+@click.option("--md5", help="Expected MD5 of the archive (for a mirror that repacks it).")
+@click.option("--force", is_flag=True, help="Download and decode again even if a verified copy is there.")
+def download_cifar10(data_dir, url, archive, md5, force):
+    """Download the CIFAR-10 binary archive, verify it, and cache it as .npy arrays.
+
+    A partial download is resumed; nothing is used before its MD5 checks out.
+    """
+    from ..data import cifar10
+
+    if md5 is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", md5):
+        raise UsageError(f"--md5 expects 32 hexadecimal digits, found {md5!r}")
+    kwargs = {"force": force, "progress": True}
+    if url:
+        kwargs["url"] = url
+    if archive:
+        kwargs["archive"] = archive
+    if md5:
+        kwargs["md5"] = md5
+    result = cifar10.prepare_cifar10(data_dir_of(data_dir), **kwargs)
+    if result["status"] == "cached":
+        output.echo(f"CIFAR-10 is already in {result['path']} (verified); nothing to do. Use --force to fetch it again.")
+    else:
+        output.echo(f"CIFAR-10 ready in {result['path']} (50,000 training and 10,000 test images).")
+
+
+@download.command("folder", context_settings=CONTEXT)
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--name", required=True, help="Name to use it by: data.dataset: folder, data.path: NAME.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where datasets live (default $MLCV_DATA_DIR or ./data).")
+@click.option("--size", default=32, show_default=True, type=click.IntRange(4, 512), help="Images are resized to SIZE x SIZE.")
+@click.option("--skip-bad", is_flag=True, help="Import the readable images and list the unreadable ones, instead of stopping.")
+def download_folder(path, name, data_dir, size, skip_bad):
+    """Import an image folder (ROOT/<split>/<class>/<image>, a directory or .zip) into the cache."""
+    from ..data import import_folder
+
+    result = import_folder(path, data_dir_of(data_dir), name, size=size, skip_bad=skip_bad, progress=True)
+    if result["replaced"]:
+        output.echo(f"Replaced the dataset previously imported as {name}.", err=True)
+    for bad_path, reason in result.get("skipped", []):
+        output.echo(f"skipped {bad_path}: {reason}", err=True)
+    for note in result.get("notes", []):
+        output.echo(f"Warning: {note}", err=True)
+    output.echo(
+        f"Imported {result['n_train']} training and {result['n_test']} test images in "
+        f"{len(result['classes'])} class{'' if len(result['classes']) == 1 else 'es'} into {result['path']}. Use it with: --set data.dataset=folder --set data.path={name}"
+        + (f" --set data.image_size={size}" if size != 32 else "")
+    )
+    if not result["n_test"]:
+        from ..data.splits import holdout_size
+
+        held = holdout_size(result["n_train"])
+        output.echo(f"It has no test/ split: {held} of its images (10%) are held out as the test split when it is used "
+                    "(data.num_test sets how many)." if held else "It has no test/ split, and too few images to hold one out.", err=True)
+
+
 _HEX = re.compile(r"[0-9a-fA-F]{32}")
 _NATIVE = {"mnist": 28, "fashion-mnist": 28, "cifar100": 32}  # data.image_size's default for each
 
@@ -61,17 +130,13 @@ def _idx_command(key):
             md5[name] = value.lower()
         if md5 and no_verify:
             raise UsageError("give either --md5 or --no-verify, not both")
-        result = idx.prepare_idx(source, _data_dir(data_dir), url=url, archive=archive, md5=md5, verify=not no_verify,
+        result = idx.prepare_idx(source, data_dir_of(data_dir), url=url, archive=archive, md5=md5, verify=not no_verify,
                                  force=force, progress=sys.stderr.isatty())
         _report(source.title, result, key)
 
     return command
 
 
-def _data_dir(option):
-    from ..workflow.inputs import resolve_data_dir
-
-    return resolve_data_dir(option)
 
 
 def _report(title, result, key):
@@ -110,12 +175,11 @@ def download_cifar100(url, archive, md5, data_dir, no_verify, force):
         raise UsageError(f"--md5 expects 32 hexadecimal digits, found {md5!r}")
     if md5 and no_verify:
         raise UsageError("give either --md5 or --no-verify, not both")
-    result = cifar100.prepare_cifar100(_data_dir(data_dir), url=url, archive=archive, md5=None if no_verify else (md5 or cifar100.MD5),
+    result = cifar100.prepare_cifar100(data_dir_of(data_dir), url=url, archive=archive, md5=None if no_verify else (md5 or cifar100.MD5),
                                        force=force, progress=sys.stderr.isatty())
     _report("CIFAR-100", result, "cifar100")
 
 
-def register(group):
-    group.add_command(_idx_command("mnist"))
-    group.add_command(_idx_command("fashion-mnist"))
-    group.add_command(download_cifar100)
+download.add_command(_idx_command("mnist"))
+download.add_command(_idx_command("fashion-mnist"))
+download.add_command(download_cifar100)

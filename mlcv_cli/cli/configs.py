@@ -1,0 +1,40 @@
+"""`mlcv configs`: list the shipped configs, or print one to copy."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import UsageError
+from .common import CONTEXT
+from .render import stdout_console
+
+
+@click.command("configs", context_settings=CONTEXT)
+@click.argument("name", required=False)
+def configs_cmd(name):
+    """List the shipped configs, or print one to copy and edit.
+
+    \b
+    Use one by name from any directory:   mlcv train --config softmax
+    Copy one to edit it:                  mlcv configs softmax > my-softmax.yaml
+                                          mlcv train --config my-softmax.yaml
+    """
+    from .. import config as config_mod
+    from ..config import shipped
+
+    available = shipped.names()
+    if name is None:
+        from rich.table import Table
+
+        table = Table(title=f"shipped configs ({shipped.config_dir()})", header_style="bold")
+        for col in ("name", "model", "what it is"):
+            table.add_column(col)
+        for n in available:
+            model = (config_mod.read_yaml_file(shipped.config_dir() / f"{n}.yaml").get("model") or {}).get("type", "softmax")
+            table.add_row(n, str(model), shipped.summary(n))
+        stdout_console().print(table)
+        return
+    stem = name[: -len(".yaml")] if name.endswith(".yaml") else name
+    if stem not in available:
+        raise UsageError(f"no shipped config named {name!r}; the shipped configs are {', '.join(available) or 'missing from this install'}")
+    click.echo((shipped.config_dir() / f"{stem}.yaml").read_text(encoding="utf-8"), nl=False)

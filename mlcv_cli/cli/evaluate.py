@@ -1,0 +1,57 @@
+"""`mlcv evaluate`: score a saved model on a split, or on other data."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import UsageError
+from ..system import output
+from . import completion
+from .common import CONTEXT, accept_changes_option, data_dir_option, json_on_failure, progress_factory, require_matplotlib
+from .render import echo_note, emit_json, evaluation
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("target", type=click.Path(exists=True), shell_complete=completion.complete_run_dirs)
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True, help="Which split to score.")
+@click.option("--data", "data_spec", help="Score on another dataset: sample, cifar10, cifar100, mnist, fashion-mnist, or an image folder/.zip/imported name.")
+@data_dir_option
+@click.option("--set", "overrides", multiple=True, metavar="data.KEY=VALUE", help="Override a data setting of the saved config, e.g. --set data.skip_bad=true.")
+@click.option("--plot", is_flag=True, help="Write the confusion matrix (and, for kNN, the nearest-neighbours grid) as PNG. Needs mlcv[plot].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@accept_changes_option
+@json_on_failure
+def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accept_changes):
+    """Reload a model (run directory or model.npz) and score it on a split.
+
+    The split is rebuilt exactly as in training (same config and seed).
+    """
+    from .. import config as config_mod
+    from ..workflow import evaluate as evaluating
+
+    changes = {}
+    if data_spec:
+        # Another dataset: its own sizes, so no subset sizes carried over from training.
+        changes.update({"data.num_train": None, "data.num_test": None})
+        if data_spec in ("sample", "cifar10", "cifar100", "mnist", "fashion-mnist"):
+            changes["data.dataset"] = data_spec
+        else:
+            changes.update({"data.dataset": "folder", "data.path": data_spec})
+    if data_dir:
+        changes["data.dir"] = data_dir
+    for item in overrides:
+        key, value = config_mod.parse_override(item)
+        if not key.startswith("data."):
+            raise UsageError(f"evaluate --set changes data settings only (data.*), found {key!r}; the model is fixed")
+        changes[key] = value
+    if plot:
+        require_matplotlib()
+    result = evaluating.evaluate(target, split=split, data_cfg_overrides=changes, progress=progress_factory(not as_json), plot=plot,
+                               accept_changes=accept_changes)
+    if result.get("warning"):
+        output.echo(f"Warning: {result['warning']}", err=True)
+    echo_note(result)
+    if as_json:
+        emit_json(result)
+        return
+    evaluation(result)
