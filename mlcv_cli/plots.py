@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .system import atomic
+from .core.metrics import confusion_matrix
 from .errors import MlcvError, UsageError
+from .models import registry
+from .system import atomic
 
 
 def pyplot():
@@ -250,26 +252,30 @@ def plot_loss(run_dir, rows=None) -> str:
     return _save(fig, run_dir / "loss.png")
 
 
-def plot_templates(mf, out_path) -> str:
-    """templates.png: each class's weights (a loaded ModelFile) as a colour image (the 'templates' picture)."""
-    if mf.model_type == "knn":
-        raise MlcvError("a kNN model has no weights to show as templates")
-    W = np.asarray(mf.arrays["W"], np.float64)
-    s = mf.image_size
+def plot_templates(mf, out_path, limit=100) -> str:
+    """templates.png: the weights that are images (a loaded ModelFile), each scaled to its own range:
+    a linear model's weights per class (the 'templates' picture), a network's first-layer units."""
+    model_type = registry.get(mf.model_type)
+    found = model_type.weight_images(mf.arrays, (mf.image_size, mf.image_size, mf.channels))
+    if found is None:
+        raise MlcvError(f"a {mf.model_type} model has no weights to show as images")
+    images, titles = found
+    titles = list(mf.classes) if titles is None else titles
+    images = images[:limit]
     plt = pyplot()
-    C = len(mf.classes)
-    cols = min(C, 5 if C <= 20 else 10)
-    rows = math.ceil(C / cols)
+    n = len(images)
+    cols = min(n, 5 if n <= 20 else 10)
+    rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
     for c, ax in enumerate(axes.flat):
         ax.axis("off")
-        if c >= C:
+        if c >= n:
             continue
-        img = W[:, c].reshape(s, s, mf.channels)
+        img = np.asarray(images[c], np.float64)
         lo, hi = img.min(), img.max()
         _show(ax, (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img))
-        ax.set_title(mf.classes[c], fontsize=9)
-    fig.suptitle(f"{mf.model_type} weights per class")
+        ax.set_title(titles[c], fontsize=9)
+    fig.suptitle(f"{mf.model_type} {model_type.weights_title}")
     return _save(fig, out_path)
 
 
@@ -454,10 +460,31 @@ def plot_run(run_dir, which=None) -> list:
     if want & {"filters", "hog"} and (run_dir / "model.npz").exists() and {"kmeans", "hog"} & set(map(str, steps)):
         made.extend(plot_features(run_dir, want))
     # Weights are images only when the features are the pixels themselves.
-    if "templates" in want and (run_dir / "model.npz").exists() and model_type in ("svm", "softmax") and steps == ["pixels"]:
+    if ("templates" in want and (run_dir / "model.npz").exists() and model_type in registry.names()
+            and "weights" in registry.get(model_type).plots and steps == ["pixels"]):
         from .models import modelfile
 
         made.append(plot_templates(modelfile.load(run_dir / "model.npz"), run_dir / "templates.png"))
     if "confusion" in want and (run_dir / "metrics.json").exists():
         made.append(plot_confusion(run_dir / "metrics.json", run_dir))
+    return made
+
+
+def evaluation_plots(scored, n_queries=10, n_neighbors=10) -> list:
+    """The figures of a split scored by `mlcv evaluate --plot` (a workflow.evaluate.Scored): the
+    confusion matrix, and for a model that keeps its training images the nearest-neighbours grid."""
+    mf, y, split = scored.model_file, scored.y, scored.split
+    out_dir = scored.model_path.parent
+    made = [draw_confusion(confusion_matrix(y, scored.pred, len(mf.classes)), mf.classes,
+                           f"{mf.model_type}: {split} confusion matrix", out_dir / f"confusion-{split}.png")]
+    if "neighbors" in registry.get(mf.model_type).plots:
+        est = scored.estimator
+        k = min(n_neighbors, len(est.y_train_))
+        # One query per class present (the first of each), so the rows show every class.
+        _, first = np.unique(y, return_index=True)
+        q = np.sort(first)[:n_queries]
+        ind = est.kneighbors(scored.X[q], k, return_distance=False)
+        train_images = mf.arrays["X_train"].reshape(-1, mf.image_size, mf.image_size, mf.channels)
+        made.append(plot_neighbors(scored.images[q], train_images[ind], y[q], est.y_train_[ind], mf.classes,
+                                   out_dir / f"neighbors-{split}.png", split))
     return made

@@ -26,7 +26,8 @@ except ImportError as exc:  # the CLI never imports this module; only a user's s
 
 from . import config as config_mod
 from .models import modelfile
-from .models.build import estimator_from_file, knn_searches_pixels
+from .models import registry
+from .models.build import estimator_from_file
 from .workflow.saved import config_of_model, feature_store_of, locate_model
 from .core.features._common import DEFAULT_MAX_MEMORY
 from .core.features.chain import FeatureChain, StepError
@@ -547,11 +548,15 @@ class MlcvCV(BaseCrossValidator):
 
 # -- trained runs -------------------------------------------------------------------------
 
-def _linear_params(cls, cfg):
+def _params_from_config(cls, cfg):
+    """The wrapper's hyperparameters from a run's config: each parameter takes the model.* or train.*
+    key of its name (random_state: the run's seed); the others keep their defaults."""
     flat = config_mod.flatten_config(cfg)
-    names = [name for name in cls().get_params() if name not in ("dtype", "random_state")]
     keys = {key.rsplit(".", 1)[-1]: key for key in flat if key.startswith(("model.", "train."))}
-    return {name: flat[keys[name]] for name in names} | {"random_state": cfg.seed}
+    params = {name: flat[keys[name]] for name in cls().get_params() if name in keys and name != "dtype"}
+    if "random_state" in cls().get_params():
+        params["random_state"] = cfg.seed
+    return params
 
 
 def load(run_dir):
@@ -570,7 +575,7 @@ def load(run_dir):
     mf = modelfile.load(path)
     cfg = config_of_model(mf, path, None)
     core = estimator_from_file(mf, feature_store_of(mf))
-    if knn_searches_pixels(mf.model_type, mf.chain):
+    if registry.get(mf.model_type).searches_pixels(mf.chain):
         # mlcv's kNN searches the raw uint8 pixels of a plain pixel chain (a shift and a
         # positive scale change no neighbour), so the queries go in as raw rows too.
         features, D = FunctionTransformer(_flatten_images), mf.chain.output_dim(mf.chain.image_shape_)
@@ -584,12 +589,9 @@ def load(run_dir):
 
 
 def _fitted_pipeline(mf, cfg, core, first_step, D):
-    if mf.model_type == "knn":
-        m = cfg.model
-        clf = KNNClassifier(k=m.k, metric=m.metric, max_memory_mb=m.max_memory_mb)
-    else:
-        cls = SoftmaxClassifier if mf.model_type == "softmax" else LinearSVMClassifier
-        clf = cls(**_linear_params(cls, cfg))
+    cls = globals()[registry.get(mf.model_type).sklearn_name]
+    clf = cls(**_params_from_config(cls, cfg))
+    if "random_state" in clf.get_params():
         clf.seed_ = cfg.seed
     clf.model_ = core
     clf.classes_ = np.array(mf.classes)

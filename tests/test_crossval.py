@@ -166,7 +166,7 @@ def test_plots(tmp_path, tiny):
     for p in made:
         _assert_png(p)
     knn_rd = train(tiny_cfg("knn", {}))["run_dir"]
-    ev = evaluate(knn_rd, plot=True)
+    ev = evaluate(knn_rd, plot=plots.evaluation_plots)
     assert sorted(Path(p).name for p in ev["plots"]) == ["confusion-test.png", "neighbors-test.png"]
     for p in ev["plots"]:
         _assert_png(p)

@@ -12,6 +12,7 @@ from mlcv_cli import config
 from mlcv_cli.workflow import cv as crossval
 from mlcv_cli.runs import checkpoints
 from mlcv_cli.system.signals import StopRequest
+from mlcv_cli.workflow import fitting
 from mlcv_cli.workflow import train as training
 from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import ConfigError, TrainingInterrupted
@@ -191,12 +192,12 @@ def test_lbfgs_checkpoints_at_most_every_gap_seconds_and_still_on_a_stop(in_tmp,
     data = [a for item in [*tiny, "train.optimizer=lbfgs", "train.epochs=6", "model.reg=0.01"] for a in ("--set", item)]
     writes, write = [], checkpoints.write
     monkeypatch.setattr(checkpoints, "write", lambda run, est: writes.append(est._iteration) or write(run, est))
-    monkeypatch.setattr(training, "LBFGS_CHECKPOINT_GAP_S", 0.0)
+    monkeypatch.setattr(fitting, "LBFGS_CHECKPOINT_GAP_S", 0.0)
     every = run("train", "--config", ROOT / "configs/softmax.yaml", *data)
     assert every.exit_code == 0, every.output
     assert writes == [1, 2, 3, 4, 5]  # checkpoint_every: 1, no checkpoint after the last epoch
     writes.clear()
-    monkeypatch.setattr(training, "LBFGS_CHECKPOINT_GAP_S", 3600.0)
+    monkeypatch.setattr(fitting, "LBFGS_CHECKPOINT_GAP_S", 3600.0)
     rare = run("train", "--config", ROOT / "configs/softmax.yaml", *data, "--json")
     assert rare.exit_code == 0, rare.output
     assert writes == []

@@ -63,7 +63,7 @@ def test_cli_falls_back_to_numpy_with_a_note_and_the_same_answers(tmp_path):
 
 def test_knn_searches_raw_pixels_only_when_neighbours_cannot_change():
     from mlcv_cli.core.features.chain import FeatureChain
-    from mlcv_cli.models.build import knn_searches_pixels
+    from mlcv_cli.models.build import searches_pixels as knn_searches_pixels
 
     pixels = [("pixels", {"scale": 1 / 255, "subtract_mean": True})]
     assert knn_searches_pixels("knn", FeatureChain(pixels))

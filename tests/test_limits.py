@@ -16,6 +16,7 @@ from mlcv_cli import config
 from mlcv_cli.workflow import cv as crossval
 from mlcv_cli.workflow.cv import jobs as cv_jobs
 from mlcv_cli.system import memory
+from mlcv_cli.workflow import estimates
 from mlcv_cli.config import features as feature_config
 from mlcv_cli.workflow import resume as resuming
 from mlcv_cli.workflow import train as training
@@ -156,7 +157,7 @@ def test_max_memory_setting_names_the_largest_parts_and_their_fixes(in_tmp, tiny
 def test_estimates_follow_the_sizes():
     cfg = config.resolve(None, ["features=[{type: kmeans, num_centroids: 1000}]"], model_type="softmax")
     chain = feature_config.build_chain(cfg)
-    parts = dict((d, n) for d, n, _ in memory.train_parts(cfg, chain, 4000, 500, 500, (32, 32, 3), 10, False))
+    parts = dict((d, n) for d, n, _ in estimates.train_parts(cfg, chain, 4000, 500, 500, (32, 32, 3), 10, False))
     assert parts["features 5,000 x 4,000 float32"] == 5000 * 4000 * 4
     assert parts["k-means patch sample 400,000 x 108"] == 400_000 * 108 * 8
     assert memory.parse_size("1.5G") == int(1.5 * 2**30) and memory.parse_size("512MB") == 512 * 2**20

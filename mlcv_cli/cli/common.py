@@ -9,6 +9,7 @@ import sys
 import click
 
 from ..errors import MlcvError, UsageError
+from ..models import registry
 from ..system import output
 from ..system.signals import EXIT_CODE, Terminated
 from . import completion
@@ -96,7 +97,7 @@ data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False), h
 
 def check_config_or_model(config_path, model_type):
     if not config_path and not model_type:
-        raise UsageError("give --config FILE (see configs/) or --model knn|svm|softmax")
+        raise UsageError(f"give --config FILE (see configs/) or --model {'|'.join(registry.names())}")
     if config_path and model_type:
         raise UsageError("give either --config or --model, not both (a config names its model in model.type; use configs/MODEL.yaml)")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import UsageError
+from ..models import registry
 from .common import CONTEXT
 from .render import stdout_console
 
@@ -30,7 +31,7 @@ def configs_cmd(name):
         for col in ("name", "model", "what it is"):
             table.add_column(col)
         for n in available:
-            model = (config_mod.read_yaml_file(shipped.config_dir() / f"{n}.yaml").get("model") or {}).get("type", "softmax")
+            model = (config_mod.read_yaml_file(shipped.config_dir() / f"{n}.yaml").get("model") or {}).get("type", registry.DEFAULT)
             table.add_row(n, str(model), shipped.summary(n))
         stdout_console().print(table)
         return

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import UsageError
+from ..models import registry
 from ..system import cluster, output
 from . import completion
 from .common import (
@@ -27,7 +28,7 @@ from .render import cv_summary, echo_note, emit_json, pct, stdout_console
 @click.command(context_settings=CONTEXT)
 @config_option
 @set_option
-@click.option("--model", "model_type", type=click.Choice(["knn", "svm", "softmax"]), help="Model to tune when no --config is given.")
+@click.option("--model", "model_type", type=click.Choice(registry.names()), help="Model to tune when no --config is given.")
 @click.option("--folds", type=click.IntRange(2), help="Number of folds (cv.folds).")
 @click.option("--grid", "grid_items", multiple=True, metavar="KEY=V1,V2,...", help="Values to try, e.g. model.k=1,3,5 or train.lr=logspace(-7,-5,5) (repeatable; replaces cv.grid).")
 @click.option("--random", "random_n", type=click.IntRange(1, 10_000), help="Sample N random points (log scale for numbers) instead of the full grid (at most 10,000).")

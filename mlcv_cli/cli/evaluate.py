@@ -46,7 +46,9 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accep
         changes[key] = value
     if plot:
         require_matplotlib()
-    result = evaluating.evaluate(target, split=split, data_cfg_overrides=changes, progress=progress_factory(not as_json), plot=plot,
+        from .. import plots
+    result = evaluating.evaluate(target, split=split, data_cfg_overrides=changes, progress=progress_factory(not as_json),
+                                 plot=plots.evaluation_plots if plot else None,
                                accept_changes=accept_changes)
     if result.get("warning"):
         output.echo(f"Warning: {result['warning']}", err=True)

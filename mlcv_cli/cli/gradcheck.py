@@ -6,15 +6,20 @@ import sys
 
 import click
 
+from ..core.gradcheck import verdict
+from ..errors import UsageError
+from ..models import registry
 from .common import CONTEXT
+
+_PENALTIES = tuple(dict.fromkeys(p for name in registry.gradcheckable() for p in registry.get(name).gradcheck_penalties))
 from .render import stdout_console
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("--model", "model_type", type=click.Choice(["svm", "softmax"]), required=True, help="Which loss to check.")
+@click.option("--model", "model_type", type=click.Choice(registry.gradcheckable()), required=True, help="Which model's loss to check.")
 @click.option("--reg", default=0.1, show_default=True, type=click.FloatRange(0), help="Regularization strength.")
 @click.option("--checks", default=10, show_default=True, type=click.IntRange(1, 1000), help="Number of random weights checked.")
-@click.option("--penalty", default="l2", show_default=True, type=click.Choice(["l2", "l1", "elasticnet", "none"]), help="Regularizer (l1 has a kink at 0 too).")
+@click.option("--penalty", default="l2", show_default=True, type=click.Choice(_PENALTIES), help="Regularizer (l1 has a kink at 0 too).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random problem.")
 def gradcheck(model_type, reg, checks, penalty, seed):
     """Compare the analytic gradient with a centred numerical one (float64).
@@ -24,9 +29,10 @@ def gradcheck(model_type, reg, checks, penalty, seed):
     """
     from rich.table import Table
 
-    from ..core.gradcheck import check_loss_gradient, verdict
-
-    rows = check_loss_gradient(model_type, reg, num_checks=checks, seed=seed, penalty=penalty)
+    model = registry.get(model_type)
+    if penalty not in model.gradcheck_penalties:
+        raise UsageError(f"--penalty: a {model_type} model is checked with {' or '.join(model.gradcheck_penalties)}, found {penalty}")
+    rows = model.gradcheck(reg, checks, seed, penalty)
     table = Table(title=f"{model_type} gradient check (reg={reg:g}, penalty {penalty})", header_style="bold")
     for col in ("index", "analytic", "numerical", "relative error", ""):
         table.add_column(col, justify="right")

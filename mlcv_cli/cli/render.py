@@ -46,8 +46,6 @@ def train_summary(r):
     table.add_row("test", str(r["n_test"]), pct(r["test_accuracy"]))
     con = stdout_console()
     con.print(table)
-    from ..data.feature_cache import describe
-
     if describe(r.get("features")):
         con.print(describe(r.get("features")))
     if r.get("final_loss") is not None:
@@ -143,3 +141,27 @@ def stdout_console():
     """Rich output, strings as plain text; when piped, lines are not wrapped at 80 columns (scripts grep them)."""
     piped = not sys.stdout.isatty()
     return output.console(soft_wrap=piped, width=200 if piped else None)
+
+
+def describe(features_doc) -> str:
+    """One line for people: the chain, its size, and what the cache did (None for plain pixels)."""
+    if not features_doc or features_doc.get("steps") == ["pixels"]:
+        return None
+    line = f"features: {' + '.join(features_doc['steps'])}, {features_doc['dim']} per image"
+    line += " (standardized)" if features_doc.get("standardized") else ""
+    events = [e for e in features_doc.get("cache", []) if e["cache"] != "off"]
+    hits = [e for e in events if e["cache"] == "hit"]
+    if events and len(hits) == len(events):
+        line += f"; read from the feature cache in {sum(e['seconds'] for e in hits):.1f} s"
+    elif events:
+        computed = sum(e["seconds"] for e in events if e["cache"] != "hit")
+        line += f"; computed in {computed:.1f} s"
+        rebuilt = [e["cache"][len("rebuilt: "):] for e in events if e["cache"].startswith("rebuilt")]
+        failed = [e["cache"] for e in events if e["cache"].startswith("failed")]
+        if rebuilt:
+            line += f" (cache entry rebuilt: {rebuilt[0]})"
+        if failed:
+            line += f" (not cached: {failed[0]})"
+        elif not rebuilt:
+            line += ", cached for the next run"
+    return line

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import UsageError
+from ..models import registry
 from ..system import output
 from . import completion
 from .common import (
@@ -25,7 +26,7 @@ from .render import echo_note, emit_json, train_summary
 @click.command(context_settings=CONTEXT)
 @config_option
 @set_option
-@click.option("--model", "model_type", type=click.Choice(["knn", "svm", "softmax"]), help="Model to train when no --config is given.")
+@click.option("--model", "model_type", type=click.Choice(registry.names()), help="Model to train when no --config is given.")
 @data_dir_option
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), shell_complete=completion.complete_run_dirs, help="Continue an interrupted run from its checkpoint.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")

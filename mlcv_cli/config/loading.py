@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, UsageError
+from ..models import registry
 from . import features as feature_config
 from .checks import check_grid_count, check_grid_values, check_value, closest
 from .schema import DEFAULT_GRIDS, KEYS, KEYS_USED_BY, MODEL_DEFAULTS, NATIVE_IMAGE_SIZE, SECTIONS, Config
@@ -151,7 +152,7 @@ def resolve(path=None, overrides=(), model_type=None, extra=None) -> Config:
         from_cli[key] = value
     if model_type is not None:
         from_cli.setdefault("model.type", model_type)
-    chosen_type = check_value("model.type", from_cli.get("model.type", from_file.get("model.type", "softmax")))
+    chosen_type = check_value("model.type", from_cli.get("model.type", from_file.get("model.type", registry.DEFAULT)))
     merged = dict(MODEL_DEFAULTS[chosen_type])
     dataset = from_cli.get("data.dataset", from_file.get("data.dataset"))
     if dataset in NATIVE_IMAGE_SIZE:

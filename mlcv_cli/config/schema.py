@@ -8,11 +8,9 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
+from ..models import registry
 from . import features as feature_config
 
-MODEL_TYPES = ("knn", "svm", "softmax")
-METRICS = ("l2", "l1")
-PENALTIES = ("l2", "l1", "elasticnet", "none")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "random_search", "lbfgs")
 DATASETS = ("sample", "cifar10", "folder", "mnist", "fashion-mnist", "cifar100")
 # Datasets whose images have one fixed size: data.image_size defaults to it.
@@ -55,20 +53,10 @@ class PreprocessConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    type: str = _f("softmax", kind=str, choices=MODEL_TYPES, doc="knn, svm or softmax")
-    k: int = _f(1, kind=int, low=1, doc="kNN: number of neighbours")
-    metric: str = _f("l2", kind=str, choices=METRICS, doc="kNN: l2 (Euclidean) or l1 (Manhattan)")
-    max_memory_mb: int = _f(512, kind=int, low=16, doc="kNN: memory for distance temporaries")
-    reg: float = _f(1e-4, kind=float, low=0.0, doc="regularization strength")
-    penalty: str = _f("l2", kind=str, choices=PENALTIES, doc="regularizer")
-    l1_ratio: float = _f(0.5, kind=float, low=0.0, high=1.0, doc="elasticnet: weight of the L1 part")
-    delta: float = _f(1.0, kind=float, low=0.0, low_open=True, doc="SVM margin")
-    squared_hinge: bool = _f(False, kind=bool, doc="SVM: square each hinge term")
+class _TrainBase:
+    """The train keys every iterative model reads; a model type may add its own (see _section)."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
     optimizer: str = _f("sgd", kind=str, choices=OPTIMIZERS, doc="update rule")
     lr: float = _f(1e-3, kind=float, low=0.0, low_open=True, doc="learning rate")
     lr_decay: float = _f(1.0, kind=float, low=0.0, high=1.0, low_open=True, doc="lr multiplied by this after each epoch")
@@ -82,6 +70,30 @@ class TrainConfig:
     init_scale: float = _f(1e-3, kind=float, low=0.0, high=1e3, low_open=True, doc="std of the random initial weights (at most 1000)")
     random_search_tries: int = _f(1000, kind=int, low=1, doc="random_search: random weight matrices tried")
     checkpoint_every: int = _f(1, kind=int, low=0, doc="write a checkpoint every N epochs (0: only on interrupt); lbfgs: every N iterations, at most one per 10 s")
+
+
+def _section(name, base_fields, prefix):
+    """A section's frozen dataclass: ``base_fields`` [(name, type, field)] then the keys the model
+    types declare under ``prefix`` (a key declared by two types must be declared alike)."""
+    declared = {}
+    for model_type in registry.types():
+        for dotted, spec in model_type.keys.items():
+            if not dotted.startswith(prefix):
+                continue
+            if dotted in declared and declared[dotted] != spec:
+                raise RuntimeError(f"{dotted} is declared differently by two model types ({model_type.name})")
+            declared[dotted] = spec
+    extra = [(dotted[len(prefix):], spec["kind"], _f(spec["default"], **{k: v for k, v in spec.items() if k != "default"}))
+             for dotted, spec in declared.items()]
+    cls = dataclasses.make_dataclass(name, base_fields + extra, frozen=True)
+    cls.__module__ = __name__  # pickled and documented as this module's class
+    return cls
+
+
+ModelConfig = _section("ModelConfig", [("type", str, _f(registry.DEFAULT, kind=str, choices=registry.names(), doc=", ".join(registry.names())))],
+                       "model.")
+TrainConfig = _section("TrainConfig", [(f.name, f.type, field(default=f.default, metadata=f.metadata)) for f in fields(_TrainBase)],
+                       "train.")
 
 
 @dataclass(frozen=True)
@@ -125,20 +137,8 @@ SECTIONS = {
     "output": OutputConfig,
 }
 
-# Values that suit each model out of the box (the shipped configs spell them out). The
-# linear settings were tuned on 35,000/5,000 CIFAR-10 images (bench/bench_accuracy.py).
-_LINEAR_DEFAULTS = {
-    "preprocess.scale": 1.0 / 255.0,
-    "train.optimizer": "momentum",
-    "train.momentum": 0.9,
-    "train.batch_size": 200,
-    "train.epochs": 20,
-}
-MODEL_DEFAULTS = {
-    "knn": {"name": "knn", "preprocess.subtract_mean": False, "model.k": 1, "model.metric": "l2"},
-    "svm": {**_LINEAR_DEFAULTS, "name": "svm", "model.reg": 3e-3, "train.lr": 3e-3, "train.lr_decay": 0.85},
-    "softmax": {**_LINEAR_DEFAULTS, "name": "softmax", "model.reg": 1e-3, "train.lr": 1e-2, "train.lr_decay": 0.9},
-}
+# Values that suit each model out of the box (the shipped configs spell them out).
+MODEL_DEFAULTS = {t.name: dict(t.defaults) for t in registry.types()}
 
 
 def all_keys() -> dict:
@@ -156,21 +156,8 @@ def all_keys() -> dict:
 KEYS = all_keys()
 
 
-# --random draws numbers between a key's smallest and largest value, so two values span a range.
-
-
 # Which searchable keys each model uses: a grid over any other key would only measure noise.
-_LINEAR_KEYS = {"model.reg", "model.penalty", "model.l1_ratio"} | {k for k in KEYS if k.startswith("train.")}
-KEYS_USED_BY = {
-    "knn": {"model.k", "model.metric", "model.max_memory_mb", "preprocess.scale", "preprocess.subtract_mean"},
-    "svm": _LINEAR_KEYS | {"model.delta", "model.squared_hinge", "preprocess.scale", "preprocess.subtract_mean"},
-    "softmax": _LINEAR_KEYS | {"preprocess.scale", "preprocess.subtract_mean"},
-}
-
-
+KEYS_USED_BY = {t.name: {k for pattern in t.uses for k in ([k for k in KEYS if k.startswith(pattern[:-1])] if pattern.endswith("*") else [pattern])}
+                for t in registry.types()}
 # What `mlcv cv --model X` searches when neither the config nor --grid gives a grid.
-DEFAULT_GRIDS = {
-    "knn": {"model.k": [1, 3, 5, 8, 10, 12, 15, 20, 50, 100]},
-    "svm": {"train.lr": [0.001, 0.01, 0.1], "model.reg": [0.001, 0.01, 0.1]},
-    "softmax": {"train.lr": [0.001, 0.01, 0.1], "model.reg": [0.001, 0.01, 0.1]},
-}
+DEFAULT_GRIDS = {t.name: dict(t.default_grid) for t in registry.types()}

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.features.chain import FeatureChain
 from ..errors import ModelFileError
+from . import registry
 from ..system import atomic
 
 FORMAT = "mlcv-model"
@@ -33,7 +34,7 @@ class ModelFile:
     image_size: int
     chain: FeatureChain  # fitted: uint8 images -> the features the model was trained on
     config_yaml: str
-    arrays: dict  # W, b for linear models; X_train, y_train for knn
+    arrays: dict  # what the model type stores (models/<family>.py: arrays, check_arrays)
 
     @property
     def channels(self) -> int:
@@ -116,13 +117,6 @@ def check_declared_sizes(path):
                 )
 
 
-_REQUIRED = {
-    "knn": {"X_train", "y_train"},
-    "svm": {"W", "b"},
-    "softmax": {"W", "b"},
-}
-
-
 def load(path) -> ModelFile:
     path = Path(path)
     if not path.is_file():
@@ -167,11 +161,8 @@ def load(path) -> ModelFile:
             f"{path} was written in model format {version}, this mlcv reads formats {' and '.join(map(str, _READS))}; retrain it with this version"
         )
     model_type = text("model_type")
-    if model_type not in _REQUIRED:
-        raise ModelFileError(f"{path}: unknown model type {model_type!r} (expected knn, svm or softmax)")
-    missing = _REQUIRED[model_type] - set(data)
-    if missing:
-        raise ModelFileError(f"{path}: a {model_type} model needs {', '.join(sorted(missing))}; the file is incomplete")
+    if model_type not in registry.names():
+        raise ModelFileError(f"{path}: unknown model type {model_type!r} (expected {', '.join(registry.names())})")
     classes = data.get("classes")
     if classes is None or classes.dtype.kind != "U" or classes.ndim != 1 or len(classes) < 1:
         raise ModelFileError(f"{path}: 'classes' must be a list of class names")
@@ -181,31 +172,7 @@ def load(path) -> ModelFile:
     chain = _legacy_chain(path, data, image_size) if version == 1 else _stored_chain(path, data, image_size)
     pixels_dim = image_size * image_size * chain.image_shape_[2]  # one channel for grayscale models
     D, C = chain.output_dim(chain.image_shape_), len(classes)
-    arrays = {}
-    if model_type == "knn":
-        X, y = data["X_train"], data["y_train"]
-        # kNN keeps the training images themselves; their features are recomputed (or read from the cache).
-        if X.ndim != 2 or X.shape[1] != pixels_dim or X.shape[0] < 1 or y.shape != (X.shape[0],) or y.dtype.kind not in "iu":
-            raise ModelFileError(f"{path}: X_train must be (N, {pixels_dim}) and y_train (N,) integers; found {X.shape} and {y.shape}")
-        if X.dtype != np.uint8:
-            raise ModelFileError(f"{path}: X_train must hold uint8 pixels, found {X.dtype}; the file is not a valid mlcv model")
-        if y.min() < 0 or y.max() >= C:
-            raise ModelFileError(f"{path}: y_train holds labels outside 0..{C - 1}")
-        arrays = {"X_train": X, "y_train": y.astype(np.int64)}
-        k = integer("k") if "k" in data else 1
-        if not 1 <= k <= len(y):
-            raise ModelFileError(f"{path}: entry 'k' is {k}, expected 1..{len(y)} (the stored training images)")
-        metric = text("metric") if "metric" in data else "l2"
-        if metric not in ("l2", "l1"):
-            raise ModelFileError(f"{path}: entry 'metric' is {metric!r}, expected l2 or l1")
-        arrays.update(k=np.array(k), metric=np.array(metric))
-    else:
-        W, b = data["W"], data["b"]
-        if W.shape != (D, C) or b.shape != (C,):
-            raise ModelFileError(f"{path}: W must be ({D}, {C}) and b ({C},) for {C} classes and {D} features; found {W.shape} and {b.shape}")
-        if not (np.isfinite(W).all() and np.isfinite(b).all()):
-            raise ModelFileError(f"{path}: the weights hold NaN or inf; the run that wrote them diverged")
-        arrays = {"W": W, "b": b}
+    arrays = registry.get(model_type).check_arrays(path, data, D, C, pixels_dim)
     return ModelFile(
         model_type=model_type,
         classes=[str(c) for c in classes],

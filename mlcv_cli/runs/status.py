@@ -1,6 +1,9 @@
-"""A run's end status in meta.json, and the messages that say whether an interrupted run can resume."""
+"""A run's status in meta.json (running, done, failed, interrupted), owned by one context manager
+for train, cv and refit alike, and the messages that say whether an interrupted run can resume."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 from ..errors import MlcvError, TrainingInterrupted
 from ..system.signals import Terminated
@@ -40,3 +43,35 @@ def mark_run(run, status, exc=None):
         run.update_meta(status=status, **extra)
     except MlcvError:
         pass
+
+
+@contextmanager
+def recorded(run, *, interrupted, out_of_memory):
+    """Record in ``run``'s meta.json how the work in the block ended: done when it ends normally;
+    a Ctrl-C, SIGTERM or hang-up (KeyboardInterrupt) marks it interrupted and raises
+    ``interrupted(exc)``; a MemoryError raises ``out_of_memory()``, which decides between
+    interrupted (resumable) and failed; any other exception marks it failed and goes on.
+
+    An MlcvError that names a ``run_dir`` was recorded where it was raised (a graceful stop with
+    its checkpoint, a divergence, a lost cluster) and passes through untouched.
+    """
+    try:
+        yield
+    except MlcvError as exc:
+        if getattr(exc, "run_dir", None) is None:
+            mark_run(run, "failed", exc)
+        raise
+    except KeyboardInterrupt as exc:
+        mark_run(run, "interrupted")
+        raise interrupted(exc) from None
+    except MemoryError:
+        raise out_of_memory() from None
+    except BaseException as exc:
+        mark_run(run, "failed", exc)
+        raise
+    run.update_meta(status="done")
+
+
+def training(run):
+    """``recorded`` for a training run: resumable from its last checkpoint when it has one."""
+    return recorded(run, interrupted=lambda exc: stopped_abruptly(run, exc), out_of_memory=lambda: out_of_memory(run))

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from ..core import metrics
 from ..data.feature_cache import FeatureStore
 from ..data.splits import held_out_test, split_dataset
 from ..errors import DataError
-from ..models import modelfile
-from ..models.build import estimator_from_file, knn_backend_note, model_rows
+from ..models import modelfile, registry
+from ..models.build import estimator_from_file, model_rows
 from ..runs import fingerprints
 from ..runs.rundir import RunDir
 from ..system.progress import null_progress
@@ -20,7 +18,12 @@ from .saved import config_of_model, locate_model
 from .scoring import batched_predict, split_metrics
 
 
-def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, plot=False, accept_changes=False) -> dict:
+def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, plot=None, accept_changes=False) -> dict:
+    """Score a saved model (run directory or model.npz) on ``split``; returns a summary dict.
+
+    ``plot``: a function called with the Scored split that returns the paths of the figures it
+    drew (the CLI passes plots.evaluation_plots), listed under "plots".
+    """
     progress = progress or null_progress
     path, warning = locate_model(target)
     mf = modelfile.load(path)
@@ -56,35 +59,33 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, pl
 
     x = match_channels(check_image_size(x, mf.image_size), mf.channels)  # e.g. a colour folder for a grayscale model
     X = model_rows(mf, x, store, progress, split)
-    pred = batched_predict(est, X, progress, f"evaluate {split}")
+    model_type = registry.get(mf.model_type)
+    pred = batched_predict(model_type, est, X, progress, f"evaluate {split}")
     result = {"model_path": str(path), "model": mf.model_type, "dataset": ds.name, "split": split, "classes": mf.classes}
     result.update(split_metrics(y, pred, len(mf.classes)))
     if warning:
         result["warning"] = warning
-    note = knn_backend_note(getattr(est, "metric", None) == "l1")
+    note = model_type.estimator_note(est)
     if note:
         result["note"] = note
     if plot:
-        result["plots"] = _evaluation_plots(path, mf, est, X, x, y, pred, split)
+        result["plots"] = plot(Scored(Path(path), mf, est, X, x, y, pred, split))
     return result
 
 
-def _evaluation_plots(path, mf, est, X, images, y, pred, split, n_queries=10, n_neighbors=10):
-    from .. import plots
+@dataclass
+class Scored:
+    """A split scored by a saved model, for the figures drawn from it: rows X (N, D) of images
+    (N, H, W, C), true labels y (N,) and predictions pred (N,)."""
 
-    out_dir = Path(path).parent
-    made = [plots.draw_confusion(np.array(metrics.confusion_matrix(y, pred, len(mf.classes))), mf.classes,
-                                  f"{mf.model_type}: {split} confusion matrix", out_dir / f"confusion-{split}.png")]
-    if mf.model_type == "knn":
-        k = min(n_neighbors, len(est.y_train_))
-        # One query per class present (the first of each), so the rows show every class.
-        _, first = np.unique(y, return_index=True)
-        q = np.sort(first)[:n_queries]
-        ind = est.kneighbors(X[q], k, return_distance=False)
-        train_images = mf.arrays["X_train"].reshape(-1, mf.image_size, mf.image_size, mf.channels)
-        made.append(plots.plot_neighbors(images[q], train_images[ind], y[q], est.y_train_[ind], mf.classes,
-                                         out_dir / f"neighbors-{split}.png", split))
-    return made
+    model_path: Path
+    model_file: object
+    estimator: object
+    X: object
+    images: object
+    y: object
+    pred: object
+    split: str
 
 
 def check_image_size(x, size):

@@ -6,12 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.linear import softmax
 from ..errors import MlcvError
-from ..models import modelfile
-from ..models.build import estimator_from_file, knn_backend_note, model_rows
+from ..models import modelfile, registry
+from ..models.build import estimator_from_file, model_rows
 from .saved import feature_store_of, locate_model
-from .scoring import finite_scores
 
 
 def predict(target, files, *, top=3) -> dict:
@@ -21,6 +19,8 @@ def predict(target, files, *, top=3) -> dict:
     path, warning = locate_model(target)
     mf = modelfile.load(path)
     est = estimator_from_file(mf, feature_store_of(mf))
+    model_type = registry.get(mf.model_type)
+    kind = model_type.score_kind
     C = len(mf.classes)
     top = max(1, min(top, C))
     images, ok, failed = [], [], []
@@ -38,24 +38,15 @@ def predict(target, files, *, top=3) -> dict:
 
         # Files are read as colour; a grayscale model sees them as Pillow's luma.
         X = model_rows(mf, match_channels(np.stack(images), mf.channels))
-        if mf.model_type == "knn":
-            kind, values, cast = "votes", est.vote_counts(X), int
-        elif mf.model_type == "softmax":
-            # predict_proba's own function on the scores already checked (finite scores give finite probabilities)
-            kind, values, cast = "probability", softmax(finite_scores(est.decision_function(X))), float
-        else:
-            kind, values, cast = "score", finite_scores(est.decision_function(X)), float
+        values = model_type.values(est, X)
+        cast = int if kind == "votes" else float
         # Stable sort on the negated values: equal values keep the smaller class index first.
         order = np.argsort(-values, axis=1, kind="stable")[:, :top]
         for i, f in enumerate(ok):
             # A class no neighbour voted for is not a prediction: list only classes with votes.
             picks = [j for n, j in enumerate(order[i]) if n == 0 or kind != "votes" or values[i, j] > 0]
             rows.append({"path": f, "top": [{"class": mf.classes[j], kind: cast(values[i, j])} for j in picks]})
-    notes = [knn_backend_note(bool(images) and getattr(est, "metric", None) == "l1")]
-    k = int(mf.arrays.get("k", 1)) if mf.model_type == "knn" else None
-    if k is not None and k < top:
-        notes.append(f"a {k}-NN model's vote names at most {k} class{'' if k == 1 else 'es'}, so at most {k} "
-                     f"row{'' if k == 1 else 's'} per image; a model trained with a larger model.k ranks more")
+    notes = [model_type.estimator_note(est) if images else None, model_type.predict_note(mf.arrays, top)]
     note = "; ".join(n for n in notes if n) or None
     return {"model_path": str(path), "model": mf.model_type, "value": kind if images else None, "predictions": rows,
             "failed": failed, "warning": warning, "note": note}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import config as config_mod
 from ..errors import ConfigError, MlcvError, UsageError
+from ..models import registry
 from ..runs import checkpoints
 from ..runs.rundir import RunDir
 from .train import train
@@ -35,8 +36,9 @@ def _resume(run, progress, command, epochs, accept_changes):
         cfg = config_mod.from_dict(config_mod.read_yaml_file(cfg_path))
     except ConfigError as exc:
         raise ConfigError(f"{cfg_path} is not a valid saved config ({exc}); undo the edit or start a new run") from None
-    if cfg.model.type == "knn":
-        raise MlcvError("kNN runs have nothing to resume; run `mlcv train` again")
+    model_type = registry.get(cfg.model.type)
+    if not model_type.iterative:
+        raise MlcvError(f"{model_type.title or model_type.name} runs have nothing to resume; run `mlcv train` again")
     # A finished run keeps its final state; a newer checkpoint (a continuation interrupted) wins.
     state_file = checkpoints.CHECKPOINT if run.exists(checkpoints.CHECKPOINT) or not run.exists(checkpoints.FINAL_STATE) else checkpoints.FINAL_STATE
     state = None

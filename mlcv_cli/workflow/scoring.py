@@ -5,14 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import metrics
-from ..core.linear import LinearClassifier
-from ..errors import ModelFileError
 
 
 class Featurizer:
     """A fitted feature chain applied through the feature cache (``transform(images) -> X``).
 
-    raw_pixels: give the uint8 pixel rows instead (see ``knn_searches_pixels``).
+    raw_pixels: give the uint8 pixel rows instead (see ModelType.searches_pixels).
     """
 
     def __init__(self, chain, store, progress=None, raw_pixels=False):
@@ -24,30 +22,18 @@ class Featurizer:
         return self.store.transform(self.chain, images, self.progress, what)
 
 
-def batched_predict(est, X, progress, desc, chunk=2000):
-    """Predict in query chunks so a long kNN evaluation shows progress."""
+def batched_predict(model_type, est, X, progress, desc, chunk=2000):
+    """Predicted classes (N,) of ``model_type`` (a registry ModelType) for rows X, in query chunks so
+    a long kNN evaluation shows progress."""
     bar = progress(len(X), desc)
     out = []
     try:
         for start in range(0, len(X), chunk):
-            if isinstance(est, LinearClassifier):
-                # argmax of NaN scores is class 0: a wrong answer, not a result.
-                out.append(np.argmax(finite_scores(est.decision_function(X[start : start + chunk])), axis=1))
-            else:
-                out.append(est.predict(X[start : start + chunk]))
+            out.append(model_type.predict(est, X[start : start + chunk]))
             bar.update(min(chunk, len(X) - start))
     finally:
         bar.close()
     return np.concatenate(out) if out else np.zeros(0, np.int64)
-
-
-def finite_scores(values):
-    if not np.isfinite(values).all():
-        raise ModelFileError(
-            "the model's scores for these images are not finite numbers (its weights overflow float32); "
-            "the model file is unusable: retrain it"
-        )
-    return values
 
 
 def split_metrics(y_true, y_pred, C):

@@ -9,9 +9,10 @@ import time
 import numpy as np
 
 from ... import config as config_mod
-from ...core.linear import TrainingDiverged
+from ...config.features import build_chain
 from ...core.model_selection import job_seed, stratified_kfold
-from ...system import threads
+from ...models import registry
+from ..features import fold_features
 
 
 def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None) -> list:
@@ -19,46 +20,27 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
 
     ``data`` is (images uint8 (N, H, W, 3) or their EncodedFeatures, labels (N,),
     num_classes); plain pixels (mean image) are fitted on the fold's training part only.
+    Each point is trained with the seed of (run seed, point, fold), so results do not depend
+    on the executor or the order in which jobs finish.
     """
-    from ...config.features import build_chain
-    from ...data.feature_cache import fold_features
-    from ...models.build import build_estimator, knn_searches_pixels
-
     images, labels, C = data
     cfg = config_mod.from_dict(plan["config"])
     folds = stratified_kfold(labels, cfg.cv.folds, seed=cfg.seed)
     train_idx, val_idx = folds[job["fold"]]
-    points = [plan["points"][i] for i in job["points"]]
-    base = config_mod.replace(cfg, points[0])
-    if cfg.model.type == "knn" and isinstance(images, np.ndarray) and knn_searches_pixels("knn", build_chain(base)):
-        Xtr = images[train_idx].reshape(len(train_idx), -1)  # see knn_searches_pixels
+    # The points of a job share their features (a learned extractor's seed comes from the run's seed);
+    # each point's model is trained with the job's own seed.
+    base = config_mod.replace(cfg, plan["points"][job["points"][0]])
+    cfgs = [config_mod.replace(cfg, {**plan["points"][i], "seed": job_seed(cfg.seed, i, job["fold"])}) for i in job["points"]]
+    model_type = registry.get(cfg.model.type)
+    if isinstance(images, np.ndarray) and model_type.searches_pixels(build_chain(base)):
+        Xtr = images[train_idx].reshape(len(train_idx), -1)  # see ModelType.searches_pixels
         Xva = images[val_idx].reshape(len(val_idx), -1)
     else:
         Xtr, Xva = fold_features(base, images, train_idx, val_idx)
-    ytr, yva = labels[train_idx], labels[val_idx]
     t0 = time.perf_counter()
-    rows = []
-    if cfg.model.type == "knn":
-        ks = [p.get("model.k", cfg.model.k) for p in points]  # cross_validate checked them against the folds
-        est = build_estimator(base).set_params(n_jobs=blas_threads)
-        est.fit(Xtr, ytr, num_classes=C)
-        preds = est.predict_for_ks(Xva, ks)
-        elapsed = time.perf_counter() - t0
-        for i, k in zip(job["points"], ks):
-            rows.append(_row(i, job["fold"], float(np.mean(preds[k] == yva)), elapsed / len(ks)))
-    else:
-        i = job["points"][0]
-        job_cfg = config_mod.replace(base, {"seed": job_seed(cfg.seed, i, job["fold"])})
-        est = build_estimator(job_cfg)
-        try:
-            with threads.for_linear_fit(job_cfg.train.optimizer):
-                est.fit(Xtr, ytr, num_classes=C)
-            acc = float(np.mean(est.predict(Xva) == yva))
-            note = ""
-        except TrainingDiverged as exc:  # a diverging grid point scores 0, the search goes on
-            acc, note = 0.0, f"diverged: {exc}"
-        rows.append(_row(i, job["fold"], acc, time.perf_counter() - t0, note))
-    return rows
+    scores = model_type.cv_scores(cfgs, Xtr, labels[train_idx], Xva, labels[val_idx], C, blas_threads)
+    seconds = (time.perf_counter() - t0) / len(scores)
+    return [_row(i, job["fold"], accuracy, seconds, note) for i, (accuracy, note) in zip(job["points"], scores)]
 
 
 def _row(point, fold, accuracy, seconds, note=""):

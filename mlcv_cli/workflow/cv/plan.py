@@ -11,6 +11,7 @@ from ... import config as config_mod
 from ...config import Config
 from ...core.model_selection import parameter_grid
 from ...errors import ConfigError, MlcvError
+from ...models import registry
 from ...runs.rundir import RunDir
 
 PLAN_FILE = "cv_plan.json"
@@ -53,29 +54,19 @@ def grid_points(grid: dict, random_n: int | None = None, seed: int = 0) -> list:
 
 
 def plan_jobs(cfg: Config, points: list) -> list:
-    """Jobs for every (grid point, fold); kNN points that differ only in model.k share one job.
-
-    More than MAX_JOBS is a ConfigError, counted before any job is made.
-    """
-    if cfg.model.type == "knn":
-        groups = [(f"g{g}", members) for g, members in enumerate(_knn_groups(points))]
-    else:
-        groups = [(f"p{i}", [i]) for i in range(len(points))]
+    """Jobs for every (grid point, fold); points the model type scores together (kNN points that
+    differ only in model.k) share one job. More than MAX_JOBS is a ConfigError, counted before
+    any job is made."""
+    model_type = registry.get(cfg.model.type)
+    groups = model_type.cv_groups(points)
     if len(groups) * cfg.cv.folds > MAX_JOBS:
         raise ConfigError(
             f"cv: {len(groups):,} grid point(s) x {cfg.cv.folds:,} folds = {len(groups) * cfg.cv.folds:,} jobs, more than the "
             f"limit of {MAX_JOBS:,}; use fewer folds (5 or 10 is usual) or fewer grid points"
         )
-    return [{"id": f"{name}-f{fold}", "points": members, "fold": fold} for name, members in groups for fold in range(cfg.cv.folds)]
-
-
-def _knn_groups(points) -> list:
-    """Indices of the kNN points that differ only in model.k, one list per group."""
-    groups = {}
-    for i, point in enumerate(points):
-        rest = tuple(sorted((k, json.dumps(v)) for k, v in point.items() if k != "model.k"))
-        groups.setdefault(rest, []).append(i)
-    return list(groups.values())
+    # Job ids are recorded in jobs.jsonl: g<group> for a type that groups points, p<point> otherwise.
+    named = [(f"g{g}" if model_type.groups_cv_points else f"p{members[0]}", members) for g, members in enumerate(groups)]
+    return [{"id": f"{name}-f{fold}", "points": members, "fold": fold} for name, members in named for fold in range(cfg.cv.folds)]
 
 
 def read_plan(run: RunDir):

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from ... import config as config_mod
 from ...errors import MlcvError
+from ...runs.checkpoints import CHECKPOINT
 from ...runs.rundir import RunDir
+from ...runs.status import mark_run
+from ..resume import resume
+from ..train import train
 from .plan import read_plan
 
 
@@ -20,11 +24,6 @@ def refit_best(run_dir, *, progress=None, dataset=None, accept_changes=False) ->
 
 
 def _refit_best(run, progress, dataset, accept_changes):
-    from ...runs.checkpoints import CHECKPOINT
-    from ...runs.status import mark_run
-    from ..resume import resume
-    from ..train import train
-
     plan, cfg = read_plan(run)
     summary = run.read_json("cv_summary.json")
     if (not isinstance(summary, dict) or summary.get("best_params") not in plan["points"]
