@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from ..data import registry as datasets
 from ..errors import UsageError
 from ..system import output
 from .common import CONTEXT, data_dir_of
@@ -81,7 +82,6 @@ def download_folder(path, name, data_dir, size, skip_bad):
 
 
 _HEX = re.compile(r"[0-9a-fA-F]{32}")
-_NATIVE = {"mnist": 28, "fashion-mnist": 28, "cifar100": 32}  # data.image_size's default for each
 
 _common = [
     click.option("--data-dir", type=click.Path(file_okay=False), help="Where datasets live (default $MLCV_DATA_DIR or ./data)."),
@@ -153,7 +153,7 @@ def _report(title, result, key):
     channels = "grayscale" if ds.train_x.shape[3] == 1 else "colour"
     output.echo(f"{title} ready in {result['path']} ({len(ds.train_y):,} training and {n_test:,} test images, {shape} {channels}, "
                 f"{len(ds.classes)} classes). Use it with: --set data.dataset={key}"
-                + (f" --set data.image_size={ds.train_x.shape[1]}" if ds.train_x.shape[1] != _NATIVE.get(key) else ""))
+                + (f" --set data.image_size={ds.train_x.shape[1]}" if ds.train_x.shape[1] != datasets.NATIVE_IMAGE_SIZE.get(key) else ""))
 
 
 @click.command("cifar100", context_settings=CONTEXT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..data import registry as datasets
 from ..errors import UsageError
 from ..system import output
 from . import completion
@@ -33,10 +34,10 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accep
     if data_spec:
         # Another dataset: its own sizes, so no subset sizes carried over from training.
         changes.update({"data.num_train": None, "data.num_test": None})
-        if data_spec in ("sample", "cifar10", "cifar100", "mnist", "fashion-mnist"):
+        if data_spec in datasets.DATASETS:
             changes["data.dataset"] = data_spec
         else:
-            changes.update({"data.dataset": "folder", "data.path": data_spec})
+            changes.update({"data.dataset": datasets.FOLDER, "data.path": data_spec})
     if data_dir:
         changes["data.dir"] = data_dir
     for item in overrides:

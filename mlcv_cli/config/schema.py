@@ -8,13 +8,14 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
+from ..data import registry as datasets
 from ..models import registry
 from . import features as feature_config
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "random_search", "lbfgs")
-DATASETS = ("sample", "cifar10", "folder", "mnist", "fashion-mnist", "cifar100")
+DATASETS = datasets.NAMES
 # Datasets whose images have one fixed size: data.image_size defaults to it.
-NATIVE_IMAGE_SIZE = {"mnist": 28, "fashion-mnist": 28, "cifar10": 32, "cifar100": 32}
+NATIVE_IMAGE_SIZE = datasets.NATIVE_IMAGE_SIZE
 # Names that become directory names: no separators, no "..", nothing hidden.
 SAFE_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}"
 
@@ -30,7 +31,7 @@ def _f(default, *, kind, choices=None, low=None, high=None, low_open=False, high
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = _f("sample", kind=str, choices=DATASETS, doc="sample (shipped), cifar10, cifar100, mnist, fashion-mnist, or folder")
+    dataset: str = _f(datasets.SAMPLE, kind=str, choices=DATASETS, doc=f"{', '.join(datasets.DATASETS)} or {datasets.FOLDER}")
     path: Optional[str] = _f(None, kind=str, nullable=True, doc="image folder/.zip, or a name given to `mlcv download folder`")
     dir: Optional[str] = _f(None, kind=str, nullable=True, doc="data dir (default: --data-dir, $MLCV_DATA_DIR, ./data)")
     num_train: Optional[int] = _f(None, kind=int, low=1, nullable=True, doc="training images (null: all left after num_val)")
