@@ -188,9 +188,10 @@ class GradientClassifier(ParamsMixin):
                     self.loss_history_.append(loss)
                     if not np.isfinite(loss):
                         self._diverged(loss)
+                    # In place: the weights are the loop's own arrays (snapshots and states copy).
                     for name in self.WEIGHTS:
-                        w, self._opt[name] = update(getattr(self, name + "_"), grads[name], self._opt[name])
-                        setattr(self, name + "_", w)
+                        w = getattr(self, name + "_")
+                        update(w, grads[name], self._opt[name], out=w)
                 if not all(np.isfinite(w).all() for w in self._weights().values()):
                     self._diverged(loss)
                 self._pos += idx.shape[0]
