@@ -1,4 +1,4 @@
-"""Numerical gradient checking: centred differences against analytic loss gradients (linear models and the two-layer net)."""
+"""Numerical gradient checking: centred differences against the analytic gradients of the losses and the two-layer net."""
 import numpy as np
 
 from .losses import LOSSES

@@ -205,7 +205,7 @@ class TwoLayerNet(GradientClassifier):
             raise ValueError(f"leaky_slope must lie in [0, 1); found {self.leaky_slope!r}.")
         check_number("dropout", self.dropout, allow_zero=True)
         if self.dropout >= 1:
-            raise ValueError(f"dropout is the probability of dropping a unit and must lie in [0, 1); found {self.dropout!r}.")
+            raise ValueError(f"dropout (the probability of dropping a unit) must lie in [0, 1); found {self.dropout!r}.")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}; found {self.init!r}.")
         check_number("init_scale", self.init_scale)

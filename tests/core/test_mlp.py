@@ -210,7 +210,8 @@ def test_estimator_contract():
 
 
 @pytest.mark.parametrize("bad,match", [
-    (dict(hidden_size=0), "hidden_size"), (dict(hidden_size=2.5), "hidden_size"), (dict(activation="tanh"), "activation"),
+    (dict(hidden_size=0), "hidden_size"), (dict(hidden_size=2.5), "hidden_size"),
+    (dict(activation="tanh"), "activation"),
     (dict(leaky_slope=1.5), "leaky_slope"), (dict(dropout=1.0), "dropout"), (dict(dropout=-0.1), "dropout"),
     (dict(init="xavier"), "init"), (dict(init_scale=0), "init_scale"), (dict(optimizer="random_search"), "optimizer"),
     (dict(keep_best="yes"), "keep_best"), (dict(lr=-1.0), "lr"), (dict(dtype="float16"), "dtype"),
@@ -249,7 +250,8 @@ def saved_and_loaded(state, path):
 
 
 RESUMABLE = [dict(optimizer="sgd", lr_decay=0.9), dict(optimizer="adam", lr=0.01, dropout=0.3),
-             dict(optimizer="nesterov", activation="leaky_relu", dropout=0.5), dict(optimizer="rmsprop", lr=0.01, keep_best=True),
+             dict(optimizer="nesterov", activation="leaky_relu", dropout=0.5),
+             dict(optimizer="rmsprop", lr=0.01, keep_best=True),
              dict(optimizer="lbfgs", reg=1e-3, epochs=12), dict(optimizer="lbfgs", keep_best=True, epochs=12)]
 
 
