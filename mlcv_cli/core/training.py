@@ -22,6 +22,8 @@ LBFGS_FTOL = 1e-10
 """...or once an iteration lowers the objective by less than this fraction of it."""
 TRAIN_ACC_SAMPLE = 1000
 """Training examples (a fixed seeded sample) scored at every epoch end for train_acc."""
+UPDATE_BLOCK = 65536
+"""Elements of a weight array one update-rule call sees (256 KB of float32, within a core's L2 cache)."""
 _ARMIJO = 1e-4
 _MAX_HALVINGS = 30
 
@@ -33,6 +35,28 @@ class TrainingDiverged(ArithmeticError):
         super().__init__(message)
         self.iteration = iteration
         self.loss = loss
+
+
+def update_in_blocks(update, w, dw, state):
+    """Apply the optim.py rule update to w in place, a block of rows at a time; returns w.
+
+    The arithmetic is elementwise, so the numbers are those of update(w, dw, state, out=w);
+    but each block's passes (a dozen for Adam) stay in cache instead of streaming a whole
+    layer through memory each time: Adam on a 3,072 x 500 layer takes about half the time.
+    The slots of state are updated through views; its scalars (Adam's t) as one call would.
+    """
+    if w.size <= 2 * UPDATE_BLOCK:
+        update(w, dw, state, out=w)
+        return w
+    rows = max(1, UPDATE_BLOCK // (w.size // w.shape[0]))
+    scalars = None
+    for start in range(0, w.shape[0], rows):
+        part = slice(start, start + rows)
+        block = {key: value[part] if isinstance(value, np.ndarray) else value for key, value in state.items()}
+        update(w[part], dw[part], block, out=w[part])
+        scalars = {key: value for key, value in block.items() if not isinstance(value, np.ndarray)}
+    state.update(scalars)
+    return w
 
 
 class GradientClassifier(ParamsMixin):
@@ -190,8 +214,7 @@ class GradientClassifier(ParamsMixin):
                         self._diverged(loss)
                     # In place: the weights are the loop's own arrays (snapshots and states copy).
                     for name in self.WEIGHTS:
-                        w = getattr(self, name + "_")
-                        update(w, grads[name], self._opt[name], out=w)
+                        update_in_blocks(update, getattr(self, name + "_"), grads[name], self._opt[name])
                 if not all(np.isfinite(w).all() for w in self._weights().values()):
                     self._diverged(loss)
                 self._pos += idx.shape[0]
