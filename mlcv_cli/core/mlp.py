@@ -151,24 +151,17 @@ class TwoLayerNet(GradientClassifier):
         the penalty run in float64 (the second layer is cheap: C columns), so float32 rounding
         does not hide the small decreases L-BFGS makes near an optimum.
         """
-        shapes = self._weight_shapes(X.shape[1], self.num_classes_)
-        params, start = {}, 0
-        for name, shape in shapes.items():
-            size = int(np.prod(shape))
-            params[name] = theta[start:start + size].reshape(shape)
-            start += size
+        params = self._unflatten(theta, np.dtype(np.float64))
         W1_64, W2_64 = params["W1"], params["W2"]
         params["W1"], params["b1"] = W1_64.astype(dt), params["b1"].astype(dt)
         with np.errstate(over="ignore", invalid="ignore"):
             loss, grads = two_layer_loss(params, X, y, 0.0, self.activation, self.leaky_slope)
-            loss += self.reg * (float(W1_64.ravel() @ W1_64.ravel()) + float(W2_64.ravel() @ W2_64.ravel()))
-        grad = np.concatenate([grads[name].ravel().astype(np.float64) for name in shapes])
+        grads = {name: g.astype(np.float64) for name, g in grads.items()}
         if self.reg:
-            W1_size = W1_64.size
-            grad[:W1_size] += (2 * self.reg) * W1_64.ravel()
-            w2_start = W1_size + shapes["b1"][0]
-            grad[w2_start:w2_start + W2_64.size] += (2 * self.reg) * W2_64.ravel()
-        return loss, grad
+            loss += self.reg * (_sum_squares(W1_64) + _sum_squares(W2_64))
+            grads["W1"] += (2 * self.reg) * W1_64
+            grads["W2"] += (2 * self.reg) * W2_64
+        return loss, np.concatenate([grads[name].ravel() for name in self.WEIGHTS])
 
     # ------------------------------------------------------------------ prediction
     @property
