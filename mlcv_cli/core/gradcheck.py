@@ -1,7 +1,8 @@
-"""Numerical gradient checking: centred differences against analytic loss gradients."""
+"""Numerical gradient checking: centred differences against the analytic gradients of the losses and the two-layer net."""
 import numpy as np
 
 from .losses import LOSSES
+from .mlp import two_layer_loss
 
 
 def numerical_gradient(f, x, h=1e-5, indices=None):
@@ -77,13 +78,67 @@ def check_loss_gradient(loss_name, reg, num_checks=10, seed=0, N=50, D=20, C=5, 
     return rows
 
 
+NOISE_FLOOR = 1e-3
+"""Centred differences (h = 1e-5) carry a float64 rounding error near 1e-16 * |loss| / h, i.e.
+1e-11 |loss|, so an entry much smaller than 1e-4 |loss| cannot show 7 correct digits. Where the
+gradient is that small, check_mlp_gradient judges the absolute error instead: it divides by at
+least loss_floor(loss) = NOISE_FLOOR * max(|loss|, 1), so passing means an error under 1e-10 |loss|."""
+
+
+def loss_floor(loss):
+    """The least denominator of a relative error for a loss of this size (see NOISE_FLOOR)."""
+    return NOISE_FLOOR * max(abs(float(loss)), 1.0)
+
+
+def check_mlp_gradient(reg, num_checks=10, seed=0, N=50, D=20, H=10, C=5, h=1e-5, activation="relu",
+                       leaky_slope=0.01, dropout=0.0):
+    """Compare two_layer_loss's analytic gradients with centred differences, for every weight.
+
+    Builds a seeded float64 problem X (N, D) ~ N(0, 1), y (N,) in [0, C), W1 (D, H) and W2
+    (H, C) He-initialised, b1 (H,) and b2 (C,) ~ 0.1 N(0, 1), and, for dropout > 0, one fixed
+    inverted-dropout mask (N, H). Checks num_checks random entries of each of W1, b1, W2, b2.
+    Returns rows in check_loss_gradient's format (index, analytic, numeric, rel_error,
+    near_kink) with index ("W1", d, h), ("b1", h), ("W2", h, c) or ("b2", c); rel_error's
+    denominator is at least loss_floor(loss) (see NOISE_FLOOR). near_kink is True for a W1 or b1 entry whose +-h
+    step can move a hidden unit's input through 0, where the ReLU is not differentiable.
+    """
+    rng = np.random.Generator(np.random.PCG64(seed))
+    X = rng.standard_normal((N, D))
+    y = rng.integers(0, C, N)
+    params = {"W1": np.sqrt(2 / D) * rng.standard_normal((D, H)), "b1": 0.1 * rng.standard_normal(H),
+              "W2": np.sqrt(2 / H) * rng.standard_normal((H, C)), "b2": 0.1 * rng.standard_normal(C)}
+    mask = None
+    if dropout > 0:
+        mask = (rng.random((N, H)) >= dropout) / (1 - dropout)
+    loss, analytic = two_layer_loss(params, X, y, reg, activation, leaky_slope, mask)
+    hidden_in = np.abs(X @ params["W1"] + params["b1"])  # (N, H): how far each unit is from its kink
+    rows = []
+    for name, w in params.items():
+        flat = rng.choice(w.size, size=min(num_checks, w.size), replace=False)
+        indices = [tuple(int(i) for i in np.unravel_index(k, w.shape)) for k in flat]
+
+        def f(value, name=name):
+            return two_layer_loss({**params, name: value}, X, y, reg, activation, leaky_slope, mask)[0]
+
+        numeric = numerical_gradient(f, w, h=h, indices=indices)
+        for ix in indices:
+            kink = False
+            if name == "W1":
+                kink = bool(np.any(hidden_in[:, ix[1]] <= h * np.abs(X[:, ix[0]])))
+            elif name == "b1":
+                kink = bool(np.any(hidden_in[:, ix[0]] <= h))
+            a, n = float(analytic[name][ix]), float(numeric[ix])
+            rows.append(((name, *ix), a, n, float(relative_error(a, n, tiny=loss_floor(loss))), kink))
+    return rows
+
+
 GOOD_RELATIVE_ERROR = 1e-7
 
 
 def verdict(rows, threshold=GOOD_RELATIVE_ERROR):
-    """Judge check_loss_gradient rows: (notes, worst, passed).
+    """Judge check_loss_gradient or check_mlp_gradient rows: (notes, worst, passed).
 
-    notes: "ok", "kink" (a large error where the hinge is not differentiable, not counted)
+    notes: "ok", "kink" (a large error where the hinge or ReLU is not differentiable, not counted)
     or "FAIL", one per row; worst: the largest counted relative error; passed: no FAIL.
     """
     notes = ["ok" if err < threshold else ("kink" if kink else "FAIL") for _, _, _, err, kink in rows]

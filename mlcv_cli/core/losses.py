@@ -36,6 +36,14 @@ def penalty_loss(W, reg, penalty="l2", l1_ratio=0.5):
     return float(loss), reg * (a * np.sign(W) + (2 * (1 - a)) * W)
 
 
+def softmax(scores):
+    """Row-wise softmax of class scores (N, C), shifted by each row's maximum so exp cannot overflow: (N, C)."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted
+
+
 def _check_labels(scores, y):
     y = np.asarray(y)
     if scores.ndim != 2 or y.shape != (scores.shape[0],):

@@ -2,7 +2,9 @@
 
 ``state`` is a dict holding the learning rate "lr", the rule's constants ("momentum",
 "decay_rate", "beta1", "beta2", "eps") and its slots ("v", "cache", "m", "t"). Slots are
-updated in place and returned; ``w`` itself is never modified, a new array is returned.
+updated in place and returned; ``w`` itself is not modified, a new array is returned, unless
+``out`` is given: the new weights are then written there (``out=w`` updates w in place, which
+spares a training loop one weights-sized allocation per step; the arithmetic is the same).
 Arrays keep w's dtype. Build a state with ``init_state``.
 """
 import numpy as np
@@ -10,20 +12,20 @@ import numpy as np
 DEFAULTS = {"lr": 1e-3, "momentum": 0.9, "decay_rate": 0.99, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
 
 
-def sgd(w, dw, state):
+def sgd(w, dw, state, out=None):
     """Vanilla SGD: w - lr * dw."""
-    return w - _c(w, state["lr"]) * dw, state
+    return np.subtract(w, _c(w, state["lr"]) * dw, out=out), state
 
 
-def momentum(w, dw, state):
+def momentum(w, dw, state, out=None):
     """SGD with momentum: v = mu * v - lr * dw; w + v."""
     v = state["v"]
     v *= _c(w, state["momentum"])
     v -= _c(w, state["lr"]) * dw
-    return w + v, state
+    return np.add(w, v, out=out), state
 
 
-def nesterov(w, dw, state):
+def nesterov(w, dw, state, out=None):
     """Nesterov momentum in the 'look-ahead folded into w' form (CS231n):
     v_new = mu * v - lr * dw; w - mu * v + (1 + mu) * v_new."""
     mu = _c(w, state["momentum"])
@@ -31,26 +33,26 @@ def nesterov(w, dw, state):
     v = state["v"]
     v *= mu
     v -= _c(w, state["lr"]) * dw
-    return w - mu * v_prev + (1 + mu) * v, state
+    return np.add(w - mu * v_prev, (1 + mu) * v, out=out), state
 
 
-def adagrad(w, dw, state):
+def adagrad(w, dw, state, out=None):
     """Adagrad: cache += dw**2; w - lr * dw / (sqrt(cache) + eps)."""
     cache = state["cache"]
     cache += dw * dw
-    return w - _c(w, state["lr"]) * dw / (np.sqrt(cache) + _c(w, state["eps"])), state
+    return np.subtract(w, _c(w, state["lr"]) * dw / (np.sqrt(cache) + _c(w, state["eps"])), out=out), state
 
 
-def rmsprop(w, dw, state):
+def rmsprop(w, dw, state, out=None):
     """RMSProp: cache = rho * cache + (1 - rho) * dw**2; w - lr * dw / (sqrt(cache) + eps)."""
     rho = _c(w, state["decay_rate"])
     cache = state["cache"]
     cache *= rho
     cache += (1 - rho) * (dw * dw)
-    return w - _c(w, state["lr"]) * dw / (np.sqrt(cache) + _c(w, state["eps"])), state
+    return np.subtract(w, _c(w, state["lr"]) * dw / (np.sqrt(cache) + _c(w, state["eps"])), out=out), state
 
 
-def adam(w, dw, state):
+def adam(w, dw, state, out=None):
     """Adam with bias correction: m, v are moving averages of dw and dw**2, t counts updates."""
     b1, b2 = _c(w, state["beta1"]), _c(w, state["beta2"])
     state["t"] = t = int(state["t"]) + 1
@@ -61,7 +63,7 @@ def adam(w, dw, state):
     v += (1 - b2) * (dw * dw)
     m_hat = m / _c(w, 1 - state["beta1"] ** t)
     v_hat = v / _c(w, 1 - state["beta2"] ** t)
-    return w - _c(w, state["lr"]) * m_hat / (np.sqrt(v_hat) + _c(w, state["eps"])), state
+    return np.subtract(w, _c(w, state["lr"]) * m_hat / (np.sqrt(v_hat) + _c(w, state["eps"])), out=out), state
 
 
 def _c(w, value):

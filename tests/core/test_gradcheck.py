@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlcv_cli.core.gradcheck import check_loss_gradient, numerical_gradient, relative_error, verdict
+from mlcv_cli.core.gradcheck import check_loss_gradient, check_mlp_gradient, numerical_gradient, relative_error, verdict
 
 
 def test_numerical_gradient_of_quadratic_and_restores_x():
@@ -49,3 +49,19 @@ def test_verdict_ignores_kinks_and_fails_real_errors():
     notes, worst, passed = verdict(rows)
     assert notes == ["ok", "kink", "FAIL"] and worst == 0.33 and not passed
     assert verdict(rows[:2]) == (["ok", "kink"], 1e-10, True)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+@pytest.mark.parametrize("reg,dropout", [(0.0, 0.0), (0.5, 0.0), (0.1, 0.5)])
+def test_mlp_gradient_check_covers_every_weight(activation, reg, dropout):
+    rows = check_mlp_gradient(reg, num_checks=12, seed=3, activation=activation, dropout=dropout)
+    assert [r[0][0] for r in rows] == ["W1"] * 12 + ["b1"] * 10 + ["W2"] * 12 + ["b2"] * 5
+    assert all(len(r[0]) == (3 if r[0][0].startswith("W") else 2) for r in rows)
+    notes, worst, passed = verdict(rows)
+    assert passed and worst < 1e-7 and "kink" not in notes
+
+
+def test_mlp_gradient_check_flags_relu_kinks_of_the_first_layer_only():
+    rows = check_mlp_gradient(0.0, num_checks=30, seed=1, h=0.5)  # steps this large cross many kinks
+    kinks = {r[0][0] for r in rows if r[4]}
+    assert kinks and kinks <= {"W1", "b1"}

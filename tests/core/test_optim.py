@@ -91,3 +91,19 @@ def test_init_state_defaults_and_validation():
     with pytest.raises(ValueError, match="momentum"):
         init_state("momentum", W, momentum=1.5)
     assert math.isclose(init_state("sgd", W, lr=0.5)["lr"], 0.5)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_out_writes_the_same_numbers_in_place(name):
+    # The training loop updates its weights in place (out=w); that must not change a bit.
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((6, 4)).astype(np.float32)
+    fresh, inplace = init_state(name, w, lr=0.1), init_state(name, w, lr=0.1)
+    w_fresh, w_inplace = w.copy(), w.copy()
+    for step in range(3):
+        dw = rng.standard_normal((6, 4)).astype(np.float32)
+        w_fresh, fresh = OPTIMIZERS[name](w_fresh, dw, fresh)
+        before = w_fresh.copy()
+        same, inplace = OPTIMIZERS[name](w_inplace, dw, inplace, out=w_inplace)
+        assert same is w_inplace and np.array_equal(w_inplace, w_fresh)
+        assert np.array_equal(w_fresh, before)
