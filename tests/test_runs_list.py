@@ -209,7 +209,7 @@ def test_differing_columns_rule(real_runs, tmp_path):
 
 def test_json_and_csv_shapes(runs_dir):
     doc = _rows(runs_dir)
-    assert set(doc) == {"runs_dir", "total", "runs", "param_keys"}
+    assert set(doc) == {"status", "runs_dir", "total", "runs", "param_keys"} and doc["status"] == "done"
     for r in doc["runs"]:
         assert {"name", "path", "kind", "model", "dataset", "status", "reason", "train", "val", "cv_std", "test", "time", "date", "config"} <= set(r)
     result = run("runs", runs_dir, "--csv")

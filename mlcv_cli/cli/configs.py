@@ -6,8 +6,8 @@ import click
 
 from ..errors import UsageError
 from ..models import registry
+from . import render
 from .common import CONTEXT
-from .render import stdout_console
 
 
 @click.command("configs", context_settings=CONTEXT)
@@ -25,15 +25,10 @@ def configs_cmd(name):
 
     available = shipped.names()
     if name is None:
-        from rich.table import Table
-
-        table = Table(title=f"shipped configs ({shipped.config_dir()})", header_style="bold")
-        for col in ("name", "model", "what it is"):
-            table.add_column(col)
-        for n in available:
-            model = (config_mod.read_yaml_file(shipped.config_dir() / f"{n}.yaml").get("model") or {}).get("type", registry.DEFAULT)
-            table.add_row(n, str(model), shipped.summary(n))
-        stdout_console().print(table)
+        configs = [{"name": n, "summary": shipped.summary(n),
+                    "model": (config_mod.read_yaml_file(shipped.config_dir() / f"{n}.yaml").get("model") or {}).get("type", registry.DEFAULT)}
+                   for n in available]
+        render.show("configs", {"directory": str(shipped.config_dir()), "configs": configs})
         return
     stem = name[: -len(".yaml")] if name.endswith(".yaml") else name
     if stem not in available:

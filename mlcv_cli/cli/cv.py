@@ -9,7 +9,7 @@ import click
 from ..errors import UsageError
 from ..models import registry
 from ..system import cluster, output
-from . import completion
+from . import completion, render
 from .common import (
     CONTEXT,
     accept_changes_option,
@@ -22,7 +22,6 @@ from .common import (
     require_matplotlib,
     set_option,
 )
-from .render import cv_summary, echo_note, emit_json, pct, stdout_console
 
 
 @click.command(context_settings=CONTEXT)
@@ -87,19 +86,16 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
             return
         result = cv_run.cross_validate(cfg, random_n=random_n, n_jobs=n_jobs, dask_scheduler=dask_scheduler, dask_timeout=dask_timeout, progress=progress)
     output.note_run_dir(result["run_dir"])
-    echo_note(result)
+    render.echo_note(result)
     if plot:
         from .. import plots
 
         result["plots"] = plots.plot_run(result["run_dir"], which=("cv",))
     if not as_json:
-        cv_summary(result)  # before a refit, so the table is shown even if it is interrupted
+        render.show("cv", result)  # before a refit, so the table is shown even if it is interrupted
     if refit:
         result["refit"] = cv_refit.refit_best(result["run_dir"], progress=progress, accept_changes=accept_changes)
         if not as_json:
-            f = result["refit"]
-            stdout_console().print(
-                f"refit on {f['n_train'] + f['n_val']} images: test accuracy {pct(f['test_accuracy'])}; model: {f['run_dir']}/model.npz"
-            )
+            render.show("refit", result["refit"])
     if as_json:
-        emit_json(result)
+        render.show("cv", result, "json")

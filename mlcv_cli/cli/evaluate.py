@@ -7,9 +7,8 @@ import click
 from ..data import registry as datasets
 from ..errors import UsageError
 from ..system import output
-from . import completion
+from . import completion, render
 from .common import CONTEXT, accept_changes_option, data_dir_option, json_on_failure, progress_factory, require_matplotlib
-from .render import echo_note, emit_json, evaluation
 
 
 @click.command(context_settings=CONTEXT)
@@ -53,8 +52,5 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accep
                                accept_changes=accept_changes)
     if result.get("warning"):
         output.echo(f"Warning: {result['warning']}", err=True)
-    echo_note(result)
-    if as_json:
-        emit_json(result)
-        return
-    evaluation(result)
+    render.echo_note(result)
+    render.show("evaluate", result, render.output_format(as_json))

@@ -12,7 +12,7 @@ from ..models import registry
 from .common import CONTEXT
 
 _PENALTIES = tuple(dict.fromkeys(p for name in registry.gradcheckable() for p in registry.get(name).gradcheck_penalties))
-from .render import stdout_console
+from . import render
 
 
 @click.command(context_settings=CONTEXT)
@@ -24,25 +24,18 @@ from .render import stdout_console
 def gradcheck(model_type, reg, checks, penalty, seed):
     """Compare the analytic gradient with a centred numerical one (float64).
 
-    Relative error |a - n| / max(|a| + |n|, tiny): below 1e-7 is good. The SVM loss has
-    kinks (max(0, .)); an entry whose margin is within h of 0 can fail there, and is marked.
+    Relative error |a - n| / max(|a| + |n|, tiny): below 1e-7 is good. The SVM loss (and a ReLU)
+    has kinks (max(0, .)); an entry within h of one can fail there, and is marked.
     """
-    from rich.table import Table
-
     model = registry.get(model_type)
     if penalty not in model.gradcheck_penalties:
         raise UsageError(f"--penalty: a {model_type} model is checked with {' or '.join(model.gradcheck_penalties)}, found {penalty}")
     rows = model.gradcheck(reg, checks, seed, penalty)
-    table = Table(title=f"{model_type} gradient check (reg={reg:g}, penalty {penalty})", header_style="bold")
-    for col in ("index", "analytic", "numerical", "relative error", ""):
-        table.add_column(col, justify="right")
     notes, worst, passed = verdict(rows)
-    for (index, analytic, numeric, rel_error, _), note in zip(rows, notes):
-        table.add_row(str(index), f"{analytic:.8g}", f"{numeric:.8g}", f"{rel_error:.2e}", note)
-    con = stdout_console()
-    con.print(table)
-    if "kink" in notes:
-        con.print(f"{notes.count('kink')} entries sit at an SVM kink, where the numerical gradient straddles max(0, .); they are not counted.")
-    con.print(f"max relative error {worst:.2e}: {'PASS' if passed else 'FAIL'}")
+    render.show("gradcheck", {
+        "model": model_type, "reg": reg, "penalty": penalty, "max_relative_error": worst, "passed": passed,
+        "rows": [{"index": index, "analytic": analytic, "numerical": numeric, "relative_error": rel_error, "note": note}
+                 for (index, analytic, numeric, rel_error, _), note in zip(rows, notes)],
+    })
     if not passed:
         sys.exit(1)

@@ -6,11 +6,9 @@ import sys
 
 import click
 
-from ..errors import UsageError
 from ..system import output
-from . import completion
+from . import completion, render
 from .common import CONTEXT, json_on_failure
-from .render import echo_note, emit_json, stdout_console
 
 
 @click.command(context_settings=CONTEXT)
@@ -28,34 +26,15 @@ def predict(target, images, top, as_json, as_csv):
     """
     from ..workflow import predict as predicting
 
-    if as_json and as_csv:
-        raise UsageError("choose one of --json and --csv")
+    fmt = render.output_format(as_json, as_csv)
     r = predicting.predict(target, images, top=top)
     if r.get("warning"):
         output.echo(f"Warning: {r['warning']}", err=True)
-    echo_note(r)
+    render.echo_note(r)
     for f in r["failed"]:
         output.echo(f"Error: {f['error']}", err=True)
-    if as_json:
-        emit_json(r)
-    elif as_csv:
-        writer = output.csv_writer()
-        writer.writerow(["path", "rank", "class", r["value"] or "value"])
-        for p in r["predictions"]:
-            for rank, t in enumerate(p["top"], start=1):
-                writer.writerow([p["path"], rank, t["class"], t[r["value"]]])
-    elif r["predictions"]:
-        from rich.table import Table
-
-        table = Table(header_style="bold")
-        table.add_column("image")
-        table.add_column("rank", justify="right")
-        table.add_column("class")
-        table.add_column(r["value"] or "value", justify="right")
-        for p in r["predictions"]:
-            for rank, t in enumerate(p["top"], start=1):
-                v = t[r["value"]]
-                table.add_row(p["path"] if rank == 1 else "", str(rank), t["class"], f"{v:.4f}" if isinstance(v, float) else str(v))
-        stdout_console().print(table)
+    if r["failed"]:
+        r["status"] = "partial" if r["predictions"] else "failed"  # and exit code 1
+    render.show("predict", r, fmt)
     if r["failed"]:
         sys.exit(1)

@@ -7,7 +7,7 @@ import click
 from ..errors import UsageError
 from ..models import registry
 from ..system import output
-from . import completion
+from . import completion, render
 from .common import (
     CONTEXT,
     accept_changes_option,
@@ -20,7 +20,6 @@ from .common import (
     require_matplotlib,
     set_option,
 )
-from .render import echo_note, emit_json, train_summary
 
 
 @click.command(context_settings=CONTEXT)
@@ -69,12 +68,9 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
             return
         result = training.train(cfg, progress=progress)
     output.note_run_dir(result["run_dir"])
-    echo_note(result)
+    render.echo_note(result)
     if plot:
         from .. import plots
 
         result["plots"] = plots.plot_run(result["run_dir"], which=("loss", "templates", "confusion", "filters", "hog"))
-    if as_json:
-        emit_json({"status": "done", **result})
-        return
-    train_summary(result)
+    render.show("train", result, render.output_format(as_json))
