@@ -94,7 +94,7 @@ def test_softmax_train_writes_history_and_predicts_probabilities(in_tmp, image_f
     assert result.exit_code == 0, result.output
     rd = run_dir_of(result)
     lines = (rd / "history.csv").read_text().splitlines()
-    assert lines[0] == "iteration,epoch,loss,lr,train_acc,val_acc"
+    assert lines[0] == "iteration,epoch,loss,lr,train_acc,val_acc,epoch_loss,train_val_gap,best_epoch"
     assert len(lines) - 1 == 3 * 2  # 400 images / batch 200 = 2 iterations per epoch
     with np.load(rd / "model.npz", allow_pickle=False) as npz:
         assert npz["W"].shape == (3072, 10) and npz["b"].shape == (10,)

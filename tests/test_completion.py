@@ -5,6 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from mlcv_cli.models import registry
 from mlcv_cli.cli.app import cli
 
 
@@ -33,7 +34,7 @@ def test_subcommands_and_options(project):
     names = {v for _, v in complete("mlcv ", 1)}
     assert {"train", "cv", "evaluate", "predict", "download", "runs", "plot", "gradcheck"} <= names
     assert {"--config", "--set", "--resume"} <= {v for _, v in complete("mlcv train --", 2)}
-    assert {v for _, v in complete("mlcv train --model ", 3)} == {"knn", "svm", "softmax"}
+    assert {v for _, v in complete("mlcv train --model ", 3)} == set(registry.names()) >= {"knn", "svm", "softmax", "mlp"}
     assert {"diff", "list"} <= {v for _, v in complete("mlcv runs ", 2)}
 
 

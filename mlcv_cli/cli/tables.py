@@ -28,6 +28,8 @@ def train(r):
         con.print(describe(r.get("features")))
     if r.get("final_loss") is not None:
         con.print(f"final loss {r['final_loss']:.4f}; trained in {r['fit_s']:.1f} s ({r['total_s']:.1f} s in all)")
+    if r.get("best_epoch") is not None:
+        con.print(f"kept the weights of epoch {r['best_epoch']} of {r['epochs']} (best validation accuracy; train.keep_best)")
     for p in r.get("plots", []):
         con.print(f"plot: {p}")
     con.print(f"run directory: {r['run_dir']}")

@@ -201,6 +201,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"data.labels: coarse labels exist only for cifar100, and data.dataset is {cfg.data.dataset}; remove data.labels")
     if cfg.data.channels == 2:
         raise ConfigError("data.channels: expected 1 (grayscale), 3 (colour) or null (detect), found 2")
+    registry.get(cfg.model.type).validate(cfg)
     return cfg
 
 

@@ -35,7 +35,8 @@ class LinearClassifier(GradientClassifier):
     iteration per "epoch", stops early once converged; needs penalty l2 or none); lr, multiplied by
     lr_decay after every epoch; batch_size, epochs; the optimizer constants momentum,
     decay_rate, beta1, beta2, eps; init_scale (W starts as init_scale * N(0, 1));
-    random_search_tries; seed; dtype "float32" | "float64" (the arithmetic precision).
+    random_search_tries; seed; dtype "float32" | "float64" (the arithmetic precision);
+    keep_best: when fit returns, hold the weights of the epoch with the highest val_acc.
 
     Learned: W_ (D, C), b_ (C,), num_classes_, loss_history_ (loss of every iteration),
     epoch_history_ (the dicts passed to on_epoch), n_iter_, stopped_, converged_ (lbfgs:
@@ -48,7 +49,7 @@ class LinearClassifier(GradientClassifier):
     def __init__(self, loss="softmax", reg=1e-4, penalty="l2", l1_ratio=0.5, delta=1.0,
                  squared_hinge=False, optimizer="sgd", lr=1e-3, lr_decay=1.0, batch_size=200,
                  epochs=10, momentum=0.9, decay_rate=0.99, beta1=0.9, beta2=0.999, eps=1e-8,
-                 init_scale=1e-3, random_search_tries=1000, seed=0, dtype="float32"):
+                 init_scale=1e-3, random_search_tries=1000, seed=0, dtype="float32", keep_best=False):
         self.loss = loss
         self.reg = reg
         self.penalty = penalty
@@ -69,6 +70,10 @@ class LinearClassifier(GradientClassifier):
         self.random_search_tries = random_search_tries
         self.seed = seed
         self.dtype = dtype
+        self.keep_best = keep_best
+
+    def _keeps_best(self):
+        return bool(self.keep_best)
 
     # ------------------------------------------------------------------ loss
     def _data_loss(self, W, b, X, y):

@@ -164,13 +164,6 @@ class TwoLayerNet(GradientClassifier):
         return loss, np.concatenate([grads[name].ravel() for name in self.WEIGHTS])
 
     # ------------------------------------------------------------------ prediction
-    @property
-    def best_epoch_(self):
-        """The epoch (1-based) whose weights keep_best restored; None unless keep_best with validation data."""
-        if not hasattr(self, "_best"):
-            raise AttributeError("best_epoch_ is set by fit; this TwoLayerNet is not fitted yet.")
-        return None if self._best is None else self._best[1]
-
     def decision_function(self, X):
         """Class scores (before the softmax) of X (N, D): (N, C). Dropout is never applied here."""
         X = self._check_X(X)

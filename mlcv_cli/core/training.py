@@ -145,6 +145,13 @@ class GradientClassifier(ParamsMixin):
     def _keeps_best(self):
         return False
 
+    @property
+    def best_epoch_(self):
+        """The epoch (1-based) whose weights keep_best restored; None unless keep_best with validation data."""
+        if not hasattr(self, "_best"):
+            raise AttributeError("best_epoch_ is set by fit; this model is not fitted yet.")
+        return None if self._best is None else self._best[1]
+
     def _weights(self):
         return {name: getattr(self, name + "_") for name in self.WEIGHTS}
 

@@ -9,6 +9,13 @@ its name. ``cfg`` below is a resolved Config; D is the feature dimension, C the 
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..core.losses import softmax
+from ..core.training import TrainingDiverged
+from ..errors import ModelFileError
+from ..system import threads
+
 
 def key(default, kind, doc, **limits):
     """A config key a model type introduces: its default, type (int, float, str, bool), a one-line
@@ -20,6 +27,36 @@ def key(default, kind, doc, **limits):
         raise TypeError(f"unknown key limit(s): {', '.join(sorted(unknown))}")
     spec.update(limits)
     return spec
+
+
+REG = key(1e-4, float, "regularization strength", low=0.0)
+"""model.reg, declared alike by every family that penalises its weights."""
+KEEP_BEST = key(False, bool, "keep the weights of the epoch with the best validation accuracy, not the last ones")
+"""train.keep_best, declared alike by every family that trains in epochs."""
+
+
+def finite_scores(values):
+    """``values`` when every score is a finite number; a model whose weights overflow float32 is refused."""
+    if not np.isfinite(values).all():
+        raise ModelFileError(
+            "the model's scores for these images are not finite numbers (its weights overflow float32); "
+            "the model file is unusable: retrain it"
+        )
+    return values
+
+
+def checked_weights(path, data, shapes):
+    """The float arrays ``shapes`` ({name: shape}) names from a model file's entries, each checked."""
+    missing = [name for name in shapes if name not in data]
+    if missing:
+        return None, missing
+    for name, shape in shapes.items():
+        a = data[name]
+        if a.shape != tuple(shape) or a.dtype.kind != "f":
+            raise ModelFileError(f"{path}: {name} must be floats of shape {tuple(shape)}; found {a.dtype} {a.shape}")
+        if not np.isfinite(a).all():
+            raise ModelFileError(f"{path}: the weights hold NaN or inf; the run that wrote them diverged")
+    return {name: data[name] for name in shapes}, []
 
 
 class ModelType:
@@ -56,6 +93,9 @@ class ModelType:
         """A new, unfitted core estimator for the config."""
         raise NotImplementedError
 
+    def validate(self, cfg):
+        """Refuse (ConfigError) a resolved config whose keys do not go together for this type."""
+
     def check(self, cfg, n_train):
         """Refuse (ConfigError) a config that cannot work with ``n_train`` training images."""
 
@@ -87,13 +127,20 @@ class ModelType:
 
     # -- scoring --------------------------------------------------------------------------
 
+    def fit_threads(self, cfg):
+        """BLAS threads while fitting (None: every core); see system/threads.py."""
+        return None
+
     def predict(self, est, X):
         """Predicted class indices (N,) for rows X (N, D)."""
-        return est.predict(X)
+        # argmax of NaN scores is class 0: a wrong answer, not a result.
+        return np.argmax(finite_scores(est.decision_function(X)), axis=1)
 
     def values(self, est, X):
         """Per-class values (N, C) that predict shows (kind: score_kind)."""
-        raise NotImplementedError
+        scores = finite_scores(est.decision_function(X))
+        # finite scores give finite probabilities (predict_proba's own function, on the checked scores)
+        return softmax(scores) if self.score_kind == "probability" else scores
 
     def note(self, cfg, points=()) -> str | None:
         """A one-line note about how a run of ``cfg`` (and cv grid ``points``) ran, or None."""
@@ -121,8 +168,18 @@ class ModelType:
         return [[i] for i in range(len(points))]
 
     def cv_scores(self, cfgs, X_train, y_train, X_val, y_val, C, blas_threads=None) -> list:
-        """[(accuracy, note)] for each config of one job (a group from cv_groups) on one fold."""
-        raise NotImplementedError
+        """[(accuracy, note)] for each config of one job (a group from cv_groups) on one fold; a
+        model that trains in steps is fitted per config, and one that diverges scores 0."""
+        out = []
+        for cfg in cfgs:
+            est = self.build(cfg)
+            try:
+                with threads.blas_threads(self.fit_threads(cfg)):
+                    est.fit(X_train, y_train, num_classes=C)
+                out.append((float(np.mean(self.predict(est, X_val) == y_val)), ""))
+            except TrainingDiverged as exc:  # a diverging grid point scores 0, the search goes on
+                out.append((0.0, f"diverged: {exc}"))
+        return out
 
     # -- resources -------------------------------------------------------------------------
 

@@ -96,6 +96,9 @@ class KNNModel(ModelType):
 
     # -- scoring --------------------------------------------------------------------------
 
+    def predict(self, est, X):
+        return est.predict(X)
+
     def values(self, est, X):
         return est.vote_counts(X)
 

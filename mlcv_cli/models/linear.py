@@ -5,18 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.gradcheck import check_loss_gradient
-from ..core.linear import LBFGS_MEMORY, LinearClassifier, TrainingDiverged, softmax
+from ..core.linear import LBFGS_MEMORY, LinearClassifier
 from ..errors import ModelFileError
 from ..system import threads
-from .base import ModelType, key
+from .base import KEEP_BEST, REG, ModelType, key
 
 _IMAGES_FIX = "fewer images (data.num_train)"
 _KEYS = {
-    "model.reg": key(1e-4, float, "regularization strength", low=0.0),
+    "model.reg": REG,
     "model.penalty": key("l2", str, "regularizer", choices=("l2", "l1", "elasticnet", "none")),
     "model.l1_ratio": key(0.5, float, "elasticnet: weight of the L1 part", low=0.0, high=1.0),
     "model.delta": key(1.0, float, "SVM margin", low=0.0, low_open=True),
     "model.squared_hinge": key(False, bool, "SVM: square each hinge term"),
+    "train.keep_best": KEEP_BEST,
 }
 _USES = frozenset({"model.reg", "model.penalty", "model.l1_ratio", "train.*", "preprocess.scale", "preprocess.subtract_mean"})
 # The linear settings were tuned on 35,000/5,000 CIFAR-10 images (bench/bench_accuracy.py).
@@ -48,11 +49,16 @@ class LinearModel(ModelType):
             loss=self.name, reg=m.reg, penalty=m.penalty, l1_ratio=m.l1_ratio, delta=m.delta, squared_hinge=m.squared_hinge,
             optimizer=t.optimizer, lr=t.lr, lr_decay=t.lr_decay, batch_size=t.batch_size, epochs=t.epochs, momentum=t.momentum,
             decay_rate=t.decay_rate, beta1=t.beta1, beta2=t.beta2, eps=t.eps, init_scale=t.init_scale,
-            random_search_tries=t.random_search_tries, seed=cfg.seed,
+            random_search_tries=t.random_search_tries, seed=cfg.seed, keep_best=t.keep_best,
         )
 
     def param_shapes(self, cfg, D, C):
         return {"W": (D, C), "b": (C,)}
+
+    def fit_threads(self, cfg):
+        # Minibatch steps multiply small matrices (batch x D by D x C) thousands of times: BLAS
+        # threads cost more than they save there; full-batch L-BFGS products keep every core.
+        return None if cfg.train.optimizer == "lbfgs" else threads.LINEAR_FIT_THREADS
 
     # -- model files ---------------------------------------------------------------------
 
@@ -81,31 +87,6 @@ class LinearModel(ModelType):
         W = np.asarray(arrays["W"], np.float64)
         return np.moveaxis(W, 1, 0).reshape(W.shape[1], *image_shape), None
 
-    # -- scoring --------------------------------------------------------------------------
-
-    def predict(self, est, X):
-        # argmax of NaN scores is class 0: a wrong answer, not a result.
-        return np.argmax(finite_scores(est.decision_function(X)), axis=1)
-
-    def values(self, est, X):
-        scores = finite_scores(est.decision_function(X))
-        # finite scores give finite probabilities (predict_proba's own function, on the checked scores)
-        return softmax(scores) if self.score_kind == "probability" else scores
-
-    # -- cross-validation -------------------------------------------------------------------
-
-    def cv_scores(self, cfgs, X_train, y_train, X_val, y_val, C, blas_threads=None):
-        out = []
-        for cfg in cfgs:
-            est = self.build(cfg)
-            try:
-                with threads.for_linear_fit(cfg.train.optimizer):
-                    est.fit(X_train, y_train, num_classes=C)
-                out.append((float(np.mean(est.predict(X_val) == y_val)), ""))
-            except TrainingDiverged as exc:  # a diverging grid point scores 0, the search goes on
-                out.append((0.0, f"diverged: {exc}"))
-        return out
-
     # -- resources ------------------------------------------------------------------------------
 
     def memory_parts(self, cfg, n_train, D, C, raw_pixels, n_queries):
@@ -120,16 +101,6 @@ class LinearModel(ModelType):
 
     def gradcheck(self, reg, checks, seed, penalty):
         return check_loss_gradient(self.name, reg, num_checks=checks, seed=seed, penalty=penalty)
-
-
-def finite_scores(values):
-    """``values`` when every score is a finite number; a model whose weights overflow float32 is refused."""
-    if not np.isfinite(values).all():
-        raise ModelFileError(
-            "the model's scores for these images are not finite numbers (its weights overflow float32); "
-            "the model file is unusable: retrain it"
-        )
-    return values
 
 
 MODEL_TYPES = (

@@ -74,7 +74,7 @@ def problem(state: dict, shapes: dict, optimizer: str, epochs: int):
         return why
     if str(opt) != optimizer:
         return f"made with optimizer {str(opt)!r}, the run's config says {optimizer!r}"
-    for key, shape in shapes.items():
+    for key, shape in [*shapes.items(), *((f"best_{k}", s) for k, s in shapes.items() if f"best_{k}" in state)]:
         a = state.get(key)
         if not isinstance(a, np.ndarray) or a.dtype.kind != "f" or a.shape != shape:
             found = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else "nothing"

@@ -22,9 +22,3 @@ def blas_threads(limit):
     except ImportError:  # an install without it is slower, not wrong
         return contextlib.nullcontext()
     return threadpool_limits(limits=limit, user_api="blas")
-
-
-def for_linear_fit(optimizer):
-    """The BLAS thread limit for fitting a linear model: one thread for minibatch updates; the
-    full-batch products of lbfgs are large, so they keep every core."""
-    return blas_threads(None if optimizer == "lbfgs" else LINEAR_FIT_THREADS)

@@ -9,6 +9,7 @@ import time
 
 from ..core.linear import TrainingDiverged
 from ..errors import DivergenceError, TrainingInterrupted
+from ..models import registry
 from ..runs import checkpoints
 from ..runs.history import HISTORY_COLUMNS, history_rows
 from ..runs.status import mark_run
@@ -36,7 +37,7 @@ def fit_in_steps(cfg, est, run, data, C, state, progress):
         bar.update(int(state.get("iteration", 0)))
     stop = StopRequest()
     try:
-        with stop.installed(), threads.for_linear_fit(cfg.train.optimizer):
+        with stop.installed(), threads.blas_threads(registry.get(cfg.model.type).fit_threads(cfg)):
             est.fit(X, y, num_classes=C, X_val=X_val, y_val=y_val if X_val is not None else None, state=state,
                     on_step=lambda iteration, loss: bar.update(1, loss=f"{loss:.4g}"),
                     on_epoch=_epoch_end(cfg, est, run, bar), should_stop=stop)

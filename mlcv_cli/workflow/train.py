@@ -143,6 +143,7 @@ def _finish(cfg, run, est, work, ds, progress, t0, fit_s):
     splits = work.splits
     results = _score_splits(model_type, est, work, progress)
     final_loss = float(est.loss_history_[-1]) if getattr(est, "loss_history_", None) else None
+    best_epoch = getattr(est, "best_epoch_", None) if getattr(est, "keep_best", False) else None
     metrics_doc = {
         "model": cfg.model.type,
         "classes": splits.classes,
@@ -151,6 +152,7 @@ def _finish(cfg, run, est, work, ds, progress, t0, fit_s):
         "splits": results,
         "times": {"load_s": round(work.load_s, 3), "fit_s": round(fit_s, 3), "total_s": round(time.perf_counter() - t0, 3)},
         "features": _features_doc(work.pre),
+        "best_epoch": best_epoch,
     }
     run.write_json("metrics.json", metrics_doc)
     if model_type.iterative:
@@ -174,6 +176,8 @@ def _finish(cfg, run, est, work, ds, progress, t0, fit_s):
         "fit_s": round(fit_s, 3),
         "total_s": metrics_doc["times"]["total_s"],
         "features": metrics_doc["features"],
+        "best_epoch": best_epoch,
+        "epochs": len(getattr(est, "epoch_history_", [])) or None,
         "note": model_type.note(cfg),
     }
 
