@@ -113,6 +113,16 @@ def set_threads(n):
     return previous
 
 
+def set_chunk_size(n):
+    """Iterations a thread takes at a time from the parallel loops that this thread starts
+    (numba.set_parallel_chunksize; 0: equal static shares); returns the previous value.
+    Taking them one at a time keeps all cores busy when one of them is also running other work."""
+    nb = _load()
+    if nb is None:
+        return n
+    return nb.set_parallel_chunksize(int(n))
+
+
 # -- L1 distances (the kNN speed issue) -----------------------------------------------------
 
 # One source serves both signatures that callers use: uint8 rows with exact int32 sums, and

@@ -56,9 +56,13 @@ def _loss_grad_compiled(theta, X, y, loss, reg, penalty, l1_ratio, delta, square
     dWt_parts = np.zeros((chunks, Cp, D), X.dtype)
     db_parts = np.zeros((chunks, C))
     loss_parts = np.zeros(chunks)
-    _kernels.linear_loss_grad(X, Wt, np.ascontiguousarray(theta[D * C:]), np.asarray(y, np.int64),
-                              loss == "svm", float(delta), bool(squared_hinge), rows,
-                              dWt_parts, db_parts, loss_parts)
+    previous = _kernels.set_chunk_size(1)  # chunks handed out one at a time: same parts, any order
+    try:
+        _kernels.linear_loss_grad(X, Wt, np.ascontiguousarray(theta[D * C:]), np.asarray(y, np.int64),
+                                  loss == "svm", float(delta), bool(squared_hinge), rows,
+                                  dWt_parts, db_parts, loss_parts)
+    finally:
+        _kernels.set_chunk_size(previous)
     dW = np.empty((D, C))
     _kernels.sum_parts(dWt_parts, dW)
     dW /= N
