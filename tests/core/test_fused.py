@@ -85,12 +85,25 @@ def test_other_inputs_and_a_failed_kernel_take_the_numpy_path(monkeypatch):
     assert got[0] == want[0]
     np.testing.assert_array_equal(got[1], want[1])
     want = fused.loss_grad_reference(theta, X, y, X.dtype, **HYPER["softmax"])
+    with pytest.raises(IndexError):  # a label out of range: the NumPy path's error, nothing read past the scores
+        fused.loss_grad(theta, X, np.where(y == 0, 3, y), X.dtype, **HYPER["softmax"])
 
     def broken(*args):
         raise _kernels.KernelFailed("linear_loss_grad: no compiler here")
 
     monkeypatch.setattr(_kernels, "linear_loss_grad", broken)
     got = fused.loss_grad(theta, X, y, X.dtype, **HYPER["softmax"])
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1], want[1])
+    # Many classes: the NumPy path; the kernel is not called.
+
+    def must_not_run(*args):
+        raise AssertionError("linear_loss_grad ran")
+
+    monkeypatch.setattr(_kernels, "linear_loss_grad", must_not_run)
+    X, y, theta = _problem(50, 4, fused.MAX_CLASSES + 1, np.float32, seed=9)
+    got = fused.loss_grad(theta, X, y, X.dtype, **HYPER["softmax"])
+    want = fused.loss_grad_reference(theta, X, y, X.dtype, **HYPER["softmax"])
     assert got[0] == want[0]
     np.testing.assert_array_equal(got[1], want[1])
 
