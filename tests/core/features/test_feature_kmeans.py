@@ -249,6 +249,7 @@ def _basis_kernel(images, p, s, eps=10.0):
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("p,s", [(1, 1), (2, 1), (3, 2), (4, 3), (5, 1)])
 def test_mirror_basis_kernel_matches_reference(channels, p, s):
+    assert _kernels.available(), _kernels.unavailable_reason()
     images = _images(3, 9, 7, channels, seed=p + s)
     images[0, :5, :5] = 9  # flat patches: only contrast_eps keeps them finite
     Z, x2, basis = _basis_kernel(images, p, s)
@@ -269,6 +270,7 @@ def test_mirror_basis_kernel_matches_reference(channels, p, s):
 @pytest.mark.parametrize("triangle", [True, False])
 @pytest.mark.parametrize("sides,odd,dy", [(1, False, 0), (1, False, 5), (2, True, 0), (2, True, 5)])
 def test_pool_codes_kernel_matches_reference(triangle, sides, odd, dy):
+    assert _kernels.available(), _kernels.unavailable_reason()
     rng = np.random.default_rng(sides * 7 + dy)
     B, rows, cols, K = 3, 5, 7, 37
     n = B * rows * cols
@@ -330,6 +332,7 @@ def test_mirror_codes_are_the_original_patches_against_mirrored_centroids(monkey
     original patches' codes against the mirrored dictionary (centroids and whitening mirrored),
     pooled into the mirrored quadrants; the compiled path gets them bit for bit from the
     original image's products (the odd parts subtracted)."""
+    assert _kernels.available(), _kernels.unavailable_reason()
     p, C, K = 3, 3, 9
     extractor, arrays = _fitted(C=C, K=K, whiten=whiten)
     extractor.mirror = True
