@@ -133,55 +133,66 @@ def bench_hog(X_train, y_train, X_test, y_test, args):
     print(f"  total {sum(stages.times.values()):.1f} s wall, {sum(stages.cpu.values()):.1f} s cpu")
 
 
-def median_time(fn, repeats):
-    """Medians of repeats calls of fn(): (wall seconds, CPU seconds of all this process's threads).
+def timed(fn):
+    """(wall seconds, CPU seconds of all this process's threads) of one call of fn()."""
+    t, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t, time.process_time() - c
 
-    The CPU times are the view that a busy shared machine disturbs least (time slices taken
-    by other processes are not counted); the wall times are what a user waits.
-    """
-    times = []
-    for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
+
+def paired_rounds(fns, rounds):
+    """Each of fns (name -> callable) once per round, in turn: name -> array (rounds, 2) of
+    (wall, CPU) seconds. Ratios are taken within a round, then their median across rounds:
+    a machine whose other load comes and goes disturbs neighbours in time least. The CPU
+    times are the view that such load disturbs least (time slices it takes are not counted)."""
+    for fn in fns.values():  # warm up: compilation, first-touch page faults
         fn()
-        times.append((time.perf_counter() - t, time.process_time() - c))
-    wall, cpu = np.median(np.array(times), axis=0)
-    return float(wall), float(cpu)
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(timed(fn))
+    return {name: np.array(t) for name, t in times.items()}
 
 
-def peak_rate(n=2048, repeats=5):
-    """The machine's float32 rate: (FLOP per wall second, FLOP per CPU second).
-
-    Wall: the better of a square n x n matrix product with NumPy's BLAS on all cores, and one
-    such product per core at once, each on a one-thread BLAS (the encoder's way of using the
-    cores). CPU: that of the one-thread products (a multithreaded BLAS spins while it waits).
-    """
-    from threadpoolctl import threadpool_limits
-
-    threads = cpu_count()
-    rng = np.random.default_rng(0)
-    A, B = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
-    outs = [np.empty_like(A) for _ in range(threads)]
-    np.matmul(A, B, out=outs[0])
-    flops = 2.0 * n ** 3
-    shared, _ = median_time(lambda: np.matmul(A, B, out=outs[0]), repeats)
-    with threadpool_limits(1, "blas"), ThreadPoolExecutor(threads) as pool:
-        each, cpu = median_time(lambda: list(pool.map(lambda t: np.matmul(A, B, out=outs[t]), range(threads))),
-                                repeats)
-    return max(flops / shared, threads * flops / each), threads * flops / cpu
+def median_ratio(a, b, col=0):
+    """Median over rounds of a / b (col 0: wall, 1: CPU)."""
+    return float(np.median(a[:, col] / b[:, col]))
 
 
-def better_peak(*rates):
-    """The best wall and CPU rates of several peak_rate() measurements."""
-    return max(r[0] for r in rates), max(r[1] for r in rates)
+class PeakProducts:
+    """Square n x n float32 products, the machine's peak: the better of one product with
+    NumPy's BLAS on all cores and one product per core at once, each on a one-thread BLAS
+    (the encoder's way of using the cores; a multithreaded BLAS also spins while it waits,
+    so CPU seconds come from the one-thread products)."""
+
+    def __init__(self, n=2048):
+        self.threads = cpu_count()
+        rng = np.random.default_rng(0)
+        self.A, self.B = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+        self.outs = [np.empty_like(self.A) for _ in range(self.threads)]
+        self.flops = 2.0 * n ** 3
+
+    def shared(self):
+        np.matmul(self.A, self.B, out=self.outs[0])
+
+    def per_core(self):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"), ThreadPoolExecutor(self.threads) as pool:
+            list(pool.map(lambda t: np.matmul(self.A, self.B, out=self.outs[t]), range(self.threads)))
+
+    def rates(self, times):
+        """Per round: (FLOP per wall second, FLOP per CPU second) from paired_rounds times."""
+        wall = np.maximum(self.flops / times["peak shared"][:, 0],
+                          self.threads * self.flops / times["peak per core"][:, 0])
+        return wall, self.threads * self.flops / times["peak per core"][:, 1]
 
 
-def encoder_products(extractor, images, repeats=3):
-    """The products the compiled encoder performs on these images, alone: ((wall, cpu), FLOPs).
-
-    Same shapes (slabs of patches against the fused centroids, the even and odd halves
-    apart with mirror), same threads (one per core, each with a one-thread BLAS); random
-    patches, no extraction and no encoder.
-    """
+def encoder_products(extractor, images):
+    """(callable running the products the compiled encoder performs on these images, alone;
+    their FLOPs). Same shapes (slabs of patches against the fused centroids, the even and odd
+    halves apart with mirror), same threads (one per core, each with a one-thread BLAS);
+    random patches, no extraction and no encoder."""
     from threadpoolctl import threadpool_limits
 
     rows, cols = patch_grid(images.shape[1:], extractor.patch_size, extractor.stride)
@@ -200,60 +211,65 @@ def encoder_products(extractor, images, repeats=3):
             else:
                 np.matmul(Z, enc.M_whole, out=outs[2 * t])
 
-    with threadpool_limits(1, "blas"), ThreadPoolExecutor(threads) as pool:
-        seconds = median_time(lambda: list(pool.map(work, range(threads))), repeats)
-    return seconds, 2.0 * slabs * n * enc.M_whole.shape[0] * enc.M_whole.shape[1]
+    def run():
+        with threadpool_limits(1, "blas"), ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(threads)))
+
+    return run, 2.0 * slabs * n * enc.M_whole.shape[0] * enc.M_whole.shape[1]
 
 
 def report_encoding(ex, X_test, args):
-    """Encode time against the peak and against the encoder's own products (same run)."""
-    before = peak_rate()
+    """Encode time against the peak and against the encoder's own products (paired rounds)."""
     rows, cols = patch_grid(X_test.shape[1:], ex.patch_size, ex.stride)
     d = ex.patch_size ** 2 * X_test.shape[3]
     sample = X_test[:args.bare_images]
-    (encode, encode_cpu) = median_time(lambda: ex.transform(sample), args.repeats)
-    (prod, prod_cpu), flops = encoder_products(ex, sample, args.repeats)
-    after = peak_rate()
-    peak, peak_cpu = better_peak(before, after)
+    peak = PeakProducts()
+    products, flops = encoder_products(ex, sample)
+    t = paired_rounds({"peak shared": peak.shared, "peak per core": peak.per_core,
+                       "encode": lambda: ex.transform(sample), "products": products}, args.repeats)
+    rate, rate_cpu = peak.rates(t)
     plain = 2.0 * len(sample) * rows * cols * d * ex.num_centroids * (2 if ex.mirror else 1)
-    print(f"  peak float32 rate: {peak / 1e9:.1f} GFLOP/s (the better of before and after: "
-          f"{before[0] / 1e9:.1f}, {after[0] / 1e9:.1f}); per CPU second {peak_cpu / 1e9:.1f}")
-    print(f"  encoder products ({len(sample)} images, {flops / 1e9:.0f} GFLOP): {prod:.2f} s = "
-          f"{flops / prod / 1e9:.1f} GFLOP/s, {flops / prod / peak:.2f} of peak "
-          f"(CPU time: {flops / prod_cpu / peak_cpu:.2f})")
-    print(f"  encode {len(sample)} images: {encode:.2f} s = {encode / prod:.2f}x its products; the peak-rate "
-          f"time of its FLOPs {flops / peak:.2f} s: {flops / peak / encode:.2f} of peak "
-          f"(CPU time: {encode_cpu:.2f} s, {flops / encode_cpu / peak_cpu:.2f} of peak); "
-          f"{1000 * encode / len(sample):.2f} ms/image")
-    print(f"  FLOPs of the plain formulation ({plain / 1e9:.0f} GFLOP: patches x K centroids"
-          f"{', twice for mirror' if ex.mirror else ''}) at peak {plain / peak:.2f} s: encode runs at "
-          f"{plain / peak / encode:.2f}x that rate (CPU time: {plain / encode_cpu / peak_cpu:.2f}x)")
+    frac = lambda f, name, col=0: float(np.median(f / (rate, rate_cpu)[col] / t[name][:, col]))  # noqa: E731
+    print(f"  peak float32 rate {np.median(rate) / 1e9:.1f} GFLOP/s (rounds: "
+          f"{', '.join(f'{r / 1e9:.0f}' for r in rate)}); per CPU second {np.median(rate_cpu) / 1e9:.1f}")
+    print(f"  encoder products ({len(sample)} images, {flops / 1e9:.0f} GFLOP): {np.median(t['products'][:, 0]):.2f} s, "
+          f"{frac(flops, 'products'):.2f} of peak (CPU time: {frac(flops, 'products', 1):.2f})")
+    print(f"  encode {len(sample)} images: {np.median(t['encode'][:, 0]):.2f} s = "
+          f"{median_ratio(t['encode'], t['products']):.2f}x its products (CPU time: "
+          f"{median_ratio(t['encode'], t['products'], 1):.2f}x); {frac(flops, 'encode'):.2f} of the peak rate for "
+          f"its FLOPs (CPU time: {frac(flops, 'encode', 1):.2f}); "
+          f"{1000 * np.median(t['encode'][:, 0]) / len(sample):.2f} ms/image")
+    print(f"  the plain formulation's FLOPs ({plain / 1e9:.0f} GFLOP: patches x K centroids"
+          f"{', twice for mirror' if ex.mirror else ''}): encode runs at {frac(plain, 'encode'):.2f}x the peak "
+          f"rate for them (CPU time: {frac(plain, 'encode', 1):.2f}x)")
     if not _kernels.available():
         print(f"  (compiled kernels unavailable: {_kernels.unavailable_reason()}; the NumPy path ran)")
 
 
 def report_lbfgs(F, y, args, C=10):
-    """One L-BFGS evaluation on the training features against one pass over them (same run)."""
+    """One L-BFGS evaluation on the training features against one pass over them (paired rounds)."""
     from threadpoolctl import threadpool_limits
 
-    before = peak_rate()
     N, D = F.shape
     theta = 1e-3 * np.random.default_rng(1).standard_normal(D * C + C)
     clf = LinearClassifier(loss="softmax", optimizer="lbfgs", reg=args.reg[0])
     dt = np.dtype(np.float32)
     v = np.ones(D, np.float32)
+    peak = PeakProducts()
     with threadpool_limits(None):
-        clf._flat_loss_grad(theta, F, y, dt)
-        evaluation, _ = median_time(lambda: clf._flat_loss_grad(theta, F, y, dt), args.repeats + 2)
-        one_pass, _ = median_time(lambda: F @ v, args.repeats + 2)
-        reference, _ = median_time(
-            lambda: fused.loss_grad_reference(theta, F, y, dt, loss="softmax", reg=args.reg[0]), args.repeats)
-    peak, _ = better_peak(before, peak_rate())
-    floor = 4.0 * N * D * C / peak
-    print(f"  L-BFGS evaluation on ({N}, {D}) float32, {C} classes: {evaluation:.3f} s = "
-          f"{evaluation / one_pass:.2f}x one pass over the matrix ({one_pass:.3f} s, {F.nbytes / one_pass / 1e9:.1f} "
-          f"GB/s); the NumPy path {reference:.3f} s = {reference / one_pass:.2f}x; the peak-rate time of its "
-          f"4NDC FLOPs {floor:.3f} s ({peak / 1e9:.1f} GFLOP/s): evaluation = {evaluation / floor:.2f}x that")
+        t = paired_rounds({
+            "peak shared": peak.shared, "peak per core": peak.per_core,
+            "evaluation": lambda: clf._flat_loss_grad(theta, F, y, dt), "pass": lambda: F @ v,
+            "numpy": lambda: fused.loss_grad_reference(theta, F, y, dt, loss="softmax", reg=args.reg[0]),
+        }, args.repeats)
+    rate, _ = peak.rates(t)
+    floor = 4.0 * N * D * C / rate
+    print(f"  L-BFGS evaluation on ({N}, {D}) float32, {C} classes: {np.median(t['evaluation'][:, 0]):.3f} s = "
+          f"{median_ratio(t['evaluation'], t['pass']):.2f}x one pass over the matrix "
+          f"({np.median(t['pass'][:, 0]):.3f} s, {F.nbytes / np.median(t['pass'][:, 0]) / 1e9:.1f} GB/s); "
+          f"the NumPy path {np.median(t['numpy'][:, 0]):.3f} s = {median_ratio(t['numpy'], t['pass']):.2f}x; "
+          f"its 4NDC FLOPs at the peak rate {np.median(floor):.3f} s: evaluation = "
+          f"{float(np.median(t['evaluation'][:, 0] / floor)):.2f}x that")
 
 
 def bench_kmeans(X_train, y_train, X_test, y_test, K, args):
@@ -304,7 +320,7 @@ def main():
     parser.add_argument("--no-sklearn", action="store_true")
     parser.add_argument("--bare-images", type=int, default=2000,
                         help="test images whose encoding is timed against its products and the peak")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats of each speed measurement (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of each speed comparison (medians)")
     parser.add_argument("--quick", action="store_true",
                         help="a small problem: 4,000 / 1,000 images, 400 centroids, 50,000 patches, 3 k-means "
                              "and 50 L-BFGS iterations, k-means only, no scikit-learn")
