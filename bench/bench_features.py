@@ -2,9 +2,16 @@
 
 Usage: python bench/bench_features.py [--zip PATH] [--only hog,kmeans] [--centroids 1600,4000]
        [--num-train N] [--num-test N] [--reg R] [--kmeans-iterations N] [--mirror] [--no-sklearn]
-Prints, per path: stage times, the encoding time against the bare float32 matrix products it
-needs (measured in the same run), the encoding's peak memory beyond its output, mlcv's
-softmax (L-BFGS) accuracy and scikit-learn's LogisticRegression(lbfgs) on the same features.
+       [--quick]
+Prints, per path: stage times, the encoding's peak memory beyond its output, mlcv's softmax
+(L-BFGS) accuracy and scikit-learn's LogisticRegression(lbfgs) on the same features. For the
+k-means path also, measured in the same run (medians of repeats): the machine's float32 peak
+(a square matrix product on all cores, before and after), the rate of the encoder's own
+products (its shapes, its threads), the encode time against the peak-rate time of the FLOPs it
+performs (and of the FLOPs of the plain formulation: products with K centroids per patch, twice
+with mirror), and one L-BFGS evaluation against one plain pass over the feature matrix, the
+NumPy path's evaluation and the peak-rate time of its FLOPs. --quick: a small problem (a check
+that everything runs, in about a minute; its figures are not the issue's).
 """
 import argparse
 import os
@@ -20,9 +27,13 @@ sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from bench_accuracy import DEFAULT_ZIP, load_cifar_jpeg, split  # noqa: E402
 
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
+from mlcv_cli.core import _kernels, fused  # noqa: E402
 from mlcv_cli.core.features.color_hist import ColorHistogram  # noqa: E402
 from mlcv_cli.core.features.hog import HOG  # noqa: E402
-from mlcv_cli.core.features.kmeans import KMeansFeatures, patch_grid  # noqa: E402
+from mlcv_cli.core.features.kmeans import KMeansFeatures, cpu_count, patch_grid, pooling_cells  # noqa: E402
+from mlcv_cli.core.features.patch_encoder import PatchEncoder  # noqa: E402
 from mlcv_cli.core.linear import LinearClassifier  # noqa: E402
 
 MiB = 2**20
@@ -122,24 +133,143 @@ def bench_hog(X_train, y_train, X_test, y_test, args):
     print(f"  total {sum(stages.times.values()):.1f} s wall, {sum(stages.cpu.values()):.1f} s cpu")
 
 
-def bare_products(extractor, images):
-    """Time of the float32 (patches x d) @ (d x K) products that encoding these images needs,
-    with NumPy's BLAS on all cores, in the same blocks of images as the encoder (twice as
-    many with mirror: the mirror images are encoded too)."""
+def timed(fn):
+    """(wall seconds, CPU seconds of all this process's threads) of one call of fn()."""
+    t, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t, time.process_time() - c
+
+
+def paired_rounds(fns, rounds):
+    """Each of fns (name -> callable) once per round, in turn: name -> array (rounds, 2) of
+    (wall, CPU) seconds. Ratios are taken within a round, then their median across rounds:
+    a machine whose other load comes and goes disturbs neighbours in time least. The CPU
+    times are the view that such load disturbs least (time slices it takes are not counted)."""
+    for fn in fns.values():  # warm up: compilation, first-touch page faults
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(timed(fn))
+    return {name: np.array(t) for name, t in times.items()}
+
+
+def median_ratio(a, b, col=0):
+    """Median over rounds of a / b (col 0: wall, 1: CPU)."""
+    return float(np.median(a[:, col] / b[:, col]))
+
+
+class PeakProducts:
+    """Square n x n float32 products, the machine's peak: the better of one product with
+    NumPy's BLAS on all cores and one product per core at once, each on a one-thread BLAS
+    (the encoder's way of using the cores; a multithreaded BLAS also spins while it waits,
+    so CPU seconds come from the one-thread products)."""
+
+    def __init__(self, n=2048):
+        self.threads = cpu_count()
+        rng = np.random.default_rng(0)
+        self.A, self.B = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+        self.outs = [np.empty_like(self.A) for _ in range(self.threads)]
+        self.flops = 2.0 * n ** 3
+
+    def shared(self):
+        np.matmul(self.A, self.B, out=self.outs[0])
+
+    def per_core(self):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"), ThreadPoolExecutor(self.threads) as pool:
+            list(pool.map(lambda t: np.matmul(self.A, self.B, out=self.outs[t]), range(self.threads)))
+
+    def rates(self, times):
+        """Per round: (FLOP per wall second, FLOP per CPU second) from paired_rounds times."""
+        wall = np.maximum(self.flops / times["peak shared"][:, 0],
+                          self.threads * self.flops / times["peak per core"][:, 0])
+        return wall, self.threads * self.flops / times["peak per core"][:, 1]
+
+
+def encoder_products(extractor, images):
+    """(callable running the products the compiled encoder performs on these images, alone;
+    their FLOPs). Same shapes (slabs of patches against the fused centroids, the even and odd
+    halves apart with mirror), same threads (one per core, each with a one-thread BLAS);
+    random patches, no extraction and no encoder."""
+    from threadpoolctl import threadpool_limits
+
     rows, cols = patch_grid(images.shape[1:], extractor.patch_size, extractor.stride)
-    d = extractor.patch_size ** 2 * images.shape[3]
-    K = extractor.num_centroids
-    P = rows * cols
-    per_block = 8
-    X = np.random.default_rng(0).standard_normal((per_block * P, d)).astype(np.float32)
-    Ct = np.ascontiguousarray(extractor.centroids_.T)
-    G = np.empty((per_block * P, K), np.float32)
-    t = time.perf_counter()
-    for _ in range(2 if extractor.mirror else 1):
-        for start in range(0, len(images), per_block):
-            n = min(per_block, len(images) - start) * P
-            np.matmul(X[:n], Ct, out=G[:n])
-    return time.perf_counter() - t
+    enc = PatchEncoder(extractor, images.shape[1:], pooling_cells(rows, cols, extractor.pooling))
+    n = enc.slab_rows * cols
+    slabs = -(-len(images) * rows // enc.slab_rows) * (2 if enc.mirror and enc.sides == 1 else 1)
+    threads = cpu_count()
+    Z = np.random.default_rng(0).standard_normal((n, enc.M_whole.shape[0]), dtype=np.float32)
+    outs = [np.empty((n, enc.M_whole.shape[1]), np.float32) for _ in range(2 * threads)]
+
+    def work(t):
+        for _ in range(t, slabs, threads):
+            if enc.sides == 2:
+                np.matmul(Z[:, :enc.d_even], enc.M_even, out=outs[2 * t])
+                np.matmul(Z[:, enc.d_even:], enc.M_odd, out=outs[2 * t + 1])
+            else:
+                np.matmul(Z, enc.M_whole, out=outs[2 * t])
+
+    def run():
+        with threadpool_limits(1, "blas"), ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(threads)))
+
+    return run, 2.0 * slabs * n * enc.M_whole.shape[0] * enc.M_whole.shape[1]
+
+
+def report_encoding(ex, X_test, args):
+    """Encode time against the peak and against the encoder's own products (paired rounds)."""
+    rows, cols = patch_grid(X_test.shape[1:], ex.patch_size, ex.stride)
+    d = ex.patch_size ** 2 * X_test.shape[3]
+    sample = X_test[:args.bare_images]
+    peak = PeakProducts()
+    products, flops = encoder_products(ex, sample)
+    t = paired_rounds({"peak shared": peak.shared, "peak per core": peak.per_core,
+                       "encode": lambda: ex.transform(sample), "products": products}, args.repeats)
+    rate, rate_cpu = peak.rates(t)
+    plain = 2.0 * len(sample) * rows * cols * d * ex.num_centroids * (2 if ex.mirror else 1)
+    frac = lambda f, name, col=0: float(np.median(f / (rate, rate_cpu)[col] / t[name][:, col]))  # noqa: E731
+    print(f"  peak float32 rate {np.median(rate) / 1e9:.1f} GFLOP/s (rounds: "
+          f"{', '.join(f'{r / 1e9:.0f}' for r in rate)}); per CPU second {np.median(rate_cpu) / 1e9:.1f}")
+    print(f"  encoder products ({len(sample)} images, {flops / 1e9:.0f} GFLOP): {np.median(t['products'][:, 0]):.2f} s, "
+          f"{frac(flops, 'products'):.2f} of peak (CPU time: {frac(flops, 'products', 1):.2f})")
+    print(f"  encode {len(sample)} images: {np.median(t['encode'][:, 0]):.2f} s = "
+          f"{median_ratio(t['encode'], t['products']):.2f}x its products (CPU time: "
+          f"{median_ratio(t['encode'], t['products'], 1):.2f}x); {frac(flops, 'encode'):.2f} of the peak rate for "
+          f"its FLOPs (CPU time: {frac(flops, 'encode', 1):.2f}); "
+          f"{1000 * np.median(t['encode'][:, 0]) / len(sample):.2f} ms/image")
+    print(f"  the plain formulation's FLOPs ({plain / 1e9:.0f} GFLOP: patches x K centroids"
+          f"{', twice for mirror' if ex.mirror else ''}): encode runs at {frac(plain, 'encode'):.2f}x the peak "
+          f"rate for them (CPU time: {frac(plain, 'encode', 1):.2f}x)")
+    if not _kernels.available():
+        print(f"  (compiled kernels unavailable: {_kernels.unavailable_reason()}; the NumPy path ran)")
+
+
+def report_lbfgs(F, y, args, C=10):
+    """One L-BFGS evaluation on the training features against one pass over them (paired rounds)."""
+    from threadpoolctl import threadpool_limits
+
+    N, D = F.shape
+    theta = 1e-3 * np.random.default_rng(1).standard_normal(D * C + C)
+    clf = LinearClassifier(loss="softmax", optimizer="lbfgs", reg=args.reg[0])
+    dt = np.dtype(np.float32)
+    v = np.ones(D, np.float32)
+    peak = PeakProducts()
+    with threadpool_limits(None):
+        t = paired_rounds({
+            "peak shared": peak.shared, "peak per core": peak.per_core,
+            "evaluation": lambda: clf._flat_loss_grad(theta, F, y, dt), "pass": lambda: F @ v,
+            "numpy": lambda: fused.loss_grad_reference(theta, F, y, dt, loss="softmax", reg=args.reg[0]),
+        }, args.repeats)
+    rate, _ = peak.rates(t)
+    floor = 4.0 * N * D * C / rate
+    print(f"  L-BFGS evaluation on ({N}, {D}) float32, {C} classes: {np.median(t['evaluation'][:, 0]):.3f} s = "
+          f"{median_ratio(t['evaluation'], t['pass']):.2f}x one pass over the matrix "
+          f"({np.median(t['pass'][:, 0]):.3f} s, {F.nbytes / np.median(t['pass'][:, 0]) / 1e9:.1f} GB/s); "
+          f"the NumPy path {np.median(t['numpy'][:, 0]):.3f} s = {median_ratio(t['numpy'], t['pass']):.2f}x; "
+          f"its 4NDC FLOPs at the peak rate {np.median(floor):.3f} s: evaluation = "
+          f"{float(np.median(t['evaluation'][:, 0] / floor)):.2f}x that")
 
 
 def bench_kmeans(X_train, y_train, X_test, y_test, K, args):
@@ -149,27 +279,24 @@ def bench_kmeans(X_train, y_train, X_test, y_test, K, args):
     ex = KMeansFeatures(num_centroids=K, patch_size=6, stride=1, num_patches=args.patches,
                         iterations=args.kmeans_iterations, seed=0, mirror=args.mirror)
     stages.run("fit dictionary", ex.fit, X_train)
-    F_test, peak = stages.run("encode test", traced, ex.transform, X_test)
-    print(f"  peak memory of encoding the test images: {peak / MiB:.0f} MiB, of which the feature "
-          f"matrix {F_test.nbytes / MiB:.0f} MiB: {(peak - F_test.nbytes) / MiB:.0f} MiB beyond it")
-    sample = X_test[:args.bare_images]
-    bare = stages.run(f"bare products, {len(sample)} images", bare_products, ex, sample)
-    per_image = stages.times["encode test"] / len(X_test)
-    print(f"  encoding {1000 * per_image:.2f} ms/image, bare float32 products {1000 * bare / len(sample):.2f} "
-          f"ms/image: encoding / products = {per_image * len(sample) / bare:.2f}x")
+    F_test, peak_mem = stages.run("encode test", traced, ex.transform, X_test)
+    print(f"  peak memory of encoding the test images: {peak_mem / MiB:.0f} MiB, of which the feature "
+          f"matrix {F_test.nbytes / MiB:.0f} MiB: {(peak_mem - F_test.nbytes) / MiB:.0f} MiB beyond it")
     F_train = stages.run("encode train", ex.transform, X_train)
     n = len(X_train) + len(X_test)
     encode = stages.times["encode train"] + stages.times["encode test"]
     print(f"  encode {n} images: {encode:.1f} s wall ({1000 * encode / n:.2f} ms/image), "
           f"{stages.cpu['encode train'] + stages.cpu['encode test']:.1f} s cpu")
+    report_encoding(ex, X_test, args)
     standardize(F_train, F_test)
     if args.save_features:
         tag = (f"kmeans{K}" + ("" if args.kmeans_iterations == 10 else f"i{args.kmeans_iterations}")
                + ("m" if args.mirror else ""))
         np.save(os.path.join(args.save_features, f"{tag}_train.npy"), F_train)
         np.save(os.path.join(args.save_features, f"{tag}_test.npy"), F_test)
+    report_lbfgs(F_train, y_train, args)
     acc = linear_models(stages, F_train, y_train, F_test, y_test, args.reg, args.iterations, not args.no_sklearn)
-    keep = [k for k in stages.times if "sklearn" not in k and "select" not in k and "bare" not in k]
+    keep = [k for k in stages.times if "sklearn" not in k and "select" not in k]
     print(f"  whole path (fit, encode {n}, train, evaluate): {sum(stages.times[k] for k in keep):.1f} s wall, "
           f"{sum(stages.cpu[k] for k in keep):.1f} s cpu")
     return acc
@@ -192,9 +319,17 @@ def main():
     parser.add_argument("--iterations", type=int, default=300, help="L-BFGS iteration cap (both solvers)")
     parser.add_argument("--no-sklearn", action="store_true")
     parser.add_argument("--bare-images", type=int, default=2000,
-                        help="images whose bare matrix products are timed against the encoding")
+                        help="test images whose encoding is timed against its products and the peak")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of each speed comparison (medians)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small problem: 4,000 / 1,000 images, 400 centroids, 50,000 patches, 3 k-means "
+                             "and 50 L-BFGS iterations, k-means only, no scikit-learn")
     parser.add_argument("--save-features", metavar="DIR", help="save the standardized k-means features here")
     args = parser.parse_args()
+    if args.quick:
+        args.num_train, args.num_test, args.centroids, args.patches = 4000, 1000, "400", 50_000
+        args.kmeans_iterations, args.iterations, args.only, args.no_sklearn = 3, 50, "kmeans", True
+        args.bare_images = min(args.bare_images, 500)
     args.reg = [float(v) for v in args.reg.split(",")]
     args.hog_reg = [float(v) for v in args.hog_reg.split(",")]
 

@@ -4,6 +4,7 @@ import pytest
 
 from mlcv_cli.core import _kernels
 from mlcv_cli.core.features import kmeans as km
+from mlcv_cli.core.features import patch_encoder as pe
 from mlcv_cli.core.features.kmeans import KMeansFeatures
 
 
@@ -201,23 +202,188 @@ def test_mirror_must_be_a_boolean():
         extractor.check((8, 7, 3))
 
 
-@pytest.mark.parametrize("encoder", ["triangle", "soft_threshold"])
-def test_compiled_kernel_matches_numpy_reference(encoder):
-    rng = np.random.default_rng(5)
-    B, rows, cols, K = 3, 5, 6, 37
-    G = rng.standard_normal((B, rows * cols, K)).astype(np.float32)
-    x2 = (rng.random((B, rows * cols)) * 20 + 10).astype(np.float32)
-    c2 = (rng.random(K) * 5 + 1).astype(np.float32)
-    cells, n = km.pooling_cells(rows, cols, "quadrants")
-    order = np.argsort(cells, kind="stable")
-    starts = np.searchsorted(cells[order], np.arange(n + 1))
-    want = km.encode_pool_reference(G, x2, c2, cells, n, encoder, 0.25)
-    got = np.zeros_like(want)
-    if encoder == "triangle":
-        _kernels.triangle_pool(G, x2, c2, order, starts, got)
-    else:
-        _kernels.soft_threshold_pool(G, np.float32(0.25), order, starts, got)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+# ----------------------------------------------------------------- the compiled path (patch_encoder)
+
+def _mirror_permutation(p, C):
+    """Patch-vector index of each element of the left-right mirrored patch."""
+    return np.arange(p * p * C).reshape(p, p, C)[:, ::-1].ravel()
+
+
+@pytest.mark.parametrize("p,C", [(1, 1), (2, 3), (3, 1), (4, 3), (5, 3), (6, 3)])
+def test_mirror_basis_is_exact_algebra(p, C):
+    rng = np.random.default_rng(p * 10 + C)
+    basis = pe.MirrorBasis(p, C)
+    d = p * p * C
+    X = rng.standard_normal((20, d))
+    M = rng.standard_normal((d, 7))
+    Z = basis.transform(X)
+    even, odd = basis.split(M)
+    d_e = basis.a.size
+    assert Z.shape == (20, d) and even.shape[0] == d_e and odd.shape[0] == d - d_e
+    np.testing.assert_allclose(Z[:, :d_e] @ even + Z[:, d_e:] @ odd, X @ M, atol=1e-12)
+    np.testing.assert_allclose((Z * Z) @ basis.weights(), (X * X).sum(axis=1))
+    # A mirrored patch has the same even part and the negated odd part, exactly; so its
+    # products are the even products minus the odd ones.
+    Zm = basis.transform(X[:, _mirror_permutation(p, C)])
+    np.testing.assert_array_equal(Zm[:, :d_e], Z[:, :d_e])
+    np.testing.assert_array_equal(Zm[:, d_e:], -Z[:, d_e:])
+
+
+def _basis_kernel(images, p, s, eps=10.0):
+    N, H, W, C = images.shape
+    rows, cols = km.patch_grid(images.shape[1:], p, s)
+    basis = pe.MirrorBasis(p, C)
+    offsets = (np.arange(p)[:, None, None] * W * C + np.arange(p)[None, :, None] * C + np.arange(C)).ravel()
+    Z = np.full((N * rows * cols, p * p * C), np.nan, np.float32)
+    x2 = np.full(N * rows * cols, np.nan, np.float32)
+    flat = images.reshape(N, -1)
+    for g0 in range(0, N * rows, 2):  # two patch rows at a time, as slabs
+        g1 = min(N * rows, g0 + 2)
+        n = (g1 - g0) * cols
+        _kernels.mirror_basis_patches(flat, g0, g1, rows, cols, s * W * C, s * C, offsets[basis.a],
+                                      offsets[basis.b], basis.n_pairs, eps, Z[g0 * cols:], x2[g0 * cols:])
+        assert np.isfinite(Z[g0 * cols:g0 * cols + n]).all()
+    return Z, x2, basis
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("p,s", [(1, 1), (2, 1), (3, 2), (4, 3), (5, 1)])
+def test_mirror_basis_kernel_matches_reference(channels, p, s):
+    assert _kernels.available(), _kernels.unavailable_reason()
+    images = _images(3, 9, 7, channels, seed=p + s)
+    images[0, :5, :5] = 9  # flat patches: only contrast_eps keeps them finite
+    Z, x2, basis = _basis_kernel(images, p, s)
+    X = km.normalize_patches(km.extract_patches(images, p, s), 10.0)
+    Z_ref, x2_ref = pe.mirror_basis_reference(X, basis)
+    np.testing.assert_allclose(Z, Z_ref, rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(x2, x2_ref, rtol=1e-5)
+    rows, cols = km.patch_grid(images.shape[1:], p, s)
+    if (images.shape[2] - p) % s == 0:  # a symmetric grid: the mirror image's patches are ours
+        Zm, x2m, _ = _basis_kernel(np.ascontiguousarray(images[:, :, ::-1]), p, s)
+        flip = np.arange(len(Z)).reshape(3, rows, cols)[:, :, ::-1].ravel()
+        d_e = basis.a.size
+        np.testing.assert_array_equal(Zm[flip, :d_e], Z[:, :d_e])
+        np.testing.assert_array_equal(Zm[flip, d_e:], -Z[:, d_e:])
+        np.testing.assert_array_equal(x2m[flip], x2)
+
+
+@pytest.mark.parametrize("triangle", [True, False])
+@pytest.mark.parametrize("sides,odd,dy", [(1, False, 0), (1, False, 5), (2, True, 0), (2, True, 5)])
+def test_pool_codes_kernel_matches_reference(triangle, sides, odd, dy):
+    assert _kernels.available(), _kernels.unavailable_reason()
+    rng = np.random.default_rng(sides * 7 + dy)
+    B, rows, cols, K = 3, 5, 7, 37
+    n = B * rows * cols
+    RE = rng.standard_normal((n, K + dy)).astype(np.float32)
+    RO = (0.5 * rng.standard_normal((n, K + dy))).astype(np.float32) if odd else np.empty((0, K + dy), np.float32)
+    x2 = (rng.random(n) * 20 + 10).astype(np.float32)
+    mw = (0.1 * rng.standard_normal(dy)).astype(np.float32)
+    cvec = (rng.random(K) * 5 + (1 if triangle else -0.5)).astype(np.float32)
+    cells, num_cells = km.pooling_cells(rows, cols, "quadrants")
+    mcells = np.ascontiguousarray(cells.reshape(rows, cols)[:, ::-1].ravel())
+    out = np.zeros((B, num_cells, K), np.float32)
+    out_m = np.zeros_like(out)
+    for g0 in range(0, B * rows, 2):  # slabs of two patch rows accumulate into the same cells
+        g1 = min(B * rows, g0 + 2)
+        a, b = g0 * cols, g1 * cols
+        _kernels.pool_codes(RE[a:b], RO[a:b], K, sides, triangle, x2[a:b], mw, cvec, g0, g1,
+                            rows, cols, cells, mcells, out, out_m)
+    want, want_m = pe.pool_codes_reference(RE, RO, K, sides, triangle, x2, mw, cvec, rows, cols,
+                                           cells, mcells, num_cells)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(out_m, want_m, rtol=1e-5, atol=1e-4)
+    assert out.any() and (sides == 1 or out_m.any())
+
+
+def _numpy_path(monkeypatch, extractor, images):
+    with monkeypatch.context() as patch:
+        patch.setattr(_kernels, "available", lambda: False)
+        return extractor.transform(images)
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+@pytest.mark.parametrize("encoder,pooling,whiten,channels,stride,shape", [
+    ("triangle", "quadrants", True, 3, 1, (8, 7)),
+    ("triangle", "quadrants", True, 3, 2, (9, 8)),    # the mirror image's grid is another one
+    ("soft_threshold", "quadrants", True, 3, 2, (8, 9)),
+    ("triangle", "global", False, 1, 1, (7, 10)),
+    ("soft_threshold", "quadrants", False, 1, 3, (10, 9)),
+    ("triangle", "quadrants", False, 3, 1, (11, 11)),
+])
+def test_compiled_path_equals_numpy_path(monkeypatch, mirror, encoder, pooling, whiten, channels, stride, shape):
+    """The compiled path (fused whitening, mirror basis) gives the NumPy path's features up to
+    float32 rounding, on odd sizes and strides, with and without mirror."""
+    assert _kernels.available(), _kernels.unavailable_reason()
+    extractor, arrays = _fitted(C=channels, K=11, encoder=encoder, pooling=pooling, whiten=whiten, stride=stride)
+    extractor.mirror = mirror
+    extractor = KMeansFeatures.from_state(extractor.get_params(), {**arrays, "input_shape": np.array([*shape, channels])})
+    images = _images(5, *shape, channels, seed=9)
+    got = extractor.transform(images)
+    want = _numpy_path(monkeypatch, extractor, images)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    # Flipping the images changes nothing with mirror, bit for bit.
+    if mirror:
+        np.testing.assert_array_equal(extractor.transform(np.ascontiguousarray(images[:, :, ::-1])), got)
+
+
+@pytest.mark.parametrize("whiten", [True, False])
+def test_mirror_codes_are_the_original_patches_against_mirrored_centroids(monkeypatch, whiten):
+    """The identity the compiled mirror rests on: the mirror image's pooled codes are the
+    original patches' codes against the mirrored dictionary (centroids and whitening mirrored),
+    pooled into the mirrored quadrants; the compiled path gets them bit for bit from the
+    original image's products (the odd parts subtracted)."""
+    assert _kernels.available(), _kernels.unavailable_reason()
+    p, C, K = 3, 3, 9
+    extractor, arrays = _fitted(C=C, K=K, whiten=whiten)
+    extractor.mirror = True
+    images = _images(4, 8, 7, C, seed=12)
+    flipped = np.ascontiguousarray(images[:, :, ::-1])
+    rows, cols = km.patch_grid(images.shape[1:], p, 1)
+    cells = km.pooling_cells(rows, cols, "quadrants")
+    encoder = pe.PatchEncoder(extractor, images.shape[1:], cells)
+    assert encoder.sides == 2
+    out, out_m = np.zeros((4, 4, K), np.float32), np.zeros((4, 4, K), np.float32)
+    encoder._pool(images.reshape(4, -1), out, out_m, 2)
+    f_out, f_out_m = np.zeros_like(out), np.zeros_like(out)
+    encoder._pool(flipped.reshape(4, -1), f_out, f_out_m, 2)
+    np.testing.assert_array_equal(out_m, f_out)
+    np.testing.assert_array_equal(out, f_out_m)
+    # The same through the NumPy path: a dictionary mirrored by hand, on the original images,
+    # pooled into quadrants mirrored by hand, against the flipped images' own codes.
+    perm = _mirror_permutation(p, C)
+    mirrored = {**arrays, "centroids": arrays["centroids"][:, perm]}
+    if whiten:
+        mirrored["whiten_mean"] = arrays["whiten_mean"][perm]
+        mirrored["whiten_matrix"] = arrays["whiten_matrix"][np.ix_(perm, perm)]
+    plain = {**extractor.get_params(), "mirror": False}
+    ref = km.ReferenceEncoder(KMeansFeatures.from_state(plain, mirrored), images.shape[1:], cells)
+    ref.cells = encoder.mcells
+    want = km.ReferenceEncoder(KMeansFeatures.from_state(plain, arrays), images.shape[1:], cells).encode(flipped)
+    np.testing.assert_allclose(ref.encode(images), want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(out_m.reshape(4, -1), want, rtol=1e-5, atol=1e-4)
+
+
+def test_slab_size_changes_nothing(monkeypatch):
+    extractor, _ = _fitted(C=3, K=7)
+    extractor.mirror = True
+    images = _images(6, 8, 7, 3, seed=13)
+    whole = extractor.transform(images)
+    monkeypatch.setattr(pe, "SLAB_PATCHES", 1)  # one patch row per product
+    np.testing.assert_array_equal(extractor.transform(images), whole)
+
+
+def test_a_kernel_that_fails_to_compile_falls_back_to_the_numpy_path(monkeypatch):
+    extractor, arrays = _fitted(C=3, K=7)
+    images = _images(3, 8, 7, 3, seed=14)
+
+    def broken(*args):
+        raise _kernels.KernelFailed("mirror_basis_patches: no compiler here")
+
+    monkeypatch.setattr(_kernels, "mirror_basis_patches", broken)
+    got = extractor.transform(images)
+    np.testing.assert_array_equal(got, _numpy_path(monkeypatch, extractor, images))
+    # Nothing derived for the compiled path is saved: the state is what was fitted.
+    assert set(extractor.state()) == set(arrays)
 
 
 def test_chunk_size_does_not_change_features():
