@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from mlcv_cli.cli.app import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--set", "data.num_train=400", "--set", "data.num_val=100", "--set", "data.num_test=200"]
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from mlcv_cli.config import shipped
 from mlcv_cli.cli.app import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args):

@@ -17,7 +17,7 @@ from mlcv_cli.workflow import train as training
 from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import ConfigError, TrainingInterrupted
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--set", "data.num_train=400", "--set", "data.num_test=100"]
 
 

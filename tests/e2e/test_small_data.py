@@ -13,7 +13,7 @@ from mlcv_cli import data as datasets
 from mlcv_cli.data.splits import holdout_size, split_dataset, held_out_test
 from mlcv_cli.cli.app import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args):

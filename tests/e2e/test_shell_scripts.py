@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MLCV = f"{shlex.quote(sys.executable)} -m mlcv_cli.cli.app"
 
 

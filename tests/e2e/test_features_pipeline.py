@@ -19,7 +19,7 @@ from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import ConfigError
 
 SIDE = 8
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "models" / "legacy"
 KMEANS = ["--set", "features.0.type=kmeans", "--set", "features.0.num_centroids=5", "--set", "features.0.patch_size=2"]
 
 
@@ -71,7 +71,7 @@ def cache_outcomes(summary):
 
 @pytest.mark.parametrize("model", ["softmax", "knn"])
 def test_model_files_written_before_features_predict_identically(model):
-    """tests/data/legacy-*.npz were written by mlcv at commit 632e17f (model format 1)."""
+    """tests/models/legacy/legacy-*.npz were written by mlcv at commit 632e17f (model format 1)."""
     mf = modelfile.load(DATA / f"legacy-{model}.npz")
     expected = np.load(DATA / "legacy-expected.npz")
     est = estimator_from_file(mf)

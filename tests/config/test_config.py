@@ -116,7 +116,7 @@ def test_missing_file():
 def test_shipped_configs_load_and_round_trip():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "configs"
+    root = Path(__file__).resolve().parents[2] / "configs"
     for name in ("knn", "svm", "softmax"):
         cfg = config.resolve(root / f"{name}.yaml")
         assert cfg.model.type == name and cfg.data.dataset == "sample"

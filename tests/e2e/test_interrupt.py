@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["train", "--config", str(ROOT / "configs/svm.yaml"), "--set", "data.num_train=1000", "--set", "train.epochs=30",
         "--set", "train.checkpoint_every=1"]
 
