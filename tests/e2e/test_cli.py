@@ -1,7 +1,6 @@
 """The mlcv command as a user drives it: train, evaluate, predict, gradcheck, errors."""
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -114,23 +113,6 @@ def test_predict_directory_and_svm_scores(in_tmp, image_files):
     assert pr.exit_code == 1  # broken.png inside the directory
     out = json.loads(pr.stdout)
     assert out["value"] == "score" and len(out["predictions"]) == 3 and len(out["failed"]) == 1
-
-
-def test_evaluate_warns_on_unfinished_run(in_tmp):
-    rd = run_dir_of(run("train", "--model", "knn", *SMALL, "--json"))
-    meta = json.loads((rd / "meta.json").read_text())
-    meta["status"] = "running"
-    (rd / "meta.json").write_text(json.dumps(meta))
-    ev = run("evaluate", rd)
-    assert ev.exit_code == 0 and "not done" in ev.stderr
-
-
-def test_evaluate_refuses_non_model(in_tmp):
-    bogus = in_tmp / "model.npz"
-    with zipfile.ZipFile(bogus, "w") as z:
-        z.writestr("x.npy", b"nope")
-    result = run("evaluate", bogus)
-    assert result.exit_code == 1 and "not an mlcv model" in result.stderr
 
 
 @pytest.mark.parametrize("model", ["svm", "softmax"])

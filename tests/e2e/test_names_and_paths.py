@@ -1,4 +1,4 @@
-"""Names and paths: duplicate YAML keys and zip members, links out of an image folder, leftovers of killed processes."""
+"""Names and paths: duplicate zip members, links out of an image folder, leftovers of killed processes."""
 
 import json
 import os
@@ -30,14 +30,6 @@ def make_folder(root, n=4):
         for i in range(n):
             Image.fromarray(rng.integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8)).save(d / f"{i}.png")
     return root
-
-
-@pytest.mark.parametrize("text", ["train:\n  lr: 0.1\n  lr: 0.001\n", "model:\n  type: svm\nmodel:\n  type: knn\n"])
-def test_duplicate_yaml_keys_are_refused(tmp_path, text):
-    path = tmp_path / "c.yaml"
-    path.write_text(text)
-    result = mlcv("train", "--config", path, "--print-config")
-    assert result.exit_code == 2 and "appears twice" in result.stderr and "Traceback" not in result.output
 
 
 def test_duplicate_zip_members_are_refused(tmp_path):
