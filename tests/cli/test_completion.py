@@ -3,14 +3,13 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from mlcv_cli.cli.app import cli
+from helpers import mlcv
 
 
 def complete(words, cword):
     env = {"_MLCV_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
-    result = CliRunner().invoke(cli, [], prog_name="mlcv", env=env)
+    result = mlcv(env=env)
     assert result.exit_code == 0, result.output
     return [line.split(",", 1) for line in result.stdout.splitlines()]
 
@@ -60,5 +59,5 @@ def test_runs_keys(project):
 
 def test_source_scripts_for_each_shell():
     for shell, marker in (("bash", "complete -o nosort -F"), ("zsh", "#compdef mlcv"), ("fish", "complete --no-files --command mlcv")):
-        result = CliRunner().invoke(cli, [], prog_name="mlcv", env={"_MLCV_COMPLETE": f"{shell}_source"})
+        result = mlcv(env={"_MLCV_COMPLETE": f"{shell}_source"})
         assert result.exit_code == 0 and marker in result.stdout, shell

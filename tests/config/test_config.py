@@ -1,11 +1,10 @@
 """Config loading: defaults, file values, --set overrides, and every rejection."""
 
 import pytest
-from click.testing import CliRunner
 
+from helpers import ROOT, mlcv
 from mlcv_cli import config
-from mlcv_cli.cli.app import cli
-from mlcv_cli.errors import ConfigError
+from mlcv_cli.errors import ConfigError, UsageError
 
 
 def write(tmp_path, text, name="c.yaml"):
@@ -46,6 +45,17 @@ def test_grid_range_syntax():
     cfg = config.resolve(overrides=["cv.grid={train.lr: 'logspace(-7,-5,3)', model.k: 'range(1,4)'}"])
     assert cfg.cv.grid["train.lr"] == pytest.approx([1e-7, 1e-6, 1e-5])
     assert cfg.cv.grid["model.k"] == [1, 2, 3]
+
+
+def test_grid_option_parsing():
+    grid = config.parse_grid_option(["model.k=1,3,5", "train.lr=logspace(-7,-5,3)", "model.metric=l1,l2"])
+    assert grid["model.k"] == [1, 3, 5] and grid["model.metric"] == ["l1", "l2"]
+    assert grid["train.lr"] == pytest.approx([1e-7, 1e-6, 1e-5])
+    with pytest.raises(UsageError):
+        config.parse_grid_option(["model.k"])
+    with pytest.raises(ConfigError):
+        config.parse_grid_option(["model.k=a,b"])
+
 
 
 @pytest.mark.parametrize(
@@ -102,10 +112,6 @@ def test_bad_files(tmp_path, text, fragment):
     assert fragment in str(err.value)
 
 
-def mlcv(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv")
-
-
 @pytest.mark.parametrize("text", ["train:\n  lr: 0.1\n  lr: 0.001\n", "model:\n  type: svm\nmodel:\n  type: knn\n"])
 def test_duplicate_yaml_keys_are_refused(tmp_path, text):
     path = tmp_path / "c.yaml"
@@ -134,9 +140,7 @@ def test_missing_file():
 
 
 def test_shipped_configs_load_and_round_trip():
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2] / "configs"
+    root = ROOT / "configs"
     for name in ("knn", "svm", "softmax"):
         cfg = config.resolve(root / f"{name}.yaml")
         assert cfg.model.type == name and cfg.data.dataset == "sample"

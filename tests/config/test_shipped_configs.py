@@ -5,16 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from click.testing import CliRunner
-
+from helpers import ROOT, run_mlcv
+from helpers import mlcv_uncaught as run
 from mlcv_cli.config import shipped
-from mlcv_cli.cli.app import cli
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", catch_exceptions=False)
 
 
 def test_configs_lists_every_file_in_configs():
@@ -49,8 +42,7 @@ def test_a_built_package_carries_the_configs_and_finds_them(tmp_path):
     empty = tmp_path / "elsewhere"
     empty.mkdir()
     env = {**os.environ, "PYTHONPATH": str(lib)}
-    used = subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", "train", "--config", "svm", "--print-config"], cwd=empty,
-                          env=env, capture_output=True, text=True, timeout=300)
+    used = run_mlcv("train", "--config", "svm", "--print-config", cwd=empty, env=env, timeout=300)
     assert used.returncode == 0, used.stderr
     assert "type: svm" in used.stdout
     where = subprocess.run([sys.executable, "-c", "from mlcv_cli.config import shipped; print(shipped.config_dir())"], cwd=empty,

@@ -1,89 +1,23 @@
 """Several real mlcv processes importing into and reading one dataset cache at once (no mocks)."""
 
+import hashlib
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-SIDE = 8
-
-
-def make_folder(root, seed, classes=("a", "b", "c"), n_train=14, n_test=4):
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for c, name in enumerate(classes):
-            d = root / split / name
-            d.mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 200, (SIDE, SIDE, 3), dtype=np.uint8)
-                pixels[..., c % 3] += 50
-                Image.fromarray(pixels).save(d / f"{i}.png")
-    return root
-
-
-def env():
-    e = dict(os.environ)
-    e.pop("MLCV_DEBUG", None)
-    return e
-
-
-def start(*args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], cwd=cwd, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], cwd=cwd, env=env(),
-                          capture_output=True, text=True, timeout=300)
-
-
-def wait_for(predicate, proc, what, limit=120):
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if predicate():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"the process ended before {what}: {proc.communicate()}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def kill(proc):
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-
-
-def data_args(folder, runs):
-    return ["--set", "data.dataset=folder", "--set", f"data.path={folder}", "--set", f"data.image_size={SIDE}",
-            "--set", "data.num_val=6", "--set", f"output.dir={runs}"]
+from helpers import SIDE, clean_env, make_folder, run_mlcv
+from mlcv_cli.data import load_cifar10, load_folder
+from mlcv_cli.data.cifar10 import FOLDER
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     base = tmp_path_factory.mktemp("folders")
     return make_folder(base / "one", seed=1), make_folder(base / "two", seed=2, n_train=10)
-
-
-# -- the dataset cache: one importer at a time, readers see one import whole ------------------------
-
-
-def _decoded(folder):
-    from mlcv_cli.data import load_folder
-
-    ds, _ = load_folder(folder, size=SIDE)
-    return ds
-
-
-def _same(a, b):
-    return a.classes == b.classes and np.array_equal(a.train_x, b.train_x) and np.array_equal(a.train_y, b.train_y) \
-        and np.array_equal(a.test_x, b.test_x) and np.array_equal(a.test_y, b.test_y)
 
 
 WORKER = """
@@ -113,14 +47,10 @@ print(json.dumps(out))
 
 def _worker(role, data, folders, n, stop):
     return subprocess.Popen([sys.executable, "-c", WORKER, role, str(data), json.dumps([str(f) for f in folders]), str(n), str(stop)],
-                            cwd=Path(stop).parent, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=Path(stop).parent, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _digest(folder):
-    import hashlib
-
-    from mlcv_cli.data import load_folder
-
     ds, _ = load_folder(folder, size=SIDE)
     h = hashlib.sha256()
     for a in (ds.train_x, ds.train_y, ds.test_x, ds.test_y):
@@ -145,7 +75,8 @@ def test_concurrent_imports_of_one_name_all_succeed_and_leave_one_whole_import(f
     assert seen in {_digest(folders[0]), _digest(folders[1])}
     _check_one_generation(data)
     # The CLI says which import it replaced and leaves the same single generation.
-    result = run("download", "folder", folders[0], "--name", "same", "--data-dir", data, "--size", SIDE, cwd=tmp_path)
+    result = run_mlcv("download", "folder", folders[0], "--name", "same", "--data-dir", data, "--size", SIDE, cwd=tmp_path,
+                      env=clean_env(), timeout=300)
     assert result.returncode == 0, result.stderr
     _check_one_generation(data)
 
@@ -176,32 +107,16 @@ print(prepare_cifar10(sys.argv[1], archive=sys.argv[2], md5=None, progress=False
 """
 
 
-def test_concurrent_cifar10_imports_into_one_data_dir(tmp_path):
-    import io
-    import tarfile
-
-    from mlcv_cli.data.cifar10 import FOLDER, encode_batch
-
-    rng = np.random.default_rng(0)
-    names = [f"{FOLDER}/data_batch_{i}.bin" for i in range(1, 6)] + [f"{FOLDER}/test_batch.bin"]
-    batches = {n: (rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 20)) for n in names}
-    archive = tmp_path / "cifar.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for name, (images, labels) in batches.items():
-            blob = encode_batch(images, labels)
-            info = tarfile.TarInfo(name)
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
+def test_concurrent_cifar10_imports_into_one_data_dir(tmp_path, make_archive):
+    archive, batches = make_archive("cifar.tar.gz", records=20)
     data = tmp_path / "data"
-    procs = [subprocess.Popen([sys.executable, "-c", PREPARE, str(data), str(archive)], cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", PREPARE, str(data), str(archive)], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(4)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, outs
     statuses = sorted(o[0].strip() for o in outs)
     assert statuses.count("imported") >= 1 and set(statuses) <= {"imported", "cached"}
-    from mlcv_cli.data import load_cifar10
-
     ds = load_cifar10(data)
-    assert np.array_equal(ds.test_x, batches[names[-1]][0])
+    assert np.array_equal(ds.test_x, batches[f"{FOLDER}/test_batch.bin"][0])
     assert sorted(p.name for p in (data / "cifar10").iterdir())[0] == "manifest.json"
     assert len(list((data / "cifar10").iterdir())) == 5

@@ -1,94 +1,25 @@
+"""data/download.py's fetch over a local HTTP server (resume, checksums, faults), and CIFAR-10 fetched that way."""
+
 import errno
 import hashlib
 import io
 import socket
-import tarfile
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
 from mlcv_cli.data import download
 from mlcv_cli.data import load_cifar10, prepare_cifar10
-from mlcv_cli.data.cifar10 import FOLDER, encode_batch
 from mlcv_cli.data.download import fetch
 from mlcv_cli.errors import DataError
 
 RECORDS = 20
 
 
-class Handler(BaseHTTPRequestHandler):
-    """Serves server.files; honours Range unless server.ignore_range; can cut or delay replies."""
-
-    def do_GET(self):
-        srv = self.server
-        srv.log.append({"path": self.path, "range": self.headers.get("Range")})
-        data = srv.files.get(self.path)
-        if data is None:
-            self.send_error(404, "Not Found")
-            return
-        if srv.delay:
-            time.sleep(srv.delay)
-        start = 0
-        requested = self.headers.get("Range")
-        if requested and not srv.ignore_range:
-            start = int(requested.split("=")[1].split("-")[0])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if srv.cut_next:
-            srv.cut_next -= 1
-            body = body[: len(body) // 2]  # the connection closes with the body half sent
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass  # clients that hang up early (timeout and cut tests) are expected
-
-
 @pytest.fixture
-def server():
-    srv = QuietServer(("127.0.0.1", 0), Handler)
-    srv.files, srv.log, srv.ignore_range, srv.cut_next, srv.delay = {}, [], False, 0, 0
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
-
-
-def small_archive(records=RECORDS, seed=0):
-    rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        names = [f"{FOLDER}/data_batch_{i}.bin" for i in range(1, 6)] + [f"{FOLDER}/test_batch.bin"]
-        for name in names:
-            images = rng.integers(0, 256, (records, 32, 32, 3), dtype=np.uint8)
-            data = encode_batch(images, rng.integers(0, 10, records))
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+def small_archive(archive_bytes):
+    """The bytes of a small archive in the official CIFAR-10 layout (RECORDS records per batch)."""
+    return archive_bytes(records=RECORDS)
 
 
 def md5(data):
@@ -235,8 +166,8 @@ def test_progress_bar_on_stderr(server, tmp_path, capsys):
 # CIFAR-10 over HTTP -----------------------------------------------------------------------------
 
 
-def test_cifar_download_then_cached(server, tmp_path):
-    archive = small_archive()
+def test_cifar_download_then_cached(server, tmp_path, small_archive):
+    archive = small_archive
     server.files["/cifar.tar.gz"] = archive
     data_dir = tmp_path / "data"
     kwargs = dict(url=server.url + "/cifar.tar.gz", md5=md5(archive), progress=False, records_per_batch=RECORDS)
@@ -249,8 +180,8 @@ def test_cifar_download_then_cached(server, tmp_path):
     assert len(server.log) == 1
 
 
-def test_cifar_resume_after_cut(server, tmp_path):
-    archive = small_archive()
+def test_cifar_resume_after_cut(server, tmp_path, small_archive):
+    archive = small_archive
     server.files["/cifar.tar.gz"] = archive
     server.cut_next = 1
     kwargs = dict(url=server.url + "/cifar.tar.gz", md5=md5(archive), progress=False, records_per_batch=RECORDS)
@@ -262,8 +193,8 @@ def test_cifar_resume_after_cut(server, tmp_path):
     assert load_cifar10(tmp_path).train_y.shape == (5 * RECORDS,)
 
 
-def test_cifar_checksum_mismatch_writes_nothing(server, tmp_path):
-    server.files["/cifar.tar.gz"] = small_archive()
+def test_cifar_checksum_mismatch_writes_nothing(server, tmp_path, small_archive):
+    server.files["/cifar.tar.gz"] = small_archive
     with pytest.raises(DataError, match="checksum mismatch"):
         prepare_cifar10(tmp_path, url=server.url + "/cifar.tar.gz", progress=False, records_per_batch=RECORDS)
     assert list(tmp_path.iterdir()) == []
@@ -277,10 +208,10 @@ def test_cifar_unreachable(tmp_path):
     assert not (tmp_path / "cifar10").exists()
 
 
-def test_cifar_reuses_verified_archive(server, tmp_path):
+def test_cifar_reuses_verified_archive(server, tmp_path, small_archive):
     import shutil
 
-    archive = small_archive()
+    archive = small_archive
     server.files["/cifar.tar.gz"] = archive
     kwargs = dict(url=server.url + "/cifar.tar.gz", md5=md5(archive), progress=False, records_per_batch=RECORDS)
     prepare_cifar10(tmp_path, **kwargs)

@@ -6,34 +6,14 @@ import io
 import json
 import struct
 import tarfile
-import threading
 import tracemalloc
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from test_download import Handler, QuietServer  # the same local server as the CIFAR-10 tests
 
-from mlcv_cli.cli.app import cli
+from helpers import mlcv_uncaught as run
 from mlcv_cli.data import cifar100, idx
 from mlcv_cli.errors import DataError
-
-
-@pytest.fixture
-def server():
-    srv = QuietServer(("127.0.0.1", 0), Handler)
-    srv.files, srv.log, srv.ignore_range, srv.cut_next, srv.delay = {}, [], False, 0, 0
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", catch_exceptions=False)
 
 
 def md5(data):

@@ -1,24 +1,21 @@
-"""The feature cache shared by processes: simultaneous writers, killed writers, and runs killed
-by SIGKILL as `mlcv runs` shows them (real processes, no mocks)."""
+"""data/feature_cache.py shared by processes: simultaneous writers and killed writers (real processes, no mocks)."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
-from click.testing import CliRunner
 
 from mlcv_cli import config
 from mlcv_cli.config import features as feature_config
-from mlcv_cli.cli.app import cli
 from mlcv_cli.data.feature_cache import FeatureStore
 
 ENCODE = """
 import json, sys
 import numpy as np
+
 from mlcv_cli import config
 from mlcv_cli.config import features as feature_config
 from mlcv_cli.data.feature_cache import FeatureStore
@@ -99,51 +96,3 @@ def test_what_a_killed_cache_writer_left_is_removed_by_the_next_writer(tmp_path)
     chain, X = store.fit(_hog_chain(), np.zeros((20, 32, 32, 3), np.uint8))
     names = _entries_all_valid(cache)
     assert not set(leftovers) & set(names), leftovers
-
-
-def _mlcv(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
-
-
-def _runs(root):
-    result = CliRunner().invoke(cli, ["runs", str(root), "--json"], prog_name="mlcv")
-    assert result.exit_code == 0, result.output
-    return {r["name"]: r for r in json.loads(result.stdout)["runs"]}
-
-
-def test_a_run_killed_by_sigkill_is_stale_even_when_its_pid_lives_on(tmp_path):
-    runs = tmp_path / "runs"
-    env = {k: v for k, v in os.environ.items() if k != "MLCV_DEBUG"}
-    proc = _mlcv("train", "--model", "softmax", "--set", "data.num_train=500", "--set", "train.epochs=100000",
-                 "--set", f"output.dir={runs}", "--set", "train.checkpoint_every=0",
-                 cwd=tmp_path, env={**env, "MLCV_DATA_DIR": str(tmp_path / "data")})
-    deadline = time.monotonic() + 120
-    while not list(runs.glob("*/meta.json")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    [run] = [p.parent for p in runs.glob("*/meta.json")]
-    assert _runs(runs)[run.name]["status"] == "running"  # alive: it holds the run's lock
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    row = _runs(runs)[run.name]
-    assert row["status"] == "stale" and str(proc.pid) in row["reason"]
-    # A pid now used by another process (reuse, or another PID namespace) is not the run.
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        meta = json.loads((run / "meta.json").read_text())
-        (run / "meta.json").write_text(json.dumps({**meta, "pid": other.pid}))
-        assert _runs(runs)[run.name]["status"] == "stale"
-    finally:
-        other.kill()
-        other.wait()
-
-
-def test_a_listing_killed_while_writing_its_cache_leaves_nothing_for_long(tmp_path):
-    runs = tmp_path / "runs"
-    (runs / "r1").mkdir(parents=True)
-    (runs / "r1" / "meta.json").write_text(json.dumps({"status": "done", "kind": "train"}))
-    leftover = runs / "..mlcv-runs-cache.json.k1ll3d.tmp"  # the name atomic.py gives a half-written cache
-    leftover.write_text('{"version"')
-    assert list(_runs(runs)) == ["r1"]
-    assert not leftover.exists() and (runs / ".mlcv-runs-cache.json").exists()
-    assert sorted(p.name for p in runs.iterdir()) == [".mlcv-runs-cache.json", "r1"]

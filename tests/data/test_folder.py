@@ -1,9 +1,15 @@
+"""data/folder.py: image folders and .zip files, loaded directly or imported into the data dir."""
+
+import io
+import os
+import warnings
 import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import SIDE, make_folder
 from mlcv_cli.data import import_folder, load_folder, load_imported
 from mlcv_cli.errors import DataError
 
@@ -206,3 +212,75 @@ def test_load_sample(folder, tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "SAMPLE_ZIP", tmp_path / "gone.zip")
     with pytest.raises(DataError, match="sample dataset is missing"):
         datasets.load_sample()
+
+
+# -- names and paths: duplicate zip members, links out of the folder, leftovers of killed imports -------------
+
+
+def two_classes(root):
+    """ROOT/train/{a,b}/0..3.png: 8x8 noise, no test split."""
+    return make_folder(root, ("a", "b"), n_train=4, n_test=0, noise=256, tint=0)
+
+
+def test_duplicate_zip_members_are_refused(tmp_path):
+    folder = two_classes(tmp_path / "f")
+    path = tmp_path / "dup.zip"
+    with zipfile.ZipFile(path, "w") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate it writes
+        for p in sorted(folder.rglob("*.png")):
+            zf.write(p, p.relative_to(folder).as_posix())
+        zf.write(folder / "train" / "a" / "0.png", "train/a/1.png")
+    with pytest.raises(DataError, match="appears twice"):
+        load_folder(path, size=SIDE)
+
+
+def test_links_out_of_the_folder_are_refused_links_inside_are_fine(tmp_path):
+    folder = two_classes(tmp_path / "f")
+    secret = two_classes(tmp_path / "elsewhere")
+    os.symlink(secret / "train" / "a" / "0.png", folder / "train" / "a" / "linked.png")
+    with pytest.raises(DataError, match="outside the folder"):
+        load_folder(folder, size=SIDE)
+    (folder / "train" / "a" / "linked.png").unlink()
+    os.symlink(secret / "train" / "b", folder / "train" / "c")
+    with pytest.raises(DataError, match="outside the folder"):
+        load_folder(folder, size=SIDE)
+    (folder / "train" / "c").unlink()
+    os.symlink(folder / "train" / "a" / "0.png", folder / "train" / "a" / "again.png")
+    ds, _ = load_folder(folder, size=SIDE)
+    assert len(ds.train_y) == 9
+
+
+def test_an_import_removes_what_killed_imports_left_behind(tmp_path):
+    folder = two_classes(tmp_path / "f")
+    cache = tmp_path / "data" / "folders" / "x"
+    import_folder(folder, tmp_path / "data", "x", size=SIDE, progress=False)
+    (cache / ".train_x-0badcafe.npy.k1ll3d.tmp").write_bytes(b"half" * 1000)
+    (cache / "train_x-0badcafe.npy").write_bytes(b"orphan")
+    import_folder(folder, tmp_path / "data", "x", size=SIDE, progress=False)
+    names = sorted(p.name for p in cache.iterdir())
+    assert len(names) == 3 and names[0] == "manifest.json", names
+
+
+def _info_zip_style(path, members):
+    """A zip as Info-ZIP on Linux writes it: UTF-8 names without the UTF-8 flag."""
+    with zipfile.ZipFile(path, "w") as z:
+        for i, (name, data) in enumerate(members.items()):
+            z.writestr(f"placeholder{i:02d}".ljust(len(name.encode("utf-8")), "_"), data)
+    raw = path.read_bytes()
+    for i, name in enumerate(members):
+        raw = raw.replace(f"placeholder{i:02d}".ljust(len(name.encode("utf-8")), "_").encode(), name.encode("utf-8"))
+    path.write_bytes(raw)
+
+
+def test_zip_names_are_utf8_when_valid(tmp_path):
+    def png(value):
+        buf = io.BytesIO()
+        Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    archive = tmp_path / "pets.zip"
+    _info_zip_style(archive, {"train/grün/a.png": png(10), "train/grün/b.png": png(20), "train/öl/c.png": png(30)})
+    with zipfile.ZipFile(archive) as z:
+        assert not any(i.flag_bits & 0x800 for i in z.infolist()) and "gr├╝n" in z.namelist()[0]
+    ds, _ = load_folder(archive, size=8)
+    assert ds.classes == ["grün", "öl"] and ds.train_y.tolist() == [0, 0, 1]

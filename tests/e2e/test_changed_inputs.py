@@ -1,61 +1,30 @@
 """Inputs that change under a run: a re-imported dataset, an edited config.yaml or cv_plan.json."""
 
 import json
-import os
 import shutil
-import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
-from PIL import Image
 
+from helpers import (SIDE, InterruptAfter, as_recorded_before_mirror, assert_one_line_error, folder_args, make_folder, mlcv, sets,
+                     status_of)
 from mlcv_cli import config
-from mlcv_cli.workflow.train import train
-from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import TrainingInterrupted
-
-SIDE = 8
-
-
-def mlcv(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv")
+from mlcv_cli.workflow.train import train
 
 
 def assert_refused(result, *fragments):
-    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
-    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-
-
-def make_folder(root, seed, n_train=14):
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", 4)):
-        for c, name in enumerate(("a", "b", "c")):
-            d = root / split / name
-            d.mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 200, (SIDE, SIDE, 3), dtype=np.uint8)
-                pixels[..., c] += 50
-                Image.fromarray(pixels).save(d / f"{i}.png")
-    return root
+    assert_one_line_error(result, 1, *fragments)
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
+def env(in_tmp):
     """An imported dataset "pets" and a second folder to re-import it from."""
-    monkeypatch.delenv("MLCV_DEBUG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    data = tmp_path / "data"
-    monkeypatch.setenv("MLCV_DATA_DIR", str(data))
-    one, two = make_folder(tmp_path / "one", 1), make_folder(tmp_path / "two", 2)
+    one, two = make_folder(in_tmp / "one", seed=1), make_folder(in_tmp / "two", seed=2)
     assert mlcv("download", "folder", one, "--name", "pets", "--size", SIDE).exit_code == 0
-    return tmp_path, one, two
+    return in_tmp, one, two
 
 
 def _cfg(tmp_path, model="softmax", **extra):
@@ -64,34 +33,12 @@ def _cfg(tmp_path, model="softmax", **extra):
     return config.replace(config.resolve(model_type=model), values)
 
 
-class _InterruptAfter:
-    """A progress factory that sends this process SIGINT after ``n`` steps: training stops with a checkpoint."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __call__(self, total, desc):
-        return self
-
-    def update(self, n=1, **postfix):
-        self.n -= n
-        if n and self.n == 0:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    def close(self):
-        pass
-
-
 def interrupted_run(tmp_path):
     with pytest.raises(TrainingInterrupted):
-        train(_cfg(tmp_path), progress=_InterruptAfter(3))
+        train(_cfg(tmp_path), progress=InterruptAfter(3))
     [run] = (tmp_path / "runs").iterdir()
     assert json.loads((run / "meta.json").read_text())["status"] == "interrupted"
     return run
-
-
-def _status(run):
-    return json.loads((run / "meta.json").read_text())["status"]
 
 
 def test_train_resume_refuses_a_reimported_dataset_until_asked(env):
@@ -100,12 +47,12 @@ def test_train_resume_refuses_a_reimported_dataset_until_asked(env):
     assert mlcv("download", "folder", two, "--name", "pets", "--size", SIDE).exit_code == 0
     before = (run / "checkpoint.npz").read_bytes()
     assert_refused(mlcv("train", "--resume", run), "pets data is not the data the run started with", "--accept-changes")
-    assert _status(run) == "interrupted" and (run / "checkpoint.npz").read_bytes() == before  # still resumable
+    assert status_of(run) == "interrupted" and (run / "checkpoint.npz").read_bytes() == before  # still resumable
     # Importing the same images again is no change at all.
     assert mlcv("download", "folder", one, "--name", "pets", "--size", SIDE).exit_code == 0
     result = mlcv("train", "--resume", run, "--json")
     assert result.exit_code == 0, result.output
-    assert _status(run) == "done"
+    assert status_of(run) == "done"
 
 
 def test_train_resume_with_accept_changes_goes_on_and_says_so(env):
@@ -132,7 +79,7 @@ def test_train_resume_refuses_an_edited_config(env, key, value, fragment):
     saved[section][name] = value
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
     assert_refused(mlcv("train", "--resume", run), "the saved config was edited", fragment)
-    assert _status(run) == "interrupted"
+    assert status_of(run) == "interrupted"
 
 
 def test_train_resume_of_an_invalid_config_edit_is_a_one_line_error(env):
@@ -143,17 +90,18 @@ def test_train_resume_of_an_invalid_config_edit_is_a_one_line_error(env):
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
     result = mlcv("train", "--resume", run)
     assert result.exit_code == 2 and "config.yaml" in result.stderr and "Traceback" not in result.output
-    assert _status(run) == "interrupted"
+    assert status_of(run) == "interrupted"
 
 
 def _cv_run(tmp_path):
-    args = ["cv", "--model", "knn", "--folds", "3", "--grid", "model.k=1,3", "--set", "data.dataset=folder",
-            "--set", "data.path=pets", "--set", f"data.image_size={SIDE}", "--set", "data.num_val=0",
-            "--set", f"output.dir={tmp_path / 'runs'}", "--json"]
-    result = mlcv(*args)
+    result = mlcv("cv", "--model", "knn", "--folds", "3", "--grid", "model.k=1,3", *folder_args("pets", tmp_path / "runs", num_val=0),
+                  "--json")
     assert result.exit_code == 0, result.output
-    run = Path(json.loads(result.stdout)["run_dir"])
-    # As if it had been killed after its first job.
+    return as_killed_after_its_first_job(Path(json.loads(result.stdout)["run_dir"]))
+
+
+def as_killed_after_its_first_job(run):
+    """A finished cv run made to look as if it had been killed after its first job."""
     lines = (run / "jobs.jsonl").read_text().splitlines()
     (run / "jobs.jsonl").write_text(lines[0] + "\n")
     meta = json.loads((run / "meta.json").read_text())
@@ -167,7 +115,7 @@ def test_cv_resume_refuses_a_reimported_dataset(env):
     assert mlcv("download", "folder", two, "--name", "pets", "--size", SIDE).exit_code == 0
     journal = (run / "jobs.jsonl").read_bytes()
     assert_refused(mlcv("cv", "--resume", run), "pets data is not the data", "--accept-changes")
-    assert _status(run) == "interrupted" and (run / "jobs.jsonl").read_bytes() == journal
+    assert status_of(run) == "interrupted" and (run / "jobs.jsonl").read_bytes() == journal
     result = mlcv("cv", "--resume", run, "--accept-changes", "--json")
     assert result.exit_code == 0, result.output
 
@@ -181,13 +129,12 @@ def test_cv_resume_refuses_an_edited_plan(env):
     plan["points"] = [{"model.k": 1}, {"model.k": 5}]
     (run / "cv_plan.json").write_text(json.dumps(plan))
     assert_refused(mlcv("cv", "--resume", run), "cv_plan.json was edited", "cv.grid")
-    assert _status(run) == "interrupted"
+    assert status_of(run) == "interrupted"
 
 
 def test_evaluate_refuses_a_model_whose_data_was_reimported(env):
     tmp_path, _, two = env
-    result = mlcv("train", "--model", "knn", "--set", "data.dataset=folder", "--set", "data.path=pets",
-                  "--set", f"data.image_size={SIDE}", "--set", "data.num_val=6", "--set", f"output.dir={tmp_path / 'runs'}", "--json")
+    result = mlcv("train", "--model", "knn", *folder_args("pets", tmp_path / "runs"), "--json")
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout)["run_dir"]
     assert mlcv("evaluate", run).exit_code == 0
@@ -227,7 +174,7 @@ def test_resume_with_more_epochs_still_refuses_other_edits_and_new_data(env):
     assert_refused(mlcv("train", "--resume", run, "--set", "train.epochs=8"), "pets data is not the data")
     # Refused before anything was written: the saved config still says 6 epochs.
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 6
-    assert _status(run) == "interrupted"
+    assert status_of(run) == "interrupted"
 
 
 
@@ -241,7 +188,7 @@ def test_train_resume_refuses_a_replaced_fitted_extractor(env, monkeypatch):
     features_standin.install(monkeypatch)
     tmp_path, _, _ = env
     with pytest.raises(TrainingInterrupted):
-        train(_kmeans_cfg(tmp_path), progress=_InterruptAfter(3))
+        train(_kmeans_cfg(tmp_path), progress=InterruptAfter(3))
     [run] = (tmp_path / "runs").iterdir()
     # Another fit put in the cache under the same name: same images and parameters recorded, other centroids.
     [entry] = (tmp_path / "data" / "features").glob("chain-*.npz")
@@ -250,7 +197,7 @@ def test_train_resume_refuses_a_replaced_fitted_extractor(env, monkeypatch):
     arrays["state.0.centroids"] = arrays["state.0.centroids"] + 1
     np.savez(entry, **arrays)
     assert_refused(mlcv("train", "--resume", run), "fitted feature extractor", "--accept-changes")
-    assert _status(run) == "interrupted"
+    assert status_of(run) == "interrupted"
     result = mlcv("train", "--resume", run, "--accept-changes", "--json")
     assert result.exit_code == 0, result.output
     assert "feature extractor" in json.loads((run / "meta.json").read_text())["inputs_changed"][0]
@@ -293,20 +240,13 @@ def test_cv_resume_refuses_a_replaced_fitted_extractor(env, monkeypatch):
 
     features_standin.install(monkeypatch)
     tmp_path, _, _ = env
-    args = ["cv", "--model", "softmax", "--folds", "2", "--grid", "model.reg=0.001,0.01", "--set", "data.dataset=folder",
-            "--set", "data.path=pets", "--set", f"data.image_size={SIDE}", "--set", "data.num_val=0", "--set", "train.epochs=2",
-            "--set", "features.0.type=kmeans", "--set", "features.0.num_centroids=5", "--set", "features.0.patch_size=2",
-            "--set", f"output.dir={tmp_path / 'runs'}", "--json"]
-    result = mlcv(*args)
+    result = mlcv("cv", "--model", "softmax", "--folds", "2", "--grid", "model.reg=0.001,0.01", *folder_args("pets", tmp_path / "runs", num_val=0),
+                  *sets("train.epochs=2", "features.0.type=kmeans", "features.0.num_centroids=5", "features.0.patch_size=2"), "--json")
     assert result.exit_code == 0, result.output
-    run = Path(json.loads(result.stdout)["run_dir"])
-    lines = (run / "jobs.jsonl").read_text().splitlines()
-    (run / "jobs.jsonl").write_text(lines[0] + "\n")
-    meta = json.loads((run / "meta.json").read_text())
-    (run / "meta.json").write_text(json.dumps({**meta, "status": "interrupted"}))
+    run = as_killed_after_its_first_job(Path(json.loads(result.stdout)["run_dir"]))
     _doctor_chain(tmp_path)
     assert_refused(mlcv("cv", "--resume", run), "fitted feature extractor", "--accept-changes")
-    assert _status(run) == "interrupted" and len((run / "jobs.jsonl").read_text().splitlines()) == 1
+    assert status_of(run) == "interrupted" and len((run / "jobs.jsonl").read_text().splitlines()) == 1
     assert mlcv("cv", "--resume", run, "--accept-changes", "--json").exit_code == 0
 
 
@@ -316,48 +256,20 @@ def test_refit_of_a_finished_cv_refuses_a_reimported_dataset(env):
     assert mlcv("cv", "--resume", run, "--json").exit_code == 0  # finished now
     assert mlcv("download", "folder", two, "--name", "pets", "--size", SIDE).exit_code == 0
     assert_refused(mlcv("cv", "--resume", run, "--refit"), "pets data is not the data", "--accept-changes")
-    assert not (run / "refit").exists() and _status(run) == "done"
+    assert not (run / "refit").exists() and status_of(run) == "done"
     assert mlcv("download", "folder", one, "--name", "pets", "--size", SIDE).exit_code == 0
     result = mlcv("cv", "--resume", run, "--refit", "--json")
     assert result.exit_code == 0, result.output
     assert (run / "refit" / "model.npz").exists()
 
 
-def _as_before_mirror(config_dict):
-    """A resolved config as a run recorded it before features.N.mirror existed."""
-    old = json.loads(json.dumps(config_dict))
-    for step in old["features"]:
-        step.pop("mirror", None)
-    return old
-
-
-def test_a_parameter_added_later_at_its_default_is_not_an_edit():
-    from mlcv_cli.runs import fingerprints
-
-    cfg = config.resolve("configs/kmeans-svm.yaml")  # a cv grid with dotted keys, a kmeans step
-    new = cfg.to_dict()
-    assert new["features"][0]["mirror"] is True and new["cv"]["grid"]
-    new["features"][0]["mirror"] = False
-    old = _as_before_mirror(new)
-    record = lambda d: {"data": "same", "dataset": "d", "config": fingerprints._sha(fingerprints._canonical(d)),  # noqa: E731
-                        "config_values": fingerprints._flat(d)}
-    assert record(old)["config"] != record(new)["config"]
-    assert fingerprints.changes(record(old), record(new)) == []
-    # The same parameter set to a value the old run could not have had is an edit, and so is any other.
-    new["features"][0]["mirror"] = True
-    assert "features" in fingerprints.changes(record(old), record(new))[0]
-    new["features"][0]["mirror"] = False
-    new["features"][0]["num_centroids"] = 7
-    assert "features" in fingerprints.changes(record(old), record(new))[0]
-
-
 def test_a_kmeans_run_from_before_mirror_resumes_from_its_cached_features(env):
     tmp_path, _, _ = env
     cfg = config.replace(_kmeans_cfg(tmp_path), {"features.0.num_patches": 200})
 
-    class TrainingSteps(_InterruptAfter):  # the real extractor reports progress too: count training only
+    class TrainingSteps(InterruptAfter):  # the real extractor reports progress too: count training only
         def __call__(self, total, desc):
-            return self if desc.startswith("train") else _InterruptAfter(-1)
+            return self if desc.startswith("train") else InterruptAfter(-1)
 
     with pytest.raises(TrainingInterrupted):
         train(cfg, progress=TrainingSteps(3))
@@ -365,7 +277,7 @@ def test_a_kmeans_run_from_before_mirror_resumes_from_its_cached_features(env):
     # Rewrite what the run recorded as an mlcv without the mirror parameter would have.
     from mlcv_cli.runs import fingerprints
 
-    old = _as_before_mirror(yaml.safe_load((run / "config.yaml").read_text()))
+    old = as_recorded_before_mirror(yaml.safe_load((run / "config.yaml").read_text()))
     (run / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
     meta = json.loads((run / "meta.json").read_text())
     meta["inputs"].update(config=fingerprints._sha(fingerprints._canonical(old)), config_values=fingerprints._flat(old))

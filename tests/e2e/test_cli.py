@@ -5,17 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from mlcv_cli.cli.app import cli
+from helpers import ROOT, run_mlcv, sets
+from helpers import mlcv_uncaught as run
 
-ROOT = Path(__file__).resolve().parents[2]
-SMALL = ["--set", "data.num_train=400", "--set", "data.num_val=100", "--set", "data.num_test=200"]
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", catch_exceptions=False)
-    return result
+SMALL = sets("data.num_train=400", "data.num_val=100", "data.num_test=200")
 
 
 def run_dir_of(result):
@@ -123,12 +117,9 @@ def test_gradcheck_passes(model):
 
 
 def test_console_script_exit_codes(in_tmp):
-    import subprocess
-    import sys
-
-    bad = subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", "train", "--model", "knn", "--set", "model.k=-3"], capture_output=True, text=True)
+    bad = run_mlcv("train", "--model", "knn", "--set", "model.k=-3")
     assert bad.returncode == 2 and bad.stderr.startswith("Error: model.k") and "Traceback" not in bad.stderr
-    debug = subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", "--debug", "train", "--model", "knn", "--set", "model.k=-3"], capture_output=True, text=True)
+    debug = run_mlcv("--debug", "train", "--model", "knn", "--set", "model.k=-3")
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 

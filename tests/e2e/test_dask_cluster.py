@@ -2,17 +2,14 @@
 a worker and then the scheduler are killed in the middle of a cv run."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mlcv_cli.cli.app import cli
+from helpers import clean_env, cv_table, mlcv, run_mlcv, start_mlcv, wait_for
 
 pytest.importorskip("distributed")
 
@@ -22,22 +19,15 @@ CV = ["cv", "--model", "softmax", "--folds", "3", "--grid", "train.lr=0.002,0.00
 
 
 def _env():
-    env = dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="5s")
-    env.pop("MLCV_DEBUG", None)
-    return env
+    return clean_env(DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="5s")
 
 
 def _spawn(args, cwd, log):
     return subprocess.Popen(args, cwd=cwd, env=_env(), stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait(predicate, what, limit=90):
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+def _wait(predicate, what):
+    return wait_for(predicate, what, timeout=90, every=0.1)
 
 
 @pytest.fixture
@@ -68,8 +58,7 @@ def cluster(tmp_path):
 
 
 def _mlcv(args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *args], cwd=cwd, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start_mlcv(*args, cwd=cwd, env=_env())
 
 
 def _jobs_done(runs):
@@ -77,15 +66,11 @@ def _jobs_done(runs):
     return len(found[0].read_text().splitlines()) if found else 0
 
 
-def _table(out):
-    return [(s["params"], s["folds"]) for s in out["summary"]]
-
-
 def test_cv_survives_a_killed_worker_and_a_killed_scheduler(cluster, in_tmp, tmp_path):
     address, scheduler, workers = cluster
-    reference = CliRunner().invoke(cli, [*CV, "--set", f"output.dir={tmp_path / 'ref'}"])  # serial, in this process
+    reference = mlcv(*CV, "--set", f"output.dir={tmp_path / 'ref'}")  # serial, in this process
     assert reference.exit_code == 0, reference.output
-    expected = _table(json.loads(reference.stdout))
+    expected = cv_table(json.loads(reference.stdout))
 
     # A worker dies mid-run: its jobs are run again on the other one; the results do not change.
     runs = tmp_path / "runs"
@@ -94,7 +79,7 @@ def test_cv_survives_a_killed_worker_and_a_killed_scheduler(cluster, in_tmp, tmp
     workers[0].kill()
     out, err = cv.communicate(timeout=300)
     assert cv.returncode == 0, err
-    assert _table(json.loads(out)) == expected
+    assert cv_table(json.loads(out)) == expected
 
     # The scheduler dies mid-run: one line saying how to resume, finished jobs kept, no hang.
     runs2 = tmp_path / "runs2"
@@ -108,8 +93,7 @@ def test_cv_survives_a_killed_worker_and_a_killed_scheduler(cluster, in_tmp, tmp
     kept = _jobs_done(runs2)
     assert kept >= 1
     assert json.loads((run / "meta.json").read_text())["status"] in ("failed", "interrupted")
-    resumed = subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", "cv", "--resume", str(run), "--json"],
-                             cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    resumed = run_mlcv("cv", "--resume", run, "--json", cwd=tmp_path, env=_env(), timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout)
-    assert result["jobs_resumed"] == kept and _table(result) == expected
+    assert result["jobs_resumed"] == kept and cv_table(result) == expected

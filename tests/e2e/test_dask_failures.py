@@ -4,7 +4,6 @@ workers that all go away mid-run. Each is one line, bounded by --dask-timeout, j
 
 import http.server
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -14,13 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
+from helpers import clean_env, memory_error_in_cv_job, mlcv, sets, wait_for
 from mlcv_cli import config
 from mlcv_cli.workflow import cv as crossval
 from mlcv_cli.workflow.cv import jobs as cv_jobs
-from mlcv_cli.workflow.cv import dask_executor
-from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import MlcvError
 
 pytest.importorskip("distributed")
@@ -30,18 +27,11 @@ TIMEOUT = "2"
 
 
 def _spawn(args, cwd, log):
-    env = dict(os.environ)
-    env.pop("MLCV_DEBUG", None)
-    return subprocess.Popen(args, cwd=cwd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(args, cwd=cwd, env=clean_env(), stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait(predicate, what, limit=60):
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+def _wait(predicate, what):
+    return wait_for(predicate, what, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +62,7 @@ def _worker(address, d, name, *extra):
 
 
 def _cv(tiny, *args):
-    sets = [a for item in tiny for a in ("--set", item)]
-    return CliRunner().invoke(cli, ["cv", "--model", "knn", "--folds", "2", "--grid", "model.k=1,3", *sets, *args,
-                                    "--dask-timeout", TIMEOUT])
+    return mlcv("cv", "--model", "knn", "--folds", "2", "--grid", "model.k=1,3", *sets(*tiny), *args, "--dask-timeout", TIMEOUT)
 
 
 def _error_line(result, code):
@@ -136,15 +124,7 @@ def test_scheduler_problems_on_resume_keep_the_finished_jobs(in_tmp, tiny, sched
     address, d = scheduler
     # A run with one finished job, stopped by a MemoryError in its second.
     cfg = config.resolve(None, tiny, model_type="knn", extra={"cv.folds": 2, "cv.grid": {"preprocess.subtract_mean": [True, False]}})
-    real, calls = cv_jobs.run_job, []
-
-    def run_job(job, *args, **kwargs):
-        calls.append(job["id"])
-        if len(calls) == 2:
-            raise MemoryError
-        return real(job, *args, **kwargs)
-
-    monkeypatch.setattr(cv_jobs, "run_job", run_job)
+    real = memory_error_in_cv_job(monkeypatch, 2)
     with pytest.raises(MlcvError) as err:
         crossval.cross_validate(cfg)
     monkeypatch.setattr(cv_jobs, "run_job", real)
@@ -153,7 +133,7 @@ def test_scheduler_problems_on_resume_keep_the_finished_jobs(in_tmp, tiny, sched
 
     # Before: "No valid workers found" as a traceback after a fixed wait.
     t0 = time.monotonic()
-    result = CliRunner().invoke(cli, ["cv", "--resume", str(run), "--dask-scheduler", address, "--dask-timeout", TIMEOUT])
+    result = mlcv("cv", "--resume", run, "--dask-scheduler", address, "--dask-timeout", TIMEOUT)
     line = _error_line(result, 1)
     assert time.monotonic() - t0 < 30
     assert f"the Dask scheduler at {address} has no workers (waited 2 s)" in line
@@ -172,8 +152,7 @@ def test_scheduler_problems_on_resume_keep_the_finished_jobs(in_tmp, tiny, sched
     )
     worker = _worker(address, d, "bare", "--preload", str(blocker))
     try:
-        line = _error_line(CliRunner().invoke(cli, ["cv", "--resume", str(run), "--dask-scheduler", address,
-                                                    "--dask-timeout", TIMEOUT]), 1)
+        line = _error_line(mlcv("cv", "--resume", run, "--dask-scheduler", address, "--dask-timeout", TIMEOUT), 1)
         assert "1 of 1 Dask workers cannot import mlcv" in line and f"mlcv cv --resume {run}" in line
         assert (run / crossval.JOBS_FILE).read_text() == journal
     finally:
@@ -190,9 +169,8 @@ def test_workers_that_all_go_away_end_the_run(in_tmp, tiny, scheduler):
     killer.start()
     try:
         # Long jobs: many k values over many grid points would keep the one worker busy.
-        result = CliRunner().invoke(cli, ["cv", "--model", "softmax", "--folds", "3", *[a for i in tiny for a in ("--set", i)],
-                                          "--set", "train.epochs=300", "--grid", "train.lr=1e-4,1e-3,1e-2,1e-1",
-                                          "--dask-scheduler", address, "--dask-timeout", TIMEOUT])
+        result = mlcv("cv", "--model", "softmax", "--folds", "3", *sets(*tiny), "--set", "train.epochs=300",
+                      "--grid", "train.lr=1e-4,1e-3,1e-2,1e-1", "--dask-scheduler", address, "--dask-timeout", TIMEOUT)
     finally:
         worker.kill()
         worker.wait()
@@ -202,43 +180,3 @@ def test_workers_that_all_go_away_end_the_run(in_tmp, tiny, scheduler):
     print(line)
     [run] = runs.iterdir()
     assert (run / crossval.JOBS_FILE).read_text().count("\n") >= 1
-
-
-class _SchedulerInfo:
-    """Stands in for a Client: only scheduler_info(), with the workers the test says."""
-
-    def __init__(self):
-        self.workers = {"tcp://a": {}}
-
-    def scheduler_info(self):
-        return {"workers": dict(self.workers)}
-
-
-def test_worker_watch_counts_the_time_without_workers():
-    from mlcv_cli.system.cluster import WorkerWatch
-
-    client = _SchedulerInfo()
-    watch = WorkerWatch(client, timeout=0.2, every=0)
-    assert watch.gone_for() is None
-    client.workers = {}
-    assert watch.gone_for() is None  # the clock starts now
-    time.sleep(0.25)
-    assert watch.gone_for() >= 0.2
-    client.workers = {"tcp://b": {}}
-    assert watch.gone_for() is None and watch.empty_since is None
-
-
-def test_jobs_waiting_on_a_cluster_without_workers_end_after_the_timeout():
-    from mlcv_cli.system.cluster import WorkerWatch
-
-    class NothingFinishes:
-        def is_empty(self):
-            return False
-
-        def next_batch(self, block=True):
-            return []
-
-    client = _SchedulerInfo()
-    client.workers = {}
-    with pytest.raises(dask_executor.ClusterLost, match=r"no workers for \d+ s \(--dask-timeout 0.2\)"):
-        list(dask_executor._completed(NothingFinishes(), WorkerWatch(client, timeout=0.2, every=0)))

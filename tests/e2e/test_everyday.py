@@ -1,33 +1,26 @@
 """The smaller things a new user trips over: exit codes, messages, resume for more epochs, cv aids."""
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from helpers import ROOT, sets
+from helpers import mlcv_uncaught as run
 from mlcv_cli import config
-from mlcv_cli.workflow import cv as crossval
 from mlcv_cli.runs import checkpoints
 from mlcv_cli.system.signals import StopRequest
 from mlcv_cli.workflow import fitting
 from mlcv_cli.workflow import train as training
-from mlcv_cli.cli.app import cli
 from mlcv_cli.errors import ConfigError, TrainingInterrupted
 
-ROOT = Path(__file__).resolve().parents[2]
-SMALL = ["--set", "data.num_train=400", "--set", "data.num_test=100"]
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", catch_exceptions=False)
+SMALL = sets("data.num_train=400", "data.num_test=100")
 
 
 def test_resume_with_more_epochs_continues_a_finished_run_bit_exactly(in_tmp, tiny, monkeypatch):
     # 81 training images in batches of 20: five steps per epoch, the last one short
-    data = [a for item in [*tiny, "train.batch_size=20"] for a in ("--set", item)]
+    data = sets(*tiny, "train.batch_size=20")
     short = run("train", "--config", ROOT / "configs/softmax.yaml", *data, "--set", "train.epochs=2", "--json")
     assert short.exit_code == 0, short.output
     rd = Path(json.loads(short.stdout)["run_dir"])
@@ -125,14 +118,6 @@ def test_cv_print_config_shows_the_grid(in_tmp):
     assert not (in_tmp / "runs").exists()
 
 
-def test_cv_warns_when_the_best_value_is_at_the_grid_edge():
-    grid = {"train.lr": [0.001, 0.01, 0.1], "model.reg": [0.001, 0.01, 0.1], "model.k": [1, 3, 5]}
-    notes = crossval.grid_edge_warnings(grid, {"train.lr": 0.1, "model.reg": 0.001, "model.k": 1})
-    assert notes == ["the best train.lr=0.1 is the largest value tried: extend the grid above it",
-                     "the best model.reg=0.001 is the smallest value tried: extend the grid below it"]  # k=1 is the floor
-    assert crossval.grid_edge_warnings(grid, {"train.lr": 0.01, "model.reg": 0.01, "model.k": 3}) == []
-
-
 def test_import_reports_nested_and_empty_class_folders(in_tmp):
     from PIL import Image
 
@@ -148,7 +133,7 @@ def test_import_reports_nested_and_empty_class_folders(in_tmp):
 
 
 def test_train_and_evaluate_name_the_confusion_plot_alike(in_tmp, tiny):
-    trained = run("train", "--model", "softmax", *[a for item in tiny for a in ("--set", item)], "--set", "train.epochs=1",
+    trained = run("train", "--model", "softmax", *sets(*tiny), "--set", "train.epochs=1",
                   "--plot", "--json")
     assert trained.exit_code == 0, trained.output
     r = json.loads(trained.stdout)
@@ -157,39 +142,8 @@ def test_train_and_evaluate_name_the_confusion_plot_alike(in_tmp, tiny):
     assert [Path(p).name for p in json.loads(evaluated.stdout)["plots"]] == ["confusion-test.png"]
 
 
-def _info_zip_style(path, members):
-    """A zip as Info-ZIP on Linux writes it: UTF-8 names without the UTF-8 flag."""
-    with zipfile.ZipFile(path, "w") as z:
-        for i, (name, data) in enumerate(members.items()):
-            z.writestr(f"placeholder{i:02d}".ljust(len(name.encode("utf-8")), "_"), data)
-    raw = path.read_bytes()
-    for i, name in enumerate(members):
-        raw = raw.replace(f"placeholder{i:02d}".ljust(len(name.encode("utf-8")), "_").encode(), name.encode("utf-8"))
-    path.write_bytes(raw)
-
-
-def test_zip_names_are_utf8_when_valid(tmp_path):
-    import io
-
-    from PIL import Image
-
-    from mlcv_cli.data import load_folder
-
-    def png(value):
-        buf = io.BytesIO()
-        Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(buf, format="PNG")
-        return buf.getvalue()
-
-    archive = tmp_path / "pets.zip"
-    _info_zip_style(archive, {"train/grün/a.png": png(10), "train/grün/b.png": png(20), "train/öl/c.png": png(30)})
-    with zipfile.ZipFile(archive) as z:
-        assert not any(i.flag_bits & 0x800 for i in z.infolist()) and "gr├╝n" in z.namelist()[0]
-    ds, _ = load_folder(archive, size=8)
-    assert ds.classes == ["grün", "öl"] and ds.train_y.tolist() == [0, 0, 1]
-
-
 def test_lbfgs_checkpoints_at_most_every_gap_seconds_and_still_on_a_stop(in_tmp, tiny, monkeypatch):
-    data = [a for item in [*tiny, "train.optimizer=lbfgs", "train.epochs=6", "model.reg=0.01"] for a in ("--set", item)]
+    data = sets(*tiny, "train.optimizer=lbfgs", "train.epochs=6", "model.reg=0.01")
     writes, write = [], checkpoints.write
     monkeypatch.setattr(checkpoints, "write", lambda run, est: writes.append(est._iteration) or write(run, est))
     monkeypatch.setattr(fitting, "LBFGS_CHECKPOINT_GAP_S", 0.0)

@@ -8,41 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 import features_standin
-from mlcv_cli import config
+from helpers import SIDE, folder_args, make_folder, mlcv, sets
 from mlcv_cli.models import modelfile
-from mlcv_cli.models.build import estimator_from_file
-from mlcv_cli.cli.app import cli
-from mlcv_cli.errors import ConfigError
 
-SIDE = 8
-DATA = Path(__file__).resolve().parents[1] / "models" / "legacy"
-KMEANS = ["--set", "features.0.type=kmeans", "--set", "features.0.num_centroids=5", "--set", "features.0.patch_size=2"]
+KMEANS = sets("features.0.type=kmeans", "features.0.num_centroids=5", "features.0.patch_size=2")
 
 
-def mlcv(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv")
-
-
-def make_folder(root, seed=0, n_train=12, n_test=4):
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for c, name in enumerate(("a", "b", "c")):
-            d = root / split / name
-            d.mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 80, (SIDE, SIDE, 3), dtype=np.uint8)
-                pixels[..., c] += 170
-                Image.fromarray(pixels).save(d / f"{i}.png")
-    return root
+def make_tinted_folder(root, seed=0):
+    return make_folder(root, n_train=12, seed=seed, noise=80, tint=170)
 
 
 def data_args(folder, runs):
-    return ["--set", "data.dataset=folder", "--set", f"data.path={folder}", "--set", f"data.image_size={SIDE}",
-            "--set", "data.num_val=6", "--set", f"output.dir={runs}", "--set", "train.epochs=3", "--set", "train.batch_size=10"]
+    return [*folder_args(folder, runs), *sets("train.epochs=3", "train.batch_size=10")]
 
 
 @pytest.fixture
@@ -53,7 +33,7 @@ def standin(monkeypatch, tmp_path):
 
 @pytest.fixture
 def folder(tmp_path):
-    return make_folder(tmp_path / "imgs")
+    return make_tinted_folder(tmp_path / "imgs")
 
 
 def train(*args):
@@ -67,24 +47,6 @@ def cache_outcomes(summary):
 
 
 # -- model files ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("model", ["softmax", "knn"])
-def test_model_files_written_before_features_predict_identically(model):
-    """tests/models/legacy/legacy-*.npz were written by mlcv at commit 632e17f (model format 1)."""
-    mf = modelfile.load(DATA / f"legacy-{model}.npz")
-    expected = np.load(DATA / "legacy-expected.npz")
-    est = estimator_from_file(mf)
-    X = mf.chain.transform(expected["queries"])
-    if model == "knn":  # integer votes: exact on any machine
-        np.testing.assert_array_equal(est.vote_counts(X), expected["knn_scores"])
-        return
-    # The stored probabilities came from one BLAS kernel; another sums the 192 float32
-    # products of each score in another order, which moves a probability by a few float32
-    # ulps (seen: 6e-8 absolute). Bit-exactness is for two runs on one machine (resume tests).
-    proba, stored = est.predict_proba(X), expected["softmax_scores"]
-    np.testing.assert_allclose(proba, stored, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(proba.argmax(axis=1), stored.argmax(axis=1))
 
 
 @pytest.mark.parametrize("model", ["softmax", "svm", "knn"])
@@ -119,7 +81,7 @@ def test_test_images_never_influence_the_fitted_extractor(standin, tmp_path):
     arrays = []
     for seed in (0, 1):
         root = tmp_path / f"imgs{seed}"
-        make_folder(root, seed=0)
+        make_tinted_folder(root)
         for img in (root / "test").rglob("*.png"):  # other test images, same training images
             Image.fromarray(np.random.default_rng(seed).integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8)).save(img)
         run = Path(train("--model", "softmax", *data_args(root, tmp_path / f"runs{seed}"), *KMEANS)["run_dir"])
@@ -147,18 +109,6 @@ def test_bad_feature_parameters_exit_2_naming_the_key_before_any_work(standin, f
     assert result.exit_code == 2, result.output
     assert fragment in result.output and "Traceback" not in result.output
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data" / "features").exists()
-
-
-def test_features_in_a_config_file(standin, folder, tmp_path):
-    path = tmp_path / "f.yaml"
-    path.write_text("features:\n  - type: kmeans\n    num_centroids: 3\n  - type: sift\n")
-    with pytest.raises(ConfigError, match=r"f.yaml: features.1.type: expected one of pixels, hog, color_hist, kmeans; found 'sift'"):
-        config.resolve(path)
-    path.write_text("features:\n  - type: kmeans\n    num_centroids: 3\n    patch_size: 2\n")
-    cfg = config.resolve(path, ["features.0.num_centroids=7"])
-    assert cfg.features[0]["num_centroids"] == 7 and cfg.features[0]["stride"] == 1
-    assert config.from_dict(config.safe_load_text(config.to_yaml(cfg), "saved")) == cfg
-    assert config.resolve(None).features == ({"type": "pixels"},)
 
 
 # -- the feature cache ----------------------------------------------------------------------------

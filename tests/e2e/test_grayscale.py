@@ -8,17 +8,11 @@ import tarfile
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
+from helpers import mlcv_uncaught as run
 from mlcv_cli.models import modelfile
-from mlcv_cli.cli.app import cli
 from mlcv_cli.data import cifar100, idx
-from mlcv_cli.data.channels import is_gray, match_channels, to_gray, to_rgb
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", catch_exceptions=False)
 
 
 def digit_like(n, rng, side=28):
@@ -98,41 +92,6 @@ def test_predict_a_colour_png_with_a_grayscale_model(mnist_project, tmp_path):
         assert r.exit_code == 0, r.output
         top = [p["top"][0]["class"] for p in json.loads(r.stdout)["predictions"]]
         assert top == ["7", "7"], (model, top)
-
-
-def test_colour_and_gray_conversions_match_pillow():
-    rng = np.random.default_rng(1)
-    rgb = rng.integers(0, 256, (5, 9, 7, 3), dtype=np.uint8)
-    expected = np.stack([np.asarray(Image.fromarray(im).convert("L")) for im in rgb])[..., None]
-    np.testing.assert_array_equal(to_gray(rgb), expected)
-    gray = expected
-    np.testing.assert_array_equal(to_gray(to_rgb(gray)), gray)  # a gray image survives the round trip
-    assert to_rgb(gray).shape == (5, 9, 7, 3) and match_channels(rgb, 3) is rgb and match_channels(gray, 1) is gray
-    assert is_gray(to_rgb(gray)) and not is_gray(rgb)
-
-
-def _folder(root, mode):
-    rng = np.random.default_rng(2)
-    for split, n in (("train", 6), ("test", 2)):
-        for cls in ("a", "b"):
-            d = root / split / cls
-            d.mkdir(parents=True)
-            for i in range(n):
-                shape = (16, 16) if mode == "L" else (16, 16, 3)
-                Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode).save(d / f"{i}.png")
-    return root
-
-
-@pytest.mark.parametrize("mode, channels, expected", [("L", None, 1), ("L", 3, 3), ("RGB", None, 3), ("RGB", 1, 1)])
-def test_image_folders_gray_detected_or_set(tmp_path, mode, channels, expected):
-    from mlcv_cli import config as config_mod
-    from mlcv_cli.workflow.inputs import load_dataset
-
-    folder = _folder(tmp_path / "f", mode)
-    sets = [f"data.path={folder}", "data.image_size=16"] + ([f"data.channels={channels}"] if channels else [])
-    cfg = config_mod.resolve(None, sets + ["data.dataset=folder"], model_type="knn")
-    ds = load_dataset(cfg)
-    assert ds.train_x.shape == (12, 16, 16, expected) and ds.test_x.shape[3] == expected
 
 
 def test_hundred_classes_top_confusions(tmp_path):

@@ -1,33 +1,29 @@
-"""Ctrl-C and SIGTERM during `mlcv train`: checkpoint, exit code, and a bit-for-bit resume."""
+"""Ctrl-C and SIGTERM during `mlcv train` and `mlcv cv`: checkpoint, exit code, and a bit-for-bit resume."""
 
 import json
 import shutil
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-ARGS = ["train", "--config", str(ROOT / "configs/svm.yaml"), "--set", "data.num_train=1000", "--set", "train.epochs=30",
-        "--set", "train.checkpoint_every=1"]
+from helpers import ROOT, cv_table, mlcv as invoke, run_mlcv, sets, start_mlcv, wait_for
+from mlcv_cli import config
+from mlcv_cli.workflow import cv as crossval
+
+ARGS = ["train", "--config", str(ROOT / "configs/svm.yaml"), *sets("data.num_train=1000", "train.epochs=30", "train.checkpoint_every=1")]
 
 
 def mlcv(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", *args], cwd=cwd, capture_output=True, text=True)
+    return run_mlcv(*args, cwd=cwd)
 
 
 def start_and_signal(cwd, signum):
-    proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *ARGS], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list((cwd / "runs").glob("*/checkpoint.npz")):
-        if proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signum)
+    proc = start_mlcv(*ARGS, cwd=cwd)
+    try:
+        wait_for(lambda: list((cwd / "runs").glob("*/checkpoint.npz")) or proc.poll() is not None, "the first checkpoint", every=0.02)
+    finally:
+        proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out, err, next((cwd / "runs").glob("svm-*"))
 
@@ -105,3 +101,72 @@ def test_damaged_checkpoint_is_refused(tmp_path, interrupted_by_sigint):
     resumed = mlcv("train", "--resume", str(run), cwd=tmp_path)
     assert resumed.returncode == 1 and "checkpoint.npz is unreadable" in resumed.stderr
     assert "Traceback" not in resumed.stderr
+
+
+# -- cv ----------------------------------------------------------------------------------------
+
+CV = ["cv", "--model", "softmax", "--folds", "3", "--grid", "train.lr=0.001,0.003,0.01,0.03", *sets("data.num_train=1500")]
+
+
+def test_cv_resume_after_kill_skips_finished_jobs(tmp_path):
+    runs = tmp_path / "runs"
+    proc = start_mlcv(*CV, *sets("train.epochs=4", f"output.dir={runs}"), "--json", cwd=tmp_path)
+
+    def three_jobs_done():
+        found = list(runs.glob("*/jobs.jsonl"))
+        return found[0] if found and len(found[0].read_text().splitlines()) >= 3 else None
+
+    try:
+        jobs_file = wait_for(three_jobs_done, "the cv run to finish three jobs")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done_before = len(jobs_file.read_text().splitlines())
+    assert done_before < 12
+    rd = jobs_file.parent
+    resumed = crossval.cross_validate(resume_dir=rd)
+    assert resumed["jobs_resumed"] == done_before
+    ids = [json.loads(line)["id"] for line in jobs_file.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 12  # nothing was run twice
+    fresh_cfg = config.resolve(rd / "config.yaml")
+    fresh = crossval.cross_validate(config.replace(fresh_cfg, {"output.dir": str(tmp_path / "fresh")}))
+    assert cv_table(resumed) == cv_table(fresh)
+
+
+def test_sigterm_marks_cv_interrupted_and_exits_143(tmp_path):
+    runs = tmp_path / "runs"
+    proc = start_mlcv(*CV, *sets("train.epochs=6", f"output.dir={runs}"), cwd=tmp_path)
+    try:
+        wait_for(lambda: [p for p in runs.glob("*/jobs.jsonl") if p.read_text().strip()], "the first finished job")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "mlcv cv --resume" in err and "Traceback" not in err
+    [rd] = list(runs.iterdir())
+    assert json.loads((rd / "meta.json").read_text())["status"] == "interrupted"
+
+
+def test_interrupted_refit_is_finished_by_cv_resume(in_tmp, tmp_path):
+    runs = tmp_path / "runs"
+    proc = start_mlcv("cv", "--model", "softmax", "--folds", "2", "--grid", "train.lr=0.01", "--refit",
+                      *sets("data.num_train=1000", "train.epochs=60", f"output.dir={runs}"), cwd=tmp_path)
+    try:
+        wait_for(lambda: list(runs.glob("*/refit/checkpoint.npz")), "the refit's first checkpoint", every=0.02)
+    finally:
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGINT, err
+    assert "accuracy (mean ± std)" in out  # the cv table was shown before the refit started
+    [rd] = list(runs.iterdir())
+    meta = json.loads((rd / "meta.json").read_text())
+    assert meta["status"] == "done" and meta["refit"] == "interrupted"
+    # No signal from here on: the commands run in this process (no start-up, no second decoding of the data).
+    ev = invoke("evaluate", rd)
+    assert ev.exit_code == 1 and f"mlcv cv --resume {rd}" in ev.stderr
+    resumed = invoke("cv", "--resume", rd, "--json")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["refit"]["test_accuracy"] > 0.1
+    assert json.loads((rd / "meta.json").read_text())["refit"] == "done"
+    ev = invoke("evaluate", rd, "--json")
+    assert ev.exit_code == 0 and json.loads(ev.stdout)["model_path"] == str(rd / "refit" / "model.npz")

@@ -4,19 +4,16 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-SMALL = ["--set", "data.num_train=300", "--set", "data.num_val=50", "--set", "data.num_test=100"]
+from helpers import ROOT, clean_env, run_mlcv, sets
+
+SMALL = sets("data.num_train=300", "data.num_val=50", "data.num_test=100")
 
 
 def mlcv(args, tmp_path, **env):
-    environ = {**os.environ, "MLCV_DATA_DIR": str(tmp_path / "data"), **env}
-    environ.pop("MLCV_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], cwd=tmp_path, env=environ,
-                          capture_output=True, text=True)
+    return run_mlcv(*args, cwd=tmp_path, env=clean_env(MLCV_DATA_DIR=tmp_path / "data", **env))
 
 
 def test_help_and_linear_models_do_not_import_numba(tmp_path):
@@ -59,32 +56,3 @@ def test_cli_falls_back_to_numpy_with_a_note_and_the_same_answers(tmp_path):
     assert slow_predict.stderr.count("Note:") == 1
     top = json.loads(slow_predict.stdout)["predictions"][0]["top"]
     assert sum(t["votes"] for t in top) == 5
-
-
-def test_knn_searches_raw_pixels_only_when_neighbours_cannot_change():
-    from mlcv_cli.core.features.chain import FeatureChain
-    from mlcv_cli.models.build import searches_pixels as knn_searches_pixels
-
-    pixels = [("pixels", {"scale": 1 / 255, "subtract_mean": True})]
-    assert knn_searches_pixels("knn", FeatureChain(pixels))
-    assert knn_searches_pixels("knn", FeatureChain(pixels + [("pixels", {"scale": 2.0, "subtract_mean": False})]))
-    assert not knn_searches_pixels("knn", FeatureChain(pixels, standardize=True))  # per-pixel scales reorder
-    assert not knn_searches_pixels("knn", FeatureChain([("hog", {})]))
-    assert not knn_searches_pixels("softmax", FeatureChain(pixels))
-
-
-def test_saved_knn_model_keeps_its_memory_budget(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from mlcv_cli.models import modelfile
-    from mlcv_cli.models.build import estimator_from_file
-    from mlcv_cli.cli.app import cli
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLCV_DATA_DIR", str(tmp_path / "data"))
-    result = CliRunner().invoke(cli, ["train", "--model", "knn", *SMALL, "--set", "model.max_memory_mb=40", "--json"])
-    assert result.exit_code == 0, result.output
-    mf = modelfile.load(tmp_path / json.loads(result.stdout)["run_dir"] / "model.npz")
-    est = estimator_from_file(mf)
-    assert est.max_memory == 40 * 2**20
-    assert est.X_train_.dtype == np.uint8 and est.X_train_.shape == (300, 3072)

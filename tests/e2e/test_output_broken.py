@@ -2,14 +2,14 @@
 
 import json
 import os
+import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from helpers import MLCV, clean_env, make_folder, start_mlcv, status_of, wait_for
 from mlcv_cli.system import output
 from mlcv_cli.data import import_folder
 
@@ -20,13 +20,7 @@ needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="/de
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("tiny")
-    for split, n in (("train", 30), ("test", 10)):
-        for cls in ("cat", "dog", "ship"):
-            (root / split / cls).mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / split / cls / f"{i}.png")
+    root = make_folder(tmp_path_factory.mktemp("tiny"), ("cat", "dog", "ship"), 30, 10, side=32, noise=256, tint=0)
     data = tmp_path_factory.mktemp("data")
     import_folder(root, data, "tiny")
     return data
@@ -62,9 +56,8 @@ def mlcv(cwd, *args, stdout="pipe", stderr="pipe"):
         for fd in closed:
             os.close(fd)
 
-    env = {k: v for k, v in os.environ.items() if k != "MLCV_DEBUG"}
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *map(str, args)], cwd=cwd, env=env,
+        proc = subprocess.Popen([*MLCV, *map(str, args)], cwd=cwd, env=clean_env(),
                                 stdout=handles["stdout"], stderr=handles["stderr"], preexec_fn=close_fds, text=True)
         for fd in extra:
             os.close(fd)
@@ -80,16 +73,12 @@ def only_run(cwd):
     return run_dir
 
 
-def meta_status(run_dir):
-    return json.loads((run_dir / "meta.json").read_text())["status"]
-
-
 def test_train_with_stdout_closed_finishes_saves_and_says_where(cwd):
     code, _, err = mlcv(cwd, "train", "--model", "softmax", *TINY, "--set", "train.epochs=1", stdout="closed")
     run_dir = only_run(cwd)
     assert code == output.EXIT_OUTPUT_FAILED and "Traceback" not in err
     assert f"Error: could not write to stdout (it is closed); the run finished and is saved in {run_dir.relative_to(cwd)}" in err
-    assert meta_status(run_dir) == "done"
+    assert status_of(run_dir) == "done"
     with np.load(run_dir / "model.npz", allow_pickle=False) as model:  # nothing meant for stdout landed in a file
         assert np.isfinite(model["W"]).all()
     lost = (run_dir / output.LOST_LOG).read_text()
@@ -100,7 +89,7 @@ def test_train_with_stderr_closed_trains_and_keeps_the_progress_log(cwd):
     code, out, _ = mlcv(cwd, "train", "--model", "softmax", *TINY, "--set", "train.epochs=2", stderr="closed")
     run_dir = only_run(cwd)
     assert code == 0 and f"run directory: {run_dir.relative_to(cwd)}" in out
-    assert meta_status(run_dir) == "done"
+    assert status_of(run_dir) == "done"
     log = (run_dir / output.LOST_LOG).read_text()
     assert "stderr could not be written (it is closed)" in log and "epoch 2/2" in log
 
@@ -111,7 +100,7 @@ def test_cv_refit_into_a_pipe_nobody_reads_still_refits(cwd):
     run_dir = only_run(cwd)
     assert code == output.EXIT_BROKEN_PIPE and "Traceback" not in err
     assert "Note: could not write to stdout (broken pipe" in err and str(run_dir.relative_to(cwd)) in err
-    assert (run_dir / "refit" / "model.npz").is_file() and meta_status(run_dir) == "done"
+    assert (run_dir / "refit" / "model.npz").is_file() and status_of(run_dir) == "done"
     lost = (run_dir / output.LOST_LOG).read_text()
     assert "2-fold cross-validation of knn" in lost and "refit on 90 images: test accuracy" in lost
 
@@ -121,7 +110,7 @@ def test_json_to_a_full_device_is_an_error_and_the_json_is_kept(cwd):
     code, _, err = mlcv(cwd, "train", "--model", "knn", *TINY, "--json", stdout="full")
     run_dir = only_run(cwd)
     assert code == output.EXIT_OUTPUT_FAILED and "Error: could not write to stdout (No space left on device)" in err
-    assert meta_status(run_dir) == "done"
+    assert status_of(run_dir) == "done"
     lost = (run_dir / output.LOST_LOG).read_text()
     kept = json.loads(lost[lost.index("{"):])
     assert kept["status"] == "done" and kept["run_dir"] == str(run_dir.relative_to(cwd))
@@ -145,7 +134,7 @@ def test_import_with_stderr_closed_imports(tmp_path, image_files):
 def test_both_streams_closed_still_finishes_and_logs_both(cwd):
     code, _, _ = mlcv(cwd, "train", "--model", "softmax", *TINY, "--set", "train.epochs=1", stdout="closed", stderr="closed")
     run_dir = only_run(cwd)
-    assert code == output.EXIT_OUTPUT_FAILED and meta_status(run_dir) == "done"
+    assert code == output.EXIT_OUTPUT_FAILED and status_of(run_dir) == "done"
     log = (run_dir / output.LOST_LOG).read_text()
     assert "stdout could not be written" in log and "stderr could not be written" in log and "epoch 1/1" in log
 
@@ -164,46 +153,17 @@ def test_a_failing_command_keeps_its_exit_status_when_stdout_is_broken(cwd):
     assert code == 2 and "Error:" in err and "Traceback" not in err
 
 
-def test_guarded_stream_keeps_what_it_could_not_write():
-    r, w = os.pipe()
-    os.close(r)
-    stream = output.GuardedStream(w, "stdout")
-    try:
-        assert stream.write("one\n") == 4 and stream.write("two\n") == 4  # no exception, ever
-        assert stream.dead.startswith("broken pipe") and "".join(stream.lost) == "one\ntwo\n"
-        with pytest.raises(TypeError):
-            stream.write(b"bytes")  # click probes streams this way to tell text from binary
-    finally:
-        os.close(w)
-
-
-def test_guarded_stream_writes_file_name_bytes_exactly_and_never_fails_to_encode():
-    r, w = os.pipe()
-    try:
-        output.GuardedStream(w, "stdout").write(os.fsdecode(b"caf\xe9.png") + "\n")
-        output.GuardedStream(w, "stdout", encoding="ascii").write("猫\n")
-        assert os.read(r, 100) == b"caf\xe9.png\n\\u732b\n"
-    finally:
-        os.close(r)
-        os.close(w)
-
-
 def test_a_hang_up_checkpoints_the_run_instead_of_killing_it(cwd):
     # Closing the terminal (or losing the ssh session) sends SIGHUP: the run stops after its step,
     # keeps a checkpoint and says it was interrupted, as on SIGTERM, instead of dying mid-step.
-    import signal
-    import time
-
-    proc = subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", "train", "--model", "softmax", *TINY,
-                             "--set", "train.epochs=5000", "--set", "train.checkpoint_every=1"],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not list((cwd / "runs").glob("*/checkpoint.npz")):
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGHUP)
+    proc = start_mlcv("train", "--model", "softmax", *TINY, "--set", "train.epochs=5000", "--set", "train.checkpoint_every=1", cwd=cwd)
+    try:
+        wait_for(lambda: proc.poll() is not None or list((cwd / "runs").glob("*/checkpoint.npz")), "the first checkpoint", every=0.02)
+    finally:
+        proc.send_signal(signal.SIGHUP)
     _, err = proc.communicate(timeout=120)
     run_dir = only_run(cwd)
     assert proc.returncode == -signal.SIGTERM, err
-    assert meta_status(run_dir) == "interrupted" and "mlcv train --resume" in err and "Traceback" not in err
+    assert status_of(run_dir) == "interrupted" and "mlcv train --resume" in err and "Traceback" not in err
     with np.load(run_dir / "checkpoint.npz", allow_pickle=False) as ck:
         assert 0 < int(ck["iteration"]) < 5000 * 2

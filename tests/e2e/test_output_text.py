@@ -5,26 +5,16 @@ import csv
 import io
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from mlcv_cli.system import output
-from mlcv_cli.cli.app import cli
-from mlcv_cli.system.progress import LineProgress
+from helpers import TERMINAL_CONTROL
+from helpers import mlcv_uncaught as run
 
-# What a terminal would act on: C0/C1 controls (ESC starts colour and cursor sequences) and
-# the bidirectional overrides that reorder a line.
-TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 CLASSES = ["[bold]x", "a[b]c", "\x1b[31mred", "bell\x07", "line\nbreak", ":cat:", "left\u202eright", "plain"]
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", catch_exceptions=False)
 
 
 def shown(text):
@@ -58,15 +48,6 @@ def hostile_run(tmp_path_factory):
     finally:
         os.chdir(old)
     return {"root": root, "images": images, "run_dir": json.loads(trained.stdout)["run_dir"], "import": imported}
-
-
-def test_printable_escapes_what_a_terminal_would_act_on():
-    for code in [*range(0x20), *range(0x7F, 0xA0), 0x202E, 0x2067, 0x2028]:
-        assert not TERMINAL_CONTROL.search(output.printable(f"a{chr(code)}b"))
-    assert output.printable("\x1b[31mred\r\n\t") == "\\x1b[31mred\\r\\n\\t"
-    assert output.printable(os.fsdecode(b"caf\xe9.png")) == "caf\\xe9.png"  # a Latin-1 file name's byte
-    for fine in ("[bold]x", "café", "猫 ship", "a\\b", "🐱"):
-        assert output.printable(fine) == fine
 
 
 def test_import_messages_show_names_literally(hostile_run):
@@ -119,35 +100,3 @@ def test_runs_listing_and_errors_show_user_text_literally(hostile_run, tmp_path)
     assert missing.exit_code == 2 and not TERMINAL_CONTROL.search(missing.stderr) and "no\\x1b[2Jsuch[/].yaml" in missing.stderr
     click_error = run("evaluate", tmp_path / "gone\x07[/]")
     assert click_error.exit_code == 2 and not TERMINAL_CONTROL.search(click_error.stderr) and "gone\\x07[/]" in click_error.stderr
-
-
-def test_progress_lines_show_descriptions_literally():
-    stream = io.StringIO()
-    bar = LineProgress(3, "decoding \x1b[2Jx\r", stream=stream)
-    bar.update(1, epoch="1/3\x07")
-    assert not TERMINAL_CONTROL.search(stream.getvalue()) and "decoding \\x1b[2Jx\\r: 1/3 epoch 1/3\\x07" in stream.getvalue()
-
-
-def test_plots_draw_class_names_with_dollar_signs(tmp_path):
-    from mlcv_cli import plots
-
-    plt = plots.pyplot()
-    fig, ax = plt.subplots()
-    ax.set_title("cost$\\notacommand$")  # mathtext would refuse this at draw time
-    fig.savefig(tmp_path / "t.png")
-    plt.close(fig)
-    assert (tmp_path / "t.png").stat().st_size > 0
-
-
-def test_csv_is_exact_for_a_pipe_and_printable_on_a_terminal(monkeypatch):
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    pipe = io.StringIO()
-    output.csv_writer(pipe).writerow(["a\x1b[2Jb", 0.5])
-    assert pipe.getvalue() == "a\x1b[2Jb,0.5\n"
-    terminal = Terminal()
-    monkeypatch.setattr("sys.stdout", terminal)
-    output.csv_writer().writerow(["a\x1b[2Jb", 0.5])
-    assert terminal.getvalue() == "a\\x1b[2Jb,0.5\n"

@@ -4,13 +4,12 @@ with one line and its finished jobs kept; a killed cv process takes its workers 
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from helpers import clean_env, sets, start_mlcv, wait_for
 from mlcv_cli import config
 from mlcv_cli.runs.rundir import RunDir
 from mlcv_cli.workflow import cv as crossval
@@ -21,11 +20,7 @@ CV = ["cv", "--model", "softmax", "--folds", "2", "--jobs", "2", "--set", "train
 
 
 def _start(tmp_path, tiny, *extra):
-    env = {**os.environ, "MLCV_DATA_DIR": str(tmp_path / "data")}
-    env.pop("MLCV_DEBUG", None)
-    sets = [a for item in tiny for a in ("--set", item)]
-    return subprocess.Popen([sys.executable, "-m", "mlcv_cli.cli.app", *CV, *sets, *extra], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_mlcv(*CV, *sets(*tiny), *extra, cwd=tmp_path, env=clean_env(MLCV_DATA_DIR=tmp_path / "data"))
 
 
 def _workers(pid):
@@ -54,13 +49,7 @@ def _alive(pid):
 
 
 def _wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(predicate, what, timeout=timeout, every=0.02)
 
 
 def _journal_lines(tmp_path):

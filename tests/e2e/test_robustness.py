@@ -11,8 +11,6 @@ import io
 import json
 import os
 import struct
-import subprocess
-import sys
 import tarfile
 import tempfile
 import zipfile
@@ -21,22 +19,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
+from helpers import SIDE, folder_args, make_folder, mlcv, start_mlcv
 from mlcv_cli.system import atomic
 from mlcv_cli.data import download
-from mlcv_cli.cli.app import cli
 from mlcv_cli.runs.rundir import RunDir
 
-N_TRAIN, N_TEST, SIDE = 12, 4, 8
+N_TRAIN, N_TEST = 12, 4
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def mlcv(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv")
 
 
 def assert_fails(result, code, *fragments):
@@ -65,27 +59,10 @@ def snapshot(root):
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def make_folder(root, classes=("a", "b", "c"), n_train=N_TRAIN, n_test=N_TEST, constant=False, test_classes=None):
-    """ROOT/{train,test}/<class>/<i>.png of SIDE x SIDE images; each class has its own tint."""
-    rng = np.random.default_rng(0)
-    for split, n, names in (("train", n_train, classes), ("test", n_test, test_classes or classes)):
-        for c, name in enumerate(names):
-            d = root / split / name
-            d.mkdir(parents=True)
-            count = n[name] if isinstance(n, dict) else n
-            for i in range(count):
-                if constant:
-                    pixels = np.full((SIDE, SIDE, 3), 128, np.uint8)
-                else:
-                    pixels = rng.integers(0, 80, (SIDE, SIDE, 3), dtype=np.uint8)
-                    pixels[..., classes.index(name) % 3] += 170
-                Image.fromarray(pixels).save(d / f"{i}.png")
-    return root
-
-
-def data_args(folder, runs, num_val=6):
-    return ["--set", "data.dataset=folder", "--set", f"data.path={folder}", "--set", f"data.image_size={SIDE}",
-            "--set", f"data.num_val={num_val}", "--set", f"output.dir={runs}"]
+def tinted_folder(root, classes=("a", "b", "c"), n_train=N_TRAIN, n_test=N_TEST, constant=False, test_classes=None):
+    """ROOT/{train,test}/<class>/<i>.png of SIDE x SIDE images; each class has its own tint (constant: all grey)."""
+    colours = dict(base=128, noise=1, tint=0) if constant else dict(noise=80, tint=170)
+    return make_folder(root, classes, n_train, n_test, test_classes=test_classes, **colours)
 
 
 def only_run(runs):
@@ -104,21 +81,14 @@ def bomb_png(width, height):
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b"")
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    monkeypatch.delenv("MLCV_DEBUG", raising=False)
-    monkeypatch.setenv("MLCV_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A finished softmax and kNN run on a 3-class 8x8 folder: (folder, {model: run dir})."""
     base = tmp_path_factory.mktemp("trained")
-    folder = make_folder(base / "imgs")
+    folder = tinted_folder(base / "imgs")
     runs = {}
     for model in ("softmax", "knn"):
-        result = mlcv("train", "--model", model, *data_args(folder, base / model), "--set", "train.epochs=2", "--json")
+        result = mlcv("train", "--model", model, *folder_args(folder, base / model), "--set", "train.epochs=2", "--json")
         assert result.exit_code == 0, result.output
         runs[model] = Path(json.loads(result.stdout)["run_dir"])
     return folder, runs
@@ -445,13 +415,13 @@ def disk_full(monkeypatch):
 
 @pytest.mark.parametrize("victim", ["model.npz", "metrics.json", "history.csv"])
 def test_disk_full_while_saving_a_run(tmp_path, disk_full, victim):
-    folder = make_folder(tmp_path / "imgs")
+    folder = tinted_folder(tmp_path / "imgs")
     runs = tmp_path / "runs"
-    earlier = mlcv("train", "--model", "softmax", *data_args(folder, runs), "--set", "train.epochs=1", "--json")
+    earlier = mlcv("train", "--model", "softmax", *folder_args(folder, runs), "--set", "train.epochs=1", "--json")
     assert earlier.exit_code == 0
     before = snapshot(runs)
     disk_full(victim)
-    result = mlcv("train", "--model", "softmax", *data_args(folder, runs), "--set", "train.epochs=1", "--set", "output.name=full")
+    result = mlcv("train", "--model", "softmax", *folder_args(folder, runs), "--set", "train.epochs=1", "--set", "output.name=full")
     assert_fails(result, 1, victim, "No space left on device", "free some disk space")
     new = next(p for p in runs.iterdir() if p.name.startswith("full-"))
     assert not (new / "model.npz").exists()
@@ -463,7 +433,7 @@ def test_disk_full_while_saving_a_run(tmp_path, disk_full, victim):
 def test_disk_full_while_importing_keeps_the_earlier_import(tmp_path, disk_full):
     # The cache's manifest is renamed into place last and names fresh array files, so a
     # failed re-import leaves the earlier import complete and in use.
-    folder = make_folder(tmp_path / "imgs")
+    folder = tinted_folder(tmp_path / "imgs")
     source = snapshot(folder)
     data = tmp_path / "data"
     first = mlcv("download", "folder", folder, "--name", "pets", "--data-dir", data, "--size", SIDE)
@@ -519,12 +489,12 @@ def test_disk_full_during_download_leaves_no_file(tmp_path, monkeypatch):
 
 
 def test_runs_dir_not_writable(tmp_path, monkeypatch):
-    folder = make_folder(tmp_path / "imgs")
+    folder = tinted_folder(tmp_path / "imgs")
     blocker = tmp_path / "afile"
     blocker.write_text("a regular file")
-    result = mlcv("train", "--model", "knn", *data_args(folder, blocker / "runs"))
+    result = mlcv("train", "--model", "knn", *folder_args(folder, blocker / "runs"))
     assert_fails(result, 1, blocker / "runs", "output.dir")
-    result = mlcv("train", "--model", "knn", *data_args(folder, blocker))
+    result = mlcv("train", "--model", "knn", *folder_args(folder, blocker))
     assert_fails(result, 1, blocker, "output.dir")
     assert blocker.read_text() == "a regular file"
 
@@ -538,13 +508,13 @@ def test_runs_dir_not_writable(tmp_path, monkeypatch):
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(P, "mkdir", denied)
-    result = mlcv("train", "--model", "knn", *data_args(folder, tmp_path / "runs"))
+    result = mlcv("train", "--model", "knn", *folder_args(folder, tmp_path / "runs"))
     assert_fails(result, 1, tmp_path / "runs", "Permission denied", "output.dir")
 
 
 @pytest.mark.parametrize("command", ["folder", "folder-denied", "cifar10"])
 def test_data_dir_not_writable(tmp_path, monkeypatch, command):
-    folder = make_folder(tmp_path / "imgs")
+    folder = tinted_folder(tmp_path / "imgs")
     blocker = tmp_path / "afile"
     blocker.write_text("a regular file")
     data = blocker / "data"
@@ -573,9 +543,9 @@ def test_data_dir_not_writable(tmp_path, monkeypatch, command):
 
 @pytest.mark.parametrize("model", ["svm", "softmax"])
 def test_divergence_stops_marks_failed_and_keeps_history(tmp_path, model):
-    folder = make_folder(tmp_path / "imgs")
+    folder = tinted_folder(tmp_path / "imgs")
     runs = tmp_path / "runs"
-    result = mlcv("train", "--model", model, *data_args(folder, runs), "--set", "train.lr=1e30",
+    result = mlcv("train", "--model", model, *folder_args(folder, runs), "--set", "train.lr=1e30",
                   "--set", "train.batch_size=5", "--set", "train.epochs=50", "--set", "train.checkpoint_every=0")
     assert_fails(result, 1, "diverged at iteration", "train.lr=")
     iteration = int(result.stderr.split("diverged at iteration ")[1].split()[0])
@@ -593,9 +563,8 @@ def test_divergence_stops_marks_failed_and_keeps_history(tmp_path, model):
 
 
 def test_two_runs_started_at_once_get_their_own_directories(tmp_path):
-    folder = make_folder(tmp_path / "imgs")
-    cmd = [sys.executable, "-m", "mlcv_cli.cli.app", "train", "--model", "knn", *data_args(folder, tmp_path / "runs"), "--json"]
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    folder = tinted_folder(tmp_path / "imgs")
+    procs = [start_mlcv("train", "--model", "knn", *folder_args(folder, tmp_path / "runs"), "--json", cwd=tmp_path) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     dirs = {json.loads(out)["run_dir"] for out, _ in outs}
@@ -613,40 +582,40 @@ def test_two_runs_started_at_once_get_their_own_directories(tmp_path):
 
 @pytest.mark.parametrize("model", ["knn", "softmax", "svm"])
 def test_constant_images_give_finite_metrics(tmp_path, model):
-    folder = make_folder(tmp_path / "imgs", constant=True)
+    folder = tinted_folder(tmp_path / "imgs", constant=True)
     k = ["--set", "model.k=3"] if model == "knn" else []  # model.k is refused for a linear model
-    result = mlcv("train", "--model", model, *data_args(folder, tmp_path / "runs"), *k, "--json")
+    result = mlcv("train", "--model", model, *folder_args(folder, tmp_path / "runs"), *k, "--json")
     assert result.exit_code == 0, result.output
     metrics = strict_json(only_run(tmp_path / "runs") / "metrics.json")
     assert 0 <= metrics["test_accuracy"] <= 1
 
 
 def test_single_class_dataset(tmp_path):
-    folder = make_folder(tmp_path / "imgs", classes=("only",))
+    folder = tinted_folder(tmp_path / "imgs", classes=("only",))
     runs = tmp_path / "runs"
     for model in ("knn", "softmax"):
-        result = mlcv("train", "--model", model, *data_args(folder, runs / model), "--json")
+        result = mlcv("train", "--model", model, *folder_args(folder, runs / model), "--json")
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["test_accuracy"] == 1.0
         strict_json(only_run(runs / model) / "metrics.json")
-    cv = mlcv("cv", "--model", "knn", "--folds", "3", *data_args(folder, runs / "cv"))
+    cv = mlcv("cv", "--model", "knn", "--folds", "3", *folder_args(folder, runs / "cv"))
     assert_fails(cv, 1, "two classes")
 
 
 def test_k_larger_than_training_set_is_a_config_error(tmp_path):
-    folder = make_folder(tmp_path / "imgs")
-    result = mlcv("train", "--model", "knn", *data_args(folder, tmp_path / "runs"), "--set", "model.k=100")
+    folder = tinted_folder(tmp_path / "imgs")
+    result = mlcv("train", "--model", "knn", *folder_args(folder, tmp_path / "runs"), "--set", "model.k=100")
     assert_fails(result, 2, "model.k", "100", "30")
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
-    cv = mlcv("cv", "--model", "knn", "--folds", "3", "--grid", "model.k=1,50", *data_args(folder, tmp_path / "runs"))
+    cv = mlcv("cv", "--model", "knn", "--folds", "3", "--grid", "model.k=1,50", *folder_args(folder, tmp_path / "runs"))
     assert_fails(cv, 2, "model.k")
 
 
 def test_absent_and_rare_classes_give_null_not_nan(tmp_path):
     # Class c: one training image (so some CV folds lack it) and no test images.
-    folder = make_folder(tmp_path / "imgs", n_train={"a": 12, "b": 12, "c": 1}, test_classes=("a", "b"))
+    folder = tinted_folder(tmp_path / "imgs", n_train={"a": 12, "b": 12, "c": 1}, test_classes=("a", "b"))
     runs = tmp_path / "runs"
-    cv = mlcv("cv", "--model", "knn", "--folds", "3", "--grid", "model.k=1,3", "--refit", *data_args(folder, runs, num_val=0), "--json")
+    cv = mlcv("cv", "--model", "knn", "--folds", "3", "--grid", "model.k=1,3", "--refit", *folder_args(folder, runs, num_val=0), "--json")
     assert cv.exit_code == 0, cv.output
     run = only_run(runs)
     summary = strict_json(run / "cv_summary.json")
@@ -656,7 +625,7 @@ def test_absent_and_rare_classes_give_null_not_nan(tmp_path):
     assert "NaN" not in (run / "cv_results.csv").read_text()
 
     soft = mlcv("cv", "--model", "softmax", "--folds", "3", "--grid", "model.reg=0.001,0.01",
-                *data_args(folder, tmp_path / "runs2", num_val=0), "--set", "train.epochs=2", "--json")
+                *folder_args(folder, tmp_path / "runs2", num_val=0), "--set", "train.epochs=2", "--json")
     assert soft.exit_code == 0, soft.output
     strict_json(only_run(tmp_path / "runs2") / "cv_summary.json")
 

@@ -6,60 +6,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from mlcv_cli.cli.app import cli
+from helpers import SIDE, InterruptAfter, assert_one_line_error, cv_table, folder_args, make_folder, mlcv
 
-SIDE = 8
-
-
-def mlcv(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv")
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
-def assert_one_line_error(result, code, *fragments):
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-
-
-def make_folder(root, classes=("a", "b", "c"), n_train=14, n_test=4, seed=0):
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for c, name in enumerate(classes):
-            d = root / split / name
-            d.mkdir(parents=True)
-            for i in range(n):
-                # Faint tints under heavy noise: accuracies well inside (0, 1), so a forged 1.0 would win.
-                pixels = rng.integers(0, 246, (SIDE, SIDE, 3), dtype=np.uint8)
-                pixels[..., c % 3] += 8
-                Image.fromarray(pixels).save(d / f"{i}.png")
-    return root
-
-
-def data_args(folder, runs):
-    return ["--set", "data.dataset=folder", "--set", f"data.path={folder}", "--set", f"data.image_size={SIDE}",
-            "--set", "data.num_val=0", "--set", f"output.dir={runs}"]
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    monkeypatch.delenv("MLCV_DEBUG", raising=False)
-    monkeypatch.setenv("MLCV_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
+def make_noisy_folder(root):
+    # Faint tints under heavy noise: accuracies well inside (0, 1), so a forged 1.0 would win.
+    return make_folder(root, noise=246, tint=8)
 
 
 @pytest.fixture(scope="module")
 def finished_cv(tmp_path_factory):
     """A finished 3-fold kNN cv run (one job per fold, three k each) and its JSON result."""
     base = tmp_path_factory.mktemp("cv")
-    folder = make_folder(base / "imgs")
-    result = mlcv("cv", "--model", "knn", "--folds", "3", "--grid", "model.k=1,3,5", *data_args(folder, base / "runs"), "--json")
+    folder = make_noisy_folder(base / "imgs")
+    result = mlcv("cv", "--model", "knn", "--folds", "3", "--grid", "model.k=1,3,5", *folder_args(folder, base / "runs", num_val=0), "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert all(0 < a < 0.9 for s in out["summary"] for a in s["folds"])  # a forged 1.0 would change the best
@@ -72,10 +36,6 @@ def _copy(run, tmp_path):
     for name in ("cv_summary.json", "cv_results.csv", "best.yaml"):
         (dst / name).unlink()
     return dst
-
-
-def _table(out):
-    return [(s["params"], s["folds"]) for s in out["summary"]]
 
 
 def _records(run):
@@ -117,7 +77,7 @@ def test_journal_records_that_do_not_fit_the_plan_are_run_again(finished_cv, tmp
     result = mlcv("cv", "--resume", copy, "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert _table(out) == _table(original)
+    assert cv_table(out) == cv_table(original)
     assert out["best_params"] == original["best_params"]
     assert "jobs.jsonl" in out["warning"] and "run again" in out["warning"]
     # The journal is clean again: every line a record of the plan, one per job.
@@ -135,7 +95,7 @@ def test_torn_last_line_is_cut_before_appending(finished_cv, tmp_path):
     (copy / "jobs.jsonl").write_text(_lines(genuine[0], genuine[1]) + torn)
     result = mlcv("cv", "--resume", copy, "--json")
     assert result.exit_code == 0, result.output
-    assert _table(json.loads(result.stdout)) == _table(original)
+    assert cv_table(json.loads(result.stdout)) == cv_table(original)
     text = (copy / "jobs.jsonl").read_text()
     assert text.endswith("\n") and all(line.endswith("}]}") for line in text.splitlines())
     assert sorted(r["id"] for r in _records(copy)) == ["g0-f0", "g0-f1", "g0-f2"]
@@ -182,27 +142,6 @@ def test_damaged_summary_is_refused_by_refit(finished_cv, tmp_path, summary):
 # -- checkpoint.npz and meta.json --------------------------------------------------------------
 
 
-class _InterruptAfter:
-    """A progress factory that sends this process SIGINT after ``n`` steps: training stops with a checkpoint."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __call__(self, total, desc):
-        return self
-
-    def update(self, n=1, **postfix):
-        import os
-        import signal
-
-        self.n -= n
-        if n and self.n == 0:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    def close(self):
-        pass
-
-
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory):
     """An interrupted softmax run (adam, so the checkpoint holds optimizer state too)."""
@@ -211,11 +150,11 @@ def interrupted(tmp_path_factory):
     from mlcv_cli.errors import TrainingInterrupted
 
     base = tmp_path_factory.mktemp("train")
-    folder = make_folder(base / "imgs")
+    folder = make_noisy_folder(base / "imgs")
     values = {"data.dataset": "folder", "data.path": str(folder), "data.image_size": SIDE, "data.num_val": 6,
               "output.dir": str(base / "runs"), "train.batch_size": 8, "train.epochs": 6, "train.optimizer": "adam"}
     with pytest.raises(TrainingInterrupted):
-        train(config.replace(config.resolve(model_type="softmax"), values), progress=_InterruptAfter(3))
+        train(config.replace(config.resolve(model_type="softmax"), values), progress=InterruptAfter(3))
     [run] = (base / "runs").iterdir()
     return run
 

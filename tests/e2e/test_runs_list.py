@@ -5,27 +5,20 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from mlcv_cli import config as config_mod
+from helpers import clean_env, mlcv, sets, start_mlcv
+from helpers import mlcv_uncaught as run
 from mlcv_cli.system import locks
 from mlcv_cli.runs import listing as runlist
-from mlcv_cli.cli.app import cli
 
-SMALL = ["--set", "data.num_train=300", "--set", "data.num_val=100", "--set", "data.num_test=100"]
-
-
-# Two feature steps: the feature list is the config's one list of mappings.
-FEATURES = ["features=[{type: hog, cell_size: 8}, {type: pixels}]"]
-
-
-def run(*args, env=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", catch_exceptions=False, env=env)
+SMALL = sets("data.num_train=300", "data.num_val=100", "data.num_test=100")
 
 
 @pytest.fixture(scope="module")
@@ -258,16 +251,46 @@ def test_diff_of_damaged_and_non_run(runs_dir, tmp_path):
     assert result.exit_code == 2 and "not a run directory" in result.stderr
 
 
-@pytest.mark.parametrize("overrides", [[], ["data.path=/tmp/x y", "output.name=a.b"], ["train.eps=1e-5", "data.num_test=7"], FEATURES,
-                                       ["cv.grid={'model.k': [1, 3]}"]])
-@pytest.mark.parametrize("model", ["knn", "softmax"])
-def test_fast_config_reader_agrees_with_pyyaml(tmp_path, model, overrides):
-    text = config_mod.to_yaml(config_mod.resolve(None, [o for o in overrides if not o.startswith("cv.grid")], model_type=model,
-                                                 extra={"cv.grid": {"model.k": [1, 3]}} if any(o.startswith("cv.grid") for o in overrides) else None))
-    (tmp_path / "config.yaml").write_text(text)
-    flat = runlist._read_config(tmp_path / "config.yaml")
-    assert flat == runlist.flatten_config(yaml.safe_load(text))
-    assert runlist.fast_config(text.encode()) in (None, flat)
-    # Scalars PyYAML reads differently from their look (octal, dates, sexagesimal) go to PyYAML.
-    for odd in ("0123", "2026-11-29", "1:20", "'quoted'", "1e-5", ".inf"):
-        assert runlist.fast_config(f"name: {odd}\n".encode()) in (None, {"name": yaml.safe_load(f"name: {odd}\n")["name"]})
+# -- runs killed by SIGKILL, listings killed while writing their cache (real processes) ----------
+
+
+def _runs(root):
+    result = mlcv("runs", root, "--json")
+    assert result.exit_code == 0, result.output
+    return {r["name"]: r for r in json.loads(result.stdout)["runs"]}
+
+
+def test_a_run_killed_by_sigkill_is_stale_even_when_its_pid_lives_on(tmp_path):
+    runs = tmp_path / "runs"
+    proc = start_mlcv("train", "--model", "softmax", "--set", "data.num_train=500", "--set", "train.epochs=100000",
+                      "--set", f"output.dir={runs}", "--set", "train.checkpoint_every=0",
+                      cwd=tmp_path, env=clean_env(MLCV_DATA_DIR=tmp_path / "data"))
+    deadline = time.monotonic() + 120
+    while not list(runs.glob("*/meta.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [run] = [p.parent for p in runs.glob("*/meta.json")]
+    assert _runs(runs)[run.name]["status"] == "running"  # alive: it holds the run's lock
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    row = _runs(runs)[run.name]
+    assert row["status"] == "stale" and str(proc.pid) in row["reason"]
+    # A pid now used by another process (reuse, or another PID namespace) is not the run.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        meta = json.loads((run / "meta.json").read_text())
+        (run / "meta.json").write_text(json.dumps({**meta, "pid": other.pid}))
+        assert _runs(runs)[run.name]["status"] == "stale"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_listing_killed_while_writing_its_cache_leaves_nothing_for_long(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "r1").mkdir(parents=True)
+    (runs / "r1" / "meta.json").write_text(json.dumps({"status": "done", "kind": "train"}))
+    leftover = runs / "..mlcv-runs-cache.json.k1ll3d.tmp"  # the name atomic.py gives a half-written cache
+    leftover.write_text('{"version"')
+    assert list(_runs(runs)) == ["r1"]
+    assert not leftover.exists() and (runs / ".mlcv-runs-cache.json").exists()
+    assert sorted(p.name for p in runs.iterdir()) == [".mlcv-runs-cache.json", "r1"]

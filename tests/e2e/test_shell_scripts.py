@@ -7,12 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-MLCV = f"{shlex.quote(sys.executable)} -m mlcv_cli.cli.app"
+import helpers
+from helpers import ROOT
+
+MLCV = shlex.join(helpers.MLCV)
 
 
 def _default_sigint():
@@ -89,7 +90,7 @@ done
     assert "Interrupted" in err and "Traceback" not in err
 
 
-# train and cv are covered for real in test_interrupt.py and test_crossval.py.
+# train and cv are covered for real in test_interrupt.py.
 @pytest.mark.parametrize("command", ["download", "predict"])
 def test_sigterm_ends_a_command_by_sigterm(tmp_path, command):
     program = _signalling_program(command, signal.SIGTERM, to_group=False)

@@ -1,24 +1,19 @@
-"""Cross-validation: plans, the kNN many-k path, executors that agree, resume, plots."""
+"""workflow/cv: plans, the kNN many-k path, executors that agree, the refit, grid-edge notes.
+Runs stopped by signals are in tests/e2e/test_interrupt.py."""
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from PIL import Image
 
+from helpers import cv_table
 from mlcv_cli import config
 from mlcv_cli.workflow import cv as crossval
 from mlcv_cli.workflow.cv import jobs as cv_jobs
-from mlcv_cli.cli.app import cli as mlcv
 from mlcv_cli.core.knn import KNearestNeighbor
 from mlcv_cli.core.model_selection import stratified_kfold
-from mlcv_cli.errors import ConfigError, UsageError
+from mlcv_cli.errors import ConfigError
 
 SMALL = {"data.num_train": 500, "data.num_val": 100, "data.num_test": 100}
 
@@ -40,14 +35,13 @@ def test_full_grid_and_random_points():
     assert rnd == crossval.grid_points({"train.lr": [1e-7, 1e-5], "model.k": [1, 100]}, random_n=50, seed=3)
 
 
-def test_grid_option_parsing():
-    grid = config.parse_grid_option(["model.k=1,3,5", "train.lr=logspace(-7,-5,3)", "model.metric=l1,l2"])
-    assert grid["model.k"] == [1, 3, 5] and grid["model.metric"] == ["l1", "l2"]
-    assert grid["train.lr"] == pytest.approx([1e-7, 1e-6, 1e-5])
-    with pytest.raises(UsageError):
-        config.parse_grid_option(["model.k"])
-    with pytest.raises(ConfigError):
-        config.parse_grid_option(["model.k=a,b"])
+def test_a_full_grid_of_the_limit_is_allowed_and_random_samples_any_grid(in_tmp):
+    grid = {"train.lr": [10.0 ** -e for e in range(1, 101)], "model.reg": [10.0 ** -e for e in range(1, 101)]}
+    assert len(crossval.grid_points(grid)) == 10_000
+    grid["model.delta"] = [1.0, 2.0]
+    with pytest.raises(ConfigError, match="20,000 grid points"):
+        crossval.grid_points(grid)
+    assert len(crossval.grid_points(grid, random_n=5)) == 5
 
 
 def test_knn_points_share_one_job_per_fold_and_metric(tmp_path):
@@ -75,16 +69,12 @@ def test_knn_many_k_equals_separate_runs():
             assert row["accuracy"] == pytest.approx(np.mean(separate == labels[va]))
 
 
-def _table(result):
-    return [(s["params"], s["folds"]) for s in result["summary"]]
-
-
 def test_serial_processes_and_dask_agree(tmp_path):
     cfg = cfg_for("softmax", tmp_path, {"train.lr": [0.003, 0.03]}, **{"train.epochs": 2})
     serial = crossval.cross_validate(cfg)
     procs = crossval.cross_validate(cfg, n_jobs=2)
     dask = crossval.cross_validate(cfg, n_jobs=2, dask_scheduler="local")
-    assert _table(serial) == _table(procs) == _table(dask)
+    assert cv_table(serial) == cv_table(procs) == cv_table(dask)
     assert serial["summary"][0]["mean"] > 0.15
     rd = Path(serial["run_dir"])
     for name in ("cv_results.csv", "best.yaml", "jobs.jsonl", "cv_summary.json", "config.yaml", "meta.json"):
@@ -112,105 +102,9 @@ def test_refit_scores_test_split_into_same_run(tmp_path):
     assert (refit / "model.npz").is_file() and json.loads((refit / "meta.json").read_text())["status"] == "done"
 
 
-def test_resume_after_kill_skips_finished_jobs(tmp_path):
-    runs = tmp_path / "runs"
-    args = [sys.executable, "-m", "mlcv_cli.cli.app", "cv", "--model", "softmax", "--folds", "3",
-            "--grid", "train.lr=0.001,0.003,0.01,0.03", "--set", "data.num_train=1500", "--set", "train.epochs=4",
-            "--set", f"output.dir={runs}", "--json"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
-    jobs_file = None
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        found = list(runs.glob("*/jobs.jsonl"))
-        if found and len(found[0].read_text().splitlines()) >= 3:
-            jobs_file = found[0]
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert jobs_file is not None, "the cv run never finished three jobs"
-    done_before = len(jobs_file.read_text().splitlines())
-    assert done_before < 12
-    rd = jobs_file.parent
-    resumed = crossval.cross_validate(resume_dir=rd)
-    assert resumed["jobs_resumed"] == done_before
-    ids = [json.loads(l)["id"] for l in jobs_file.read_text().splitlines()]
-    assert len(ids) == len(set(ids)) == 12  # nothing was run twice
-    fresh_cfg = config.resolve(rd / "config.yaml")
-    fresh = crossval.cross_validate(config.replace(fresh_cfg, {"output.dir": str(tmp_path / "fresh")}))
-    assert _table(resumed) == _table(fresh)
-
-
-def _assert_png(path, min_side=200):
-    with Image.open(path) as im:
-        assert im.format == "PNG" and min(im.size) >= min_side
-        arr = np.asarray(im.convert("L"))
-    assert arr.std() > 5  # not a blank canvas
-
-
-def test_plots(tmp_path, tiny):
-    from mlcv_cli.workflow.evaluate import evaluate
-    from mlcv_cli.workflow.train import train
-    from mlcv_cli import plots
-
-    def tiny_cfg(model, values):  # the plots do not need real images: the tiny folder loads at once
-        return config.replace(config.resolve(None, tiny, model_type=model), {"output.dir": str(tmp_path / "runs"), **values})
-
-    one = crossval.cross_validate(tiny_cfg("knn", {"cv.grid": {"model.k": [1, 3, 7]}, "cv.folds": 3}))
-    _assert_png(plots.plot_cv(one["run_dir"]))
-    two = crossval.cross_validate(tiny_cfg("knn", {"cv.grid": {"model.k": [1, 3], "model.metric": ["l1", "l2"]}, "cv.folds": 3}))
-    _assert_png(plots.plot_cv(two["run_dir"]))
-    rd = train(tiny_cfg("svm", {"train.epochs": 2}))["run_dir"]
-    made = plots.plot_run(rd)
-    assert sorted(Path(p).name for p in made) == ["confusion-test.png", "loss.png", "templates.png"]
-    for p in made:
-        _assert_png(p)
-    knn_rd = train(tiny_cfg("knn", {}))["run_dir"]
-    ev = evaluate(knn_rd, plot=plots.evaluation_plots)
-    assert sorted(Path(p).name for p in ev["plots"]) == ["confusion-test.png", "neighbors-test.png"]
-    for p in ev["plots"]:
-        _assert_png(p)
-
-
-def test_sigterm_marks_cv_interrupted_and_exits_143(tmp_path):
-    runs = tmp_path / "runs"
-    args = [sys.executable, "-m", "mlcv_cli.cli.app", "cv", "--model", "softmax", "--folds", "3",
-            "--grid", "train.lr=0.001,0.003,0.01,0.03", "--set", "data.num_train=1500", "--set", "train.epochs=6",
-            "--set", f"output.dir={runs}"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    deadline = time.time() + 120
-    while time.time() < deadline and not [p for p in runs.glob("*/jobs.jsonl") if p.read_text().strip()]:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGTERM, err
-    assert "mlcv cv --resume" in err and "Traceback" not in err
-    [rd] = list(runs.iterdir())
-    assert json.loads((rd / "meta.json").read_text())["status"] == "interrupted"
-
-
-def test_interrupted_refit_is_finished_by_cv_resume(in_tmp, tmp_path):
-    runs = tmp_path / "runs"
-    cli = [sys.executable, "-m", "mlcv_cli.cli.app"]
-    args = [*cli, "cv", "--model", "softmax", "--folds", "2", "--grid", "train.lr=0.01", "--refit",
-            "--set", "data.num_train=1000", "--set", "train.epochs=60", "--set", f"output.dir={runs}"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(runs.glob("*/refit/checkpoint.npz")):
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGINT, err
-    assert "accuracy (mean ± std)" in out  # the cv table was shown before the refit started
-    [rd] = list(runs.iterdir())
-    meta = json.loads((rd / "meta.json").read_text())
-    assert meta["status"] == "done" and meta["refit"] == "interrupted"
-    # No signal from here on: the commands run in this process (no start-up, no second decoding of the data).
-    ev = CliRunner().invoke(mlcv, ["evaluate", str(rd)])
-    assert ev.exit_code == 1 and f"mlcv cv --resume {rd}" in ev.stderr
-    resumed = CliRunner().invoke(mlcv, ["cv", "--resume", str(rd), "--json"])
-    assert resumed.exit_code == 0, resumed.output
-    assert json.loads(resumed.stdout)["refit"]["test_accuracy"] > 0.1
-    assert json.loads((rd / "meta.json").read_text())["refit"] == "done"
-    ev = CliRunner().invoke(mlcv, ["evaluate", str(rd), "--json"])
-    assert ev.exit_code == 0 and json.loads(ev.stdout)["model_path"] == str(rd / "refit" / "model.npz")
+def test_cv_warns_when_the_best_value_is_at_the_grid_edge():
+    grid = {"train.lr": [0.001, 0.01, 0.1], "model.reg": [0.001, 0.01, 0.1], "model.k": [1, 3, 5]}
+    notes = crossval.grid_edge_warnings(grid, {"train.lr": 0.1, "model.reg": 0.001, "model.k": 1})
+    assert notes == ["the best train.lr=0.1 is the largest value tried: extend the grid above it",
+                     "the best model.reg=0.001 is the smallest value tried: extend the grid below it"]  # k=1 is the floor
+    assert crossval.grid_edge_warnings(grid, {"train.lr": 0.01, "model.reg": 0.01, "model.k": 3}) == []
