@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import clean_env, memory_error_in_cv_job, mlcv, run_mlcv, sets
-from mlcv_cli import config
+from mlcv_cli import config, data
 from mlcv_cli.workflow import cv as crossval
 from mlcv_cli.workflow.cv import jobs as cv_jobs
 from mlcv_cli.system import memory
@@ -160,7 +160,7 @@ def test_memory_error_outside_a_run_is_one_line(in_tmp, tiny, monkeypatch):
     def load(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(training, "load_dataset", load)
+    monkeypatch.setattr(data, "load_folder", load)  # the tiny folder is read through mlcv_cli.data, before any run exists
     result = mlcv("train", "--model", "softmax", *sets(*tiny))
     assert result.exit_code == 1
     assert result.output.startswith("Error: ran out of memory") and "Traceback" not in result.output
