@@ -1,3 +1,9 @@
+"""Fixtures for every test. Plain helper functions live in helpers.py.
+
+The test folders mirror mlcv_cli/ (tests/core/, tests/data/, ...) and tests/e2e/ holds the tests
+that drive the mlcv command across layers. No folder is a package (no __init__.py): pytest
+imports each test file by its basename, so every basename must be unique under tests/.
+"""
 
 import dataclasses
 
@@ -5,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import make_folder
 from mlcv_cli import data as datasets
 
 _SHIPPED_SAMPLE = datasets.SAMPLE_ZIP
@@ -16,7 +23,7 @@ def _shipped_sample_decoded_once():
     """In this test process the shipped sample (6,000 JPEGs, 1.5 s or more to decode) is decoded
     once per image size, for module fixtures too. Each load gets its own Dataset over read-only
     arrays, so no test can change what another one sees; a test that points SAMPLE_ZIP elsewhere
-    gets a real load, and tests/datasets/test_sample.py checks the decoding itself."""
+    gets a real load, and tests/data/test_sample.py checks the decoding itself."""
     decode = datasets.load_sample
 
     def load_sample(size=32):
@@ -61,13 +68,12 @@ def image_files(tmp_path):
 def tiny(tmp_path_factory):
     """--set items for a 3-class folder of 8x8 images (30 training and 5 test images per class):
     loads in a fraction of the time of the shipped sample."""
-    root = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 30), ("test", 5)):
-        for c, name in enumerate("abc"):
-            (root / split / name).mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 80, (8, 8, 3), dtype=np.uint8)
-                pixels[..., c] += 170
-                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+    root = make_folder(tmp_path_factory.mktemp("tiny"), n_train=30, n_test=5, noise=80, tint=170)
     return ["data.dataset=folder", f"data.path={root}", "data.image_size=8"]
+
+
+@pytest.fixture(scope="session")
+def train_only_folder(tmp_path_factory):
+    """300 images 32x32 in 3 classes, train/ only, as a person makes one from their photos."""
+    return make_folder(tmp_path_factory.mktemp("pets"), ("cat", "dog", "fox"), n_train=100, n_test=0, side=32, seed=5,
+                       noise=90, tint=150)

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse
-from click.testing import CliRunner
 from PIL import Image
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -21,9 +20,10 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from helpers import ROOT
+from helpers import mlcv_uncaught as run
 from mlcv_cli import config
 from mlcv_cli import data as datasets
-from mlcv_cli.cli.app import cli
 from mlcv_cli.core.knn import KNearestNeighbor
 from mlcv_cli.core.linear import LinearClassifier
 from mlcv_cli.core.features.color_hist import ColorHistogram
@@ -33,7 +33,6 @@ from mlcv_cli.core.features.pixels import Pixels as CorePixels
 from mlcv_cli.sklearn import (ColorHistogramFeatures, Features, HOGFeatures, KMeansFeatures, KNNClassifier, LinearSVMClassifier,
                               MlcvCV, Pixels, SoftmaxClassifier, load)
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # Run in a fresh interpreter: scipy reads SCIPY_ARRAY_API when it is first imported, and
 # without it scikit-learn skips its array-API check. Prints one JSON list of results.
@@ -263,10 +262,6 @@ def test_image_transformers_keep_the_estimator_contract(sample):
 
 
 # -- the same numbers as the CLI ------------------------------------------------------------
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

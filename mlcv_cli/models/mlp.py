@@ -76,15 +76,18 @@ class MLPModel(ModelType):
         return {**weights, "activation": np.array(est.activation), "leaky_slope": np.array(float(est.leaky_slope))}
 
     def check_arrays(self, path, data, D, C, pixels_dim):
+        # H is what most of W1, b1 and W2 say, so the one damaged array is the one named
+        said = [a.shape[axis] for a, axis in ((data.get("W1"), 1), (data.get("b1"), 0), (data.get("W2"), 0))
+                if a is not None and a.ndim > axis]
+        H = max(set(said), key=said.count) if said else 0
         W1 = data.get("W1")
-        H = W1.shape[1] if W1 is not None and W1.ndim == 2 else 0
         weights, missing = checked_weights(path, data, {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)})
         activation, slope = data.get("activation"), data.get("leaky_slope")
         missing += [name for name, a in (("activation", activation), ("leaky_slope", slope)) if a is None]
         if missing:
             raise ModelFileError(f"{path}: an mlp model needs {', '.join(missing)}; the file is incomplete")
         if H < 1:
-            raise ModelFileError(f"{path}: W1 must be ({D}, H) with H >= 1; found {W1.shape}")
+            raise ModelFileError(f"{path}: W1 must be ({D}, H) with H >= 1; found {None if W1 is None else W1.shape}")
         if activation.dtype.kind != "U" or activation.ndim != 0 or str(activation) not in ACTIVATIONS:
             raise ModelFileError(f"{path}: entry 'activation' must be one of {', '.join(ACTIVATIONS)}; the file is damaged")
         if slope.dtype.kind != "f" or slope.ndim != 0 or not (0 <= float(slope) < 1):
