@@ -42,7 +42,7 @@ def main():
     parser.add_argument("train_source", help="cifar10-train-jpeg.zip (train/<class>/NNNN.jpg)")
     parser.add_argument("test_source", help="cifar10-test-sample-jpeg.zip (test/<class>/NNNN.jpg, official test images)")
     parser.add_argument("--out", default=str(ROOT / "mlcv_cli" / "sample" / "cifar10-sample.zip"))
-    parser.add_argument("--digests", default=str(ROOT / "tests" / "datasets" / "cifar10-train-pixel-digests.npy"),
+    parser.add_argument("--digests", default=str(ROOT / "tests" / "data" / "cifar10-train-pixel-digests.npy"),
                         help="where to write the pixel digests of all training images (tests/data/test_sample.py reads them)")
     parser.add_argument("--train-per-class", type=int, default=500)
     parser.add_argument("--test-per-class", type=int, default=100)
