@@ -24,6 +24,7 @@ from helpers import ROOT
 from helpers import mlcv_uncaught as run
 from mlcv_cli import config
 from mlcv_cli import data as datasets
+from mlcv_cli.models import registry
 from mlcv_cli.core.knn import KNearestNeighbor
 from mlcv_cli.core.linear import LinearClassifier
 from mlcv_cli.core.features.color_hist import ColorHistogram
@@ -302,7 +303,7 @@ def test_gridsearch_with_mlcvs_folds_and_seeds_equals_mlcv_cv(image_folder, tmp_
         clone(model).fit(ds.train_x, ds.train_y)
 
 
-@pytest.mark.parametrize("model, features", [("knn", None), ("svm", None), ("softmax", None),
+@pytest.mark.parametrize("model, features", [("knn", None), ("svm", None), ("softmax", None), ("mlp", None),
                                              ("softmax", "[{type: hog, cell_size: 8}, {type: color_hist, bins: 6}]")])
 def test_load_predicts_what_mlcv_predict_prints(model, features, image_folder, tmp_path, sample):
     extra = ["--set", f"features={features}"] if features else []
@@ -322,10 +323,9 @@ def test_load_predicts_what_mlcv_predict_prints(model, features, image_folder, t
     est = load(run_dir)
     images = np.stack([datasets.read_image(f, size=32) for f in files])
     assert list(est.predict(images)) == [row["top"][0]["class"] for row in rows]
-    if model == "knn":
-        key, values = "votes", est.predict_proba(images) * 3
-    else:
-        key, values = ("probability", est.predict_proba(images)) if model == "softmax" else ("score", est.decision_function(images))
+    key = registry.get(model).score_kind
+    values = {"votes": lambda: est.predict_proba(images) * 3, "probability": lambda: est.predict_proba(images),
+              "score": lambda: est.decision_function(images)}[key]()
     for row, v in zip(rows, values):
         for entry in row["top"]:
             assert v[list(est.classes_).index(entry["class"])] == pytest.approx(entry[key], rel=1e-6)
@@ -372,7 +372,8 @@ run("download folder", "download", "folder", folder, "--name", "bits", "--data-d
 run("runs", "runs", out, "--json")
 run("runs diff", "runs", "diff", run_dir, run_dir)
 try:
-    import mlcv_cli.sklearn
+    from mlcv_cli.models import registry
+import mlcv_cli.sklearn
     codes["import mlcv_cli.sklearn"] = (0, "imported")
 except ImportError as exc:
     codes["import mlcv_cli.sklearn"] = (1, str(exc))
