@@ -16,8 +16,10 @@ import numpy as np
 
 from .core.metrics import confusion_matrix
 from .errors import MlcvError, UsageError
-from .models import registry
+from .models import modelfile, registry
 from .system import atomic
+from .workflow.inputs import load_dataset
+from .workflow.saved import config_of_model
 
 
 def pyplot():
@@ -418,9 +420,6 @@ def plot_hog(hog, images, labels, classes, out_path) -> str:
 
 def plot_features(run_dir, want) -> list:
     """filters.png for a k-means step, hog.png (on a few test images) for a HOG step."""
-    from .models import modelfile
-    from .workflow.inputs import load_dataset
-    from .workflow.saved import config_of_model
 
     mf = modelfile.load(run_dir / "model.npz")
     made = []
@@ -462,7 +461,6 @@ def plot_run(run_dir, which=None) -> list:
     # Weights are images only when the features are the pixels themselves.
     if ("templates" in want and (run_dir / "model.npz").exists() and model_type in registry.names()
             and "weights" in registry.get(model_type).plots and steps == ["pixels"]):
-        from .models import modelfile
 
         made.append(plot_templates(modelfile.load(run_dir / "model.npz"), run_dir / "templates.png"))
     if "confusion" in want and (run_dir / "metrics.json").exists():

@@ -372,8 +372,7 @@ run("download folder", "download", "folder", folder, "--name", "bits", "--data-d
 run("runs", "runs", out, "--json")
 run("runs diff", "runs", "diff", run_dir, run_dir)
 try:
-    from mlcv_cli.models import registry
-import mlcv_cli.sklearn
+    import mlcv_cli.sklearn
     codes["import mlcv_cli.sklearn"] = (0, "imported")
 except ImportError as exc:
     codes["import mlcv_cli.sklearn"] = (1, str(exc))

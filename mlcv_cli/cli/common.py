@@ -7,11 +7,16 @@ import os
 import sys
 
 import click
+from tqdm import tqdm
 
+from .. import config as config_mod
+from .. import plots
 from ..errors import MlcvError, UsageError
 from ..models import registry
 from ..system import output
+from ..system.progress import LineProgress
 from ..system.signals import EXIT_CODE, Terminated
+from ..workflow.inputs import resolve_data_dir
 from . import completion
 from .render import emit_json
 
@@ -26,7 +31,6 @@ def progress_factory(enabled=True):
     """Progress on stderr: a tqdm bar in a terminal; in a log (stderr not a terminal), a plain
     line per milestone (an epoch, a finished cv job) and one when a long step ends."""
     if not sys.stderr.isatty():
-        from ..system.progress import LineProgress
 
         return LineProgress
     return lambda total, desc: _TerminalBar(total, desc, enabled)
@@ -37,7 +41,6 @@ class _TerminalBar:
     beside each step's loss."""
 
     def __init__(self, total, desc, enabled=True):
-        from tqdm import tqdm
 
         self.tqdm = tqdm(total=total, desc=output.printable(desc), unit="it", file=sys.stderr, disable=not enabled, leave=False, dynamic_ncols=True)
         self.shown = {}
@@ -76,7 +79,6 @@ def json_on_failure(command):
 
 
 def data_dir_of(option):
-    from ..workflow.inputs import resolve_data_dir
 
     return resolve_data_dir(option)
 
@@ -103,7 +105,6 @@ def check_config_or_model(config_path, model_type):
 
 
 def load_config(config_path, overrides, model_type=None, extra=None, data_dir=None):
-    from .. import config as config_mod
 
     extra = dict(extra or {})
     if data_dir:
@@ -118,6 +119,5 @@ accept_changes_option = click.option(
 
 def require_matplotlib():
     """Fail before any work starts when --plot is asked for without matplotlib."""
-    from .. import plots
 
     plots.pyplot()

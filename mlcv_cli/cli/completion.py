@@ -12,6 +12,9 @@ from pathlib import Path
 
 from click.shell_completion import CompletionItem
 
+from ..config import KEYS
+from ..runs.listing import COLUMNS
+
 _RUN_FILES = ("meta.json", "config.yaml", "metrics.json")
 _LIMIT = 500  # more candidates than this help nobody; the shell would ask "show all?"
 
@@ -81,7 +84,5 @@ def complete_config_files(ctx, param, incomplete):
 
 def complete_runs_keys(ctx, param, incomplete):
     """Columns and dotted config keys, for --sort and the KEY of --filter KEY=VALUE."""
-    from ..config import KEYS
-    from ..runs.listing import COLUMNS
 
     return [CompletionItem(k) for k in (*COLUMNS, *KEYS) if k.startswith(incomplete)]

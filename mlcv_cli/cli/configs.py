@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .. import config as config_mod
+from ..config import shipped
 from ..errors import UsageError
 from ..models import registry
 from . import render
@@ -20,8 +22,6 @@ def configs_cmd(name):
     Copy one to edit it:                  mlcv configs softmax > my-softmax.yaml
                                           mlcv train --config my-softmax.yaml
     """
-    from .. import config as config_mod
-    from ..config import shipped
 
     available = shipped.names()
     if name is None:

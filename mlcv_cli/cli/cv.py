@@ -6,9 +6,13 @@ from pathlib import Path
 
 import click
 
+from .. import config as config_mod
+from .. import plots
 from ..errors import UsageError
 from ..models import registry
 from ..system import cluster, output
+from ..workflow.cv import refit as cv_refit
+from ..workflow.cv import run as cv_run
 from . import completion, render
 from .common import (
     CONTEXT,
@@ -55,9 +59,6 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
       mlcv cv --model knn --folds 5
       mlcv cv --config configs/svm.yaml --grid train.lr=logspace(-3,-1,3) --jobs 2
     """
-    from .. import config as config_mod
-    from ..workflow.cv import refit as cv_refit
-    from ..workflow.cv import run as cv_run
 
     if plot:
         require_matplotlib()
@@ -88,7 +89,6 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
     output.note_run_dir(result["run_dir"])
     render.echo_note(result)
     if plot:
-        from .. import plots
 
         result["plots"] = plots.plot_run(result["run_dir"], which=("cv",))
     if not as_json:

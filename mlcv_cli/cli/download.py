@@ -8,7 +8,11 @@ import sys
 
 import click
 
+from ..data import cifar10, cifar100, idx, import_folder
 from ..data import registry as datasets
+from ..data.base import load_cache
+from ..data.idx import FILES, SOURCES
+from ..data.splits import holdout_size
 from ..errors import UsageError
 from ..system import output
 from .common import CONTEXT, data_dir_of
@@ -33,7 +37,6 @@ def download_cifar10(data_dir, url, archive, md5, force):
 
     A partial download is resumed; nothing is used before its MD5 checks out.
     """
-    from ..data import cifar10
 
     if md5 is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", md5):
         raise UsageError(f"--md5 expects 32 hexadecimal digits, found {md5!r}")
@@ -59,7 +62,6 @@ def download_cifar10(data_dir, url, archive, md5, force):
 @click.option("--skip-bad", is_flag=True, help="Import the readable images and list the unreadable ones, instead of stopping.")
 def download_folder(path, name, data_dir, size, skip_bad):
     """Import an image folder (ROOT/<split>/<class>/<image>, a directory or .zip) into the cache."""
-    from ..data import import_folder
 
     result = import_folder(path, data_dir_of(data_dir), name, size=size, skip_bad=skip_bad, progress=True)
     if result["replaced"]:
@@ -74,7 +76,6 @@ def download_folder(path, name, data_dir, size, skip_bad):
         + (f" --set data.image_size={size}" if size != 32 else "")
     )
     if not result["n_test"]:
-        from ..data.splits import holdout_size
 
         held = holdout_size(result["n_train"])
         output.echo(f"It has no test/ split: {held} of its images (10%) are held out as the test split when it is used "
@@ -97,7 +98,6 @@ def _with_common(fn):
 
 
 def _idx_command(key):
-    from ..data.idx import FILES, SOURCES
 
     source = SOURCES[key]
 
@@ -115,8 +115,6 @@ def _idx_command(key):
     @click.option("--md5", "md5_items", multiple=True, metavar="FILE=HEX", help="Expected MD5 of one file, replacing the published one (repeatable).")
     @_with_common
     def command(url, archive, md5_items, data_dir, no_verify, force):
-        from ..data import idx
-        from ..errors import UsageError
 
         md5 = {}
         for item in md5_items:
@@ -140,7 +138,6 @@ def _idx_command(key):
 
 
 def _report(title, result, key):
-    from ..data.base import load_cache
 
     if not result["verified"]:
         output.echo(f"Warning: checksums not verified (--no-verify); {title} in {result['path']} may not be the official data.", err=True)
@@ -168,8 +165,6 @@ def download_cifar100(url, archive, md5, data_dir, no_verify, force):
     Both label sets are kept: the 100 fine classes (default) and the 20 coarse
     superclasses (--set data.labels=coarse); class names come from the archive.
     """
-    from ..data import cifar100
-    from ..errors import UsageError
 
     if md5 is not None and not _HEX.fullmatch(md5):
         raise UsageError(f"--md5 expects 32 hexadecimal digits, found {md5!r}")

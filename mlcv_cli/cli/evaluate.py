@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import click
 
+from .. import config as config_mod
+from .. import plots
 from ..data import registry as datasets
 from ..errors import UsageError
 from ..system import output
+from ..workflow import evaluate as evaluating
 from . import completion, render
 from .common import CONTEXT, accept_changes_option, data_dir_option, json_on_failure, progress_factory, require_matplotlib
 
@@ -26,8 +29,6 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accep
 
     The split is rebuilt exactly as in training (same config and seed).
     """
-    from .. import config as config_mod
-    from ..workflow import evaluate as evaluating
 
     changes = {}
     if data_spec:
@@ -46,7 +47,6 @@ def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accep
         changes[key] = value
     if plot:
         require_matplotlib()
-        from .. import plots
     result = evaluating.evaluate(target, split=split, data_cfg_overrides=changes, progress=progress_factory(not as_json),
                                  plot=plots.evaluation_plots if plot else None,
                                accept_changes=accept_changes)

@@ -9,10 +9,10 @@ import click
 from ..core.gradcheck import verdict
 from ..errors import UsageError
 from ..models import registry
+from . import render
 from .common import CONTEXT
 
 _PENALTIES = tuple(dict.fromkeys(p for name in registry.gradcheckable() for p in registry.get(name).gradcheck_penalties))
-from . import render
 
 
 @click.command(context_settings=CONTEXT)

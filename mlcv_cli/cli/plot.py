@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .. import plots
 from ..errors import MlcvError
 from ..system import output
 from . import completion
@@ -22,7 +23,6 @@ def plot_cmd(run_dir):
     confusion-test.png  confusion matrix of the test split      (any trained run; as evaluate --plot)
     Needs matplotlib: pip install 'mlcv[plot]'.
     """
-    from .. import plots
 
     made = plots.plot_run(run_dir)
     if not made:

@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..system import output
+from ..workflow import predict as predicting
 from . import completion, render
 from .common import CONTEXT, json_on_failure
 
@@ -24,7 +25,6 @@ def predict(target, images, top, as_json, as_csv):
     Shows probabilities for softmax, scores for SVM, neighbour votes for kNN.
     Unreadable files are reported and the rest still predicted (exit code 1 if any failed).
     """
-    from ..workflow import predict as predicting
 
     fmt = render.output_format(as_json, as_csv)
     r = predicting.predict(target, images, top=top)

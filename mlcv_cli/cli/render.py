@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import click
+import numpy as np
 
 from ..errors import UsageError
 from ..runs.listing import applies
@@ -41,7 +42,6 @@ def emit_json(obj):
 
 
 def _json_default(o):
-    import numpy as np
 
     if isinstance(o, np.generic):
         return o.item()

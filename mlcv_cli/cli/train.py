@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import click
 
+from .. import config as config_mod
+from .. import plots
 from ..errors import UsageError
 from ..models import registry
 from ..system import output
+from ..workflow import resume as resuming
+from ..workflow import train as training
 from . import completion, render
 from .common import (
     CONTEXT,
@@ -42,9 +46,6 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
     saves a checkpoint and prints how to resume. --resume RUN --set train.epochs=N trains a
     run (finished too) on to N epochs, as if it had been started with N.
     """
-    from .. import config as config_mod
-    from ..workflow import resume as resuming
-    from ..workflow import train as training
 
     if plot:
         require_matplotlib()
@@ -70,7 +71,6 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
     output.note_run_dir(result["run_dir"])
     render.echo_note(result)
     if plot:
-        from .. import plots
 
         result["plots"] = plots.plot_run(result["run_dir"], which=("loss", "templates", "confusion", "filters", "hog"))
     render.show("train", result, render.output_format(as_json))

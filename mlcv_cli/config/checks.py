@@ -5,6 +5,7 @@ what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from typing import Any, Optional
@@ -15,7 +16,6 @@ from .schema import DEFAULT_GRIDS, KEYS, KEYS_USED_BY
 
 
 def closest(name, options):
-    import difflib
 
     match = difflib.get_close_matches(name, options, n=1)
     return f" (did you mean {match[0]!r}?)" if match else ""

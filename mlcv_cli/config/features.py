@@ -8,8 +8,10 @@ cv grids); the whole list is the single config key ``features``.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 
+from ..core.features.chain import FeatureChain, StepError
 from ..errors import ConfigError
 
 
@@ -54,7 +56,6 @@ _KEY = re.compile(r"^features\.(\d+)\.([A-Za-z_][A-Za-z0-9_]*)$")
 
 
 def _closest(name, options):
-    import difflib
 
     match = difflib.get_close_matches(name, list(options), n=1)
     return f" (did you mean {match[0]!r}?)" if match else ""
@@ -168,7 +169,6 @@ def chain_steps(cfg) -> list:
 
 
 def build_chain(cfg):
-    from ..core.features.chain import FeatureChain
 
     return FeatureChain(chain_steps(cfg))
 
@@ -177,7 +177,6 @@ def check_chain(cfg, image_shape=None):
     """Every extractor's own check against the images' shape (H, W, C), as a ConfigError naming
     the key. Without ``image_shape`` (before the data is loaded) the config's size and channels
     are used, colour unless data.channels is 1; the pipeline checks again with the real shape."""
-    from ..core.features.chain import StepError
 
     if image_shape is None:
         size = cfg.data.image_size

@@ -16,6 +16,7 @@ from ..models import registry
 from . import features as feature_config
 from .checks import check_grid_count, check_grid_values, check_value, closest
 from .schema import DEFAULT_GRIDS, KEYS, KEYS_USED_BY, MODEL_DEFAULTS, NATIVE_IMAGE_SIZE, SECTIONS, Config
+from .shipped import locate
 
 
 def parse_scalar(text: str) -> Any:
@@ -142,7 +143,6 @@ def resolve(path=None, overrides=(), model_type=None, extra=None) -> Config:
     from command-line shortcuts (e.g. --folds).
     """
     if path is not None:
-        from .shipped import locate
 
         path = locate(path)
     from_file = _in_file(path, lambda: flatten(read_yaml_file(path))) if path is not None else {}

@@ -218,6 +218,7 @@ def topk_merge(key, col_add, offset, dist, ind):
 # -- patch encoding (the features issue) ----------------------------------------------------
 import numpy as np  # noqa: E402  (kernels only; kept in this section so the loader stays import-free)
 
+
 @jit(nogil=True, fastmath=True)
 def mirror_basis_patches(images, g0, g1, rows, cols, row_step, col_step, off_a, off_b, n_pairs, eps, Z, x2):
     """Contrast-normalised patches in the mirror basis, from uint8 pixels, one patch per row of Z.

@@ -12,11 +12,12 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 
+from ..errors import DataError
 from ..system import locks
 from ..system.atomic import describe_os_error, file_digest, remove_quietly, remove_temporaries, save_npy, write_json
-from ..errors import DataError
 
 MANIFEST = "manifest.json"
 CACHE_FORMAT = "mlcv-dataset-cache"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import fetch
 from ..errors import DataError
 from .base import Dataset, file_digest, import_lock, load_cache, read_manifest, save_cache
+from .download import fetch
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 MD5 = "c32a1d4ab5d03f1284b67883e8d87530"

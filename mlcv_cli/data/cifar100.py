@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..system.atomic import remove_quietly, save_npy
-from .download import fetch
 from ..errors import ConfigError, DataError
+from ..system.atomic import remove_quietly, save_npy
 from .base import Dataset, file_digest, import_lock, load_cache, read_manifest, save_cache
 from .cifar10 import _member_problem
+from .download import fetch
 
 URL = "https://www.cs.toronto.edu/~kriz/"
 ARCHIVE_NAME = "cifar-100-binary.tar.gz"

@@ -16,9 +16,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from tqdm import tqdm
+
 from .. import __version__
-from ..system.atomic import file_digest
 from ..errors import DataError
+from ..system.atomic import file_digest
+from ..system.output import printable
 
 CHUNK = 1 << 20
 _SCHEMES = ("http", "https", "ftp", "file")
@@ -116,9 +119,6 @@ def _download(url, part, progress, timeout, allow_resume):
 
 
 def _stream(response, url, part, offset, total, progress):
-    from tqdm import tqdm
-
-    from ..system.output import printable
 
     received = offset
     bar = tqdm(

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..system import atomic, locks
 from ..core.features.chain import FeatureChain
 from ..errors import MlcvError
+from ..system import atomic, locks
 
 FORMAT = "mlcv-feature-cache"
 VERSION = 1

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import fetch
 from ..errors import DataError
 from .base import Dataset, file_digest, import_lock, load_cache, read_manifest, save_cache
+from .download import fetch
 
 FILES = {
     "train_x": "train-images-idx3-ubyte.gz",

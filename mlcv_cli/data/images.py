@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import warnings
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from ..errors import DataError
+from ..system.output import printable
 
 # Pixel count refused before decoding: a 40-megapixel RGB image is 120 MB of memory.
 MAX_PIXELS = 40_000_000
@@ -187,10 +190,5 @@ def describe_bad(bad, limit=5):
 def _progress(items, enabled, what):
     if not enabled:
         return items
-    import sys
-
-    from tqdm import tqdm
-
-    from ..system.output import printable
 
     return tqdm(items, desc=f"decoding {printable(what)}", unit="img", file=sys.stderr, leave=False, disable=None)

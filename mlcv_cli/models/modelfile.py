@@ -16,8 +16,8 @@ import numpy as np
 
 from ..core.features.chain import FeatureChain
 from ..errors import ModelFileError
-from . import registry
 from ..system import atomic
+from . import registry
 
 FORMAT = "mlcv-model"
 # 1: pixels only ('scale' and 'mean' entries); 2: the fitted feature chain ('features_spec'

@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 
+from .. import config as config_mod
+from ..data.feature_cache import images_fingerprint
 from ..errors import MlcvError
 
 
@@ -26,7 +28,6 @@ def _canonical(obj):
 
 def of_data(ds) -> str:
     """sha256 over the class names and every image and label array (chunked, memmaps welcome)."""
-    from ..data.feature_cache import images_fingerprint
 
     parts = [_canonical(list(ds.classes))]
     for array in (ds.train_x, ds.train_y, ds.test_x, ds.test_y):
@@ -49,7 +50,6 @@ def _with_current_defaults(values: dict) -> dict:
     (absent from a run recorded before it existed) is filled in at its default, which is the
     behaviour the run had, so it is not mistaken for an edit. Values this mlcv would refuse
     are returned as they are (and then compare as edits)."""
-    from .. import config as config_mod
 
     nested = {}
     for key, value in values.items():

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import UsageError
+from ..config import KEYS, KEYS_USED_BY
+from ..errors import MlcvError, UsageError
+from ..system import atomic, locks
+from .rundir import LOCK_FILE
 
 # Columns every listing has; any dotted config key can be used as well.
 COLUMNS = ("name", "kind", "model", "dataset", "status", "train", "val", "test", "time", "date")
@@ -168,8 +171,6 @@ def process_gone(meta) -> bool:
     a process in another PID namespace cannot fool it. Only a definite answer counts: a run
     from another host whose lock is not held stays "running" (the file system may not share locks).
     """
-    from ..system import locks
-    from .rundir import LOCK_FILE
 
     lock = Path(meta["path"]) / LOCK_FILE
     if locks.is_locked(lock) or (lock.exists() and not os.access(lock, os.R_OK)):  # held, or not ours to test
@@ -320,8 +321,6 @@ def _load_cache(root: Path) -> dict:
 
 def _save_cache(root: Path, runs: dict):
     """Best effort: a read-only runs directory is listed just the same, only not faster next time."""
-    from ..errors import MlcvError
-    from ..system import atomic, locks
 
     try:
         # One writer at a time (another listing busy writing: skip); holding the lock, the
@@ -392,7 +391,6 @@ def applies(row, key):
     if not key.startswith(("model.", "train.", "preprocess.")):
         return key != "cv.folds" or row["kind"] == "cv"
     if _KEYS_USED_BY is None:
-        from ..config import KEYS_USED_BY
 
         _KEYS_USED_BY = KEYS_USED_BY
     used = _KEYS_USED_BY.get(row.get("model"))
@@ -448,7 +446,6 @@ def parse_filter(item: str):
 
 def resolve_key(key, option):
     """A column, a dotted config key, or the last part of one (lr, reg, k) as the table shows it."""
-    from ..config import KEYS
 
     if key in COLUMNS or key in KEYS or key in ("name", "seed", "cv.grid") or re.fullmatch(r"features\.\d+\.\w+", key):
         return key

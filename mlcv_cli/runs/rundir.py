@@ -16,6 +16,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy
+
 from .. import __version__
 from ..errors import MlcvError
 from ..system import atomic, locks
@@ -29,7 +31,6 @@ def _now():
 
 
 def versions():
-    import numpy
 
     return {"mlcv": __version__, "python": platform.python_version(), "numpy": numpy.__version__}
 

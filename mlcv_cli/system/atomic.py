@@ -5,12 +5,14 @@ destination directory, flushed and fsynced, then renamed into place.
 """
 
 import contextlib
+import errno
 import functools
 import hashlib
-import errno
 import json
 import os
 import tempfile
+
+import numpy as np
 
 from ..errors import MlcvError
 
@@ -126,7 +128,6 @@ def write_json(path, obj):
 
 def save_npy(path, array):
     """Write one array as .npy (memory-mappable, no pickles)."""
-    import numpy as np
 
     with atomic_open(path, "wb") as fh:
         np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
@@ -134,7 +135,6 @@ def save_npy(path, array):
 
 def save_npz(path, arrays):
     """Write a dict of arrays as an uncompressed .npz (no pickles)."""
-    import numpy as np
 
     with atomic_open(path, "wb") as fh:
         np.savez(fh, **arrays)

@@ -4,9 +4,12 @@ has workers, whether they can run mlcv. Each failure is one line; every wait is 
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import re
 import socket
 import time
+from importlib.metadata import PackageNotFoundError, version
 
 from ..errors import MlcvError, UsageError
 
@@ -72,7 +75,6 @@ def check_workers(client, address: str, timeout: float):
             f"the Dask scheduler at {address} has no workers (waited {timeout:g} s); start some with "
             f"`dask worker {address}`, or raise --dask-timeout"
         ) from None
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         ours = version("mlcv")
@@ -81,8 +83,6 @@ def check_workers(client, address: str, timeout: float):
 
     def mlcv_on_worker():
         # A nested function travels by value: it runs even where mlcv cannot be imported.
-        import importlib.metadata
-        import importlib.util
 
         try:
             if importlib.util.find_spec("mlcv_cli") is None:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ..errors import MlcvError
+from .output import printable
 
 _held = {}  # lock file path -> [fd, shared, count]
 _guard = threading.Lock()
@@ -183,7 +184,6 @@ def say_waiting(what):
     def on_wait(pid):
         who = f"mlcv process {pid}" if pid else "another mlcv process"
         with contextlib.suppress(OSError, ValueError):
-            from .output import printable
 
             print(printable(f"waiting for {who} to finish {what} ..."), file=sys.stderr, flush=True)
 

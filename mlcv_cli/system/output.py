@@ -8,12 +8,18 @@ names, class names and config values safe to show.
 
 from __future__ import annotations
 
+import csv
 import errno
 import io
 import os
 import re
 import signal
 import sys
+
+import click
+from rich.console import Console
+
+from . import atomic
 
 # Exit status when the work succeeded but stdout could not take its output: a reader that went
 # away (`| head -1`) gets the status of a process killed by SIGPIPE, as from any Unix tool;
@@ -54,7 +60,6 @@ def console(**kwargs):
     """A rich Console for stdout that renders every string as one line of plain text (no markup,
     no emoji codes, control characters escaped, so a class name cannot split a table row):
     styles are given as ``style=``, never inside a string; several lines, as several prints."""
-    from rich.console import Console
 
     class PlainTextConsole(Console):
         def render_str(self, text, **options):
@@ -66,7 +71,6 @@ def console(**kwargs):
 
 def echo(text="", err=False):
     """click.echo of a one-line message that may quote user text (a path, a class name)."""
-    import click
 
     click.echo(printable(text), err=err)
 
@@ -74,7 +78,6 @@ def echo(text="", err=False):
 def csv_writer(stream=None):
     """A csv.writer on ``stream`` (stdout): its fields exact when that is a file or a pipe (they
     are data), text made printable on a terminal. Whether it is a terminal is asked once."""
-    import csv
 
     stream = sys.stdout if stream is None else stream
     writer = csv.writer(stream, lineterminator="\n")
@@ -263,7 +266,6 @@ def finish(code):
 
 
 def _save_lost(run_dir, out, err):
-    from . import atomic
 
     path = os.path.join(run_dir, LOST_LOG)
     parts = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.channels import match_channels
 from ..data.feature_cache import FeatureStore
 from ..data.splits import held_out_test, split_dataset
 from ..errors import DataError
@@ -55,7 +56,6 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, pl
         )
     store = FeatureStore(data_dir_for(cfg) / "features")
     est = estimator_from_file(mf, store)
-    from ..data.channels import match_channels
 
     x = match_channels(check_image_size(x, mf.image_size), mf.channels)  # e.g. a colour folder for a grayscale model
     X = model_rows(mf, x, store, progress, split)

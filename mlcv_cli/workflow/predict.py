@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.channels import match_channels
+from ..data.images import IMAGE_EXTENSIONS, read_image
 from ..errors import MlcvError
 from ..models import modelfile, registry
 from ..models.build import estimator_from_file, model_rows
@@ -14,7 +16,6 @@ from .saved import feature_store_of, locate_model
 
 def predict(target, files, *, top=3) -> dict:
     """Top-k classes for each image file; unreadable files are reported, the rest predicted."""
-    from ..data.images import IMAGE_EXTENSIONS, read_image
 
     path, warning = locate_model(target)
     mf = modelfile.load(path)
@@ -34,7 +35,6 @@ def predict(target, files, *, top=3) -> dict:
         raise MlcvError(f"no image files found in {', '.join(str(f) for f in files)} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     rows = []
     if images:
-        from ..data.channels import match_channels
 
         # Files are read as colour; a grayscale model sees them as Pillow's luma.
         X = model_rows(mf, match_channels(np.stack(images), mf.channels))
@@ -54,7 +54,6 @@ def predict(target, files, *, top=3) -> dict:
 
 def expand_image_paths(items):
     """Files as given; directories expand to the image files inside them (sorted, recursive)."""
-    from ..data.images import IMAGE_EXTENSIONS
 
     for item in items:
         p = Path(item)

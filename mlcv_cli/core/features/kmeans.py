@@ -13,8 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import _kernels
-from ._common import (DEFAULT_MAX_MEMORY, Extractor, check_choice, check_float, check_int,
-                      chunk_size, progress_bar)
+from ._common import DEFAULT_MAX_MEMORY, Extractor, check_choice, check_float, check_int, chunk_size, progress_bar
 from .patch_encoder import PatchEncoder, images_per_block
 
 ENCODERS = ("triangle", "soft_threshold")

@@ -8,6 +8,7 @@ import logging
 import secrets
 import signal
 import time
+from concurrent.futures import CancelledError
 
 from ...errors import MlcvError, UsageError
 from ...system import cluster as cluster_mod
@@ -94,7 +95,6 @@ def execute_on_dask(client, jobs, plan, data, on_done, timeout=None):
         client.submit(_run_on_dask, job, plan_f, data_f, token, key=f"mlcv-{job['id']}-{token}", pure=False): job
         for job in jobs
     }
-    from concurrent.futures import CancelledError
 
     from distributed.comm import CommClosedError
 

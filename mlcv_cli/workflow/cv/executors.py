@@ -3,9 +3,12 @@ cluster through dask_executor.py."""
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
+import multiprocessing
 import os
 import signal
+import threading
 import time
 
 from ...errors import MlcvError
@@ -36,7 +39,6 @@ def _die_with_parent(parent_pid):
             return
     except (OSError, AttributeError):  # not Linux
         pass
-    import threading
 
     def watch():
         while os.getppid() == parent_pid:
@@ -80,8 +82,6 @@ def executor(n_jobs, dask_scheduler, dask_timeout=None, resume_hint=""):
 
 
 def _execute_processes(jobs, plan, data, n_jobs, on_done):
-    import concurrent.futures as cf
-    import multiprocessing
 
     threads = max(1, (os.cpu_count() or 1) // n_jobs)
     # Workers are spawned (fresh interpreters), so these limits apply before their BLAS
