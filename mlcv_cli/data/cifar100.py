@@ -17,7 +17,7 @@ import numpy as np
 from ..system.atomic import remove_quietly, save_npy
 from .download import fetch, known_file_limit
 from ..errors import ConfigError, DataError
-from .base import Dataset, file_digest, import_lock, load_cache, read_manifest, save_cache
+from .base import Dataset, file_digest, import_lock, load_cache, load_npy, read_manifest, save_cache
 from .cifar10 import _member_problem
 
 URL = "https://www.cs.toronto.edu/~kriz/"
@@ -252,7 +252,7 @@ def load_cifar100(data_dir, labels="fine", mmap=True):
     for split, y in (("train", ds.train_y), ("test", ds.test_y)):
         info = coarse["arrays"].get(split)
         try:
-            a = np.load(cache / info["file"], allow_pickle=False)
+            a = load_npy(cache / info["file"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"the CIFAR-100 coarse labels in {cache} are damaged ({exc}); {fix}") from None
         if a.shape != y.shape or a.dtype.kind not in "iu" or (a.size and (a.min() < 0 or a.max() >= N_CLASSES["coarse"])):
