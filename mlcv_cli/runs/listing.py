@@ -385,8 +385,8 @@ def scan(runs_dir) -> list:
             row = hit["row"]
         else:
             row = read_run(entry.path)
-        if row["status"] != "damaged":
-            fresh[entry.name] = {"sig": sig, "row": row}
+        # A damaged run is recorded without its row: it is read again every time.
+        fresh[entry.name] = {"sig": sig, "row": row} if row["status"] != "damaged" else {"sig": sig}
         rows.append(check_liveness({**row, "path": str(root / entry.name)}))
     if fresh.keys() != cache.keys() or any(fresh[k]["sig"] != cache[k].get("sig") for k in fresh):
         _save_cache(root, fresh)
