@@ -73,10 +73,10 @@ def _nothing_to_resume(run, status, cfg, state_file):
     if status == "failed":
         fix = (f"; {again} with a lower train.lr" if error and "diverged" in error else f"; fix the cause and {again}")
         return f"{run.path} failed before writing its first checkpoint ({error or 'no reason recorded'}): there is nothing to resume{fix}"
-    if status == "interrupted":
-        return f"{run.path} was stopped before writing its first checkpoint: there is nothing to resume; {again}"
-    if status == "running" and not run.is_live():
-        return f"{run.path} was killed before writing its first checkpoint: there is nothing to resume; {again}"
     if cfg.train.checkpoint_every == 0:
         return f"{run.path} has no {state_file} to resume from: it was trained with train.checkpoint_every: 0; {again}"
+    if status == "interrupted":
+        return f"{run.path} was stopped before writing its first checkpoint: there is nothing to resume; {again}"
+    if status == "running":  # we hold the run's lock, so no live process is writing it
+        return f"{run.path} was killed before writing its first checkpoint: there is nothing to resume; {again}"
     return f"{run.path} has no {state_file} to resume from (status {status}); {again}"
