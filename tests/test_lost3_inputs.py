@@ -201,20 +201,27 @@ def test_unclear_numbers_in_set_and_grid_are_refused(in_tmp, key, written):
 
 
 def test_numbers_a_person_means_are_read_as_meant():
-    text = ("train:\n  epochs: 1_000\n  lr: 1e-3\n  lr_decay: .5\n  batch_size: +20\n"
+    text = ("train:\n  epochs: 1_000\n  lr: 1e-3\n  lr_decay: .5\n  batch_size: +20\n  random_search_tries: 1e3\n"
             "model:\n  type: softmax\n  reg: 1.5E+2\n")
-    cfg = loading.build({**loading.flatten(loading.safe_load_text(text, "t"))})
+    cfg = loading.from_dict(loading.safe_load_text(text, "t"))
     assert (cfg.train.epochs, cfg.train.lr, cfg.train.lr_decay, cfg.train.batch_size, cfg.model.reg) == (1000, 0.001, 0.5, 20, 150.0)
+    assert cfg.train.random_search_tries == 1000 and type(cfg.train.random_search_tries) is int
+    assert type(cfg.train.lr) is float
 
 
 def test_text_keys_keep_what_was_written(in_tmp, tiny):
     r = mlcv("train", "--model", "softmax", *[a for s in tiny for a in ("--set", s)], "--set", "train.epochs=1",
-             "--set", "output.name=017", "--set", "name=0x10")
+             "--set", "output.name=017", "--set", "name=1e5")
     assert r.exit_code == 0, r.output
     (run,) = (in_tmp / "runs").iterdir()
     assert run.name.startswith("017-")
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["output"]["name"] == "017" and saved["name"] == "0x10"
+    assert saved["output"]["name"] == "017" and saved["name"] == "1e5"
+    # Written so that mlcv reads the same text back (quoted), for resume and evaluate.
+    again = loading.from_dict(loading.read_yaml_file(run / "config.yaml"))
+    assert (again.output.name, again.name) == ("017", "1e5")
+    r = mlcv("train", "--resume", run, "--set", "train.epochs=2")
+    assert r.exit_code == 0, r.output
 
 
 def test_runs_shows_unclear_numbers_as_written(runs_dir):

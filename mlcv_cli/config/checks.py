@@ -40,6 +40,16 @@ class UnclearNumber(str):
         return "text (YAML 1.2 reads 0o as octal)" if text[1:2].lower() == "o" else f"text (it is not valid {kind})"
 
 
+class WrittenFloat(float):
+    """A number written without a decimal point but with an exponent (1e-3): what YAML 1.1 read as
+    text. A number to a number key; to a text key, the text as written (``text``)."""
+
+    def __new__(cls, value, text):
+        self = super().__new__(cls, value)
+        self.text = text
+        return self
+
+
 def check_value(key: str, value: Any) -> Any:
     """Type- and range-check one value for a dotted key; return it normalised."""
     if key == "features":
@@ -61,6 +71,8 @@ def check_meta(key: str, meta: dict, value: Any) -> Any:
                 "write the number you mean in decimal digits, without leading zeros (e.g. 90, 0.001 or 1e-3)"
             )
         value = str(value)
+    if isinstance(value, WrittenFloat):  # 1e3 is the integer 1000 to an integer key
+        value = value.text if kind is str else int(value) if kind is int and value.is_integer() else float(value)
     if value is None:
         if meta["nullable"]:
             return None

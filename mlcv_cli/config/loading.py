@@ -17,7 +17,7 @@ from ..errors import ConfigError, UsageError
 from ..system.files import read_small_text
 from ..models import registry
 from . import features as feature_config
-from .checks import UnclearNumber, check_grid_count, check_grid_values, check_value, closest
+from .checks import UnclearNumber, WrittenFloat, check_grid_count, check_grid_values, check_value, closest
 from .schema import DEFAULT_GRIDS, KEYS, KEYS_USED_BY, MODEL_DEFAULTS, NATIVE_IMAGE_SIZE, SECTIONS, Config
 
 
@@ -44,8 +44,11 @@ def parse_override(item: str) -> tuple:
 # (1_000 too) and floats (1e-3 too). The other forms become UnclearNumber, which a number key
 # refuses naming the value as written and a text key takes as the text it is; dates stay text.
 _DECIMAL_INT = r"[-+]?(?:0|[1-9][0-9_]*)"
-_DECIMAL_FLOAT = (r"[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+_DECIMAL_FLOAT = (r"[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?"
                   r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
+# 1e-3: a number to a number key, the text as written to a text key (YAML 1.1 made it text).
+_EXPONENT_ONLY = r"[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+_EXPONENT_TAG = "tag:mlcv,2025:exponent-number"
 _UNCLEAR = r"[-+]?(?:0[0-9_]+|0[bB][0-9_]*|0[xX][0-9a-fA-F_]*|0[oO][0-9_]*|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)"
 _UNCLEAR_TAG = "tag:mlcv,2025:unclear-number"
 _REPLACED_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
@@ -56,7 +59,7 @@ def _decimal_resolvers(base):
     resolvers = {first: [(tag, regexp) for tag, regexp in pairs if tag not in _REPLACED_TAGS]
                  for first, pairs in base.yaml_implicit_resolvers.items()}
     for tag, pattern in ((_UNCLEAR_TAG, _UNCLEAR), ("tag:yaml.org,2002:int", _DECIMAL_INT),
-                         ("tag:yaml.org,2002:float", _DECIMAL_FLOAT)):
+                         ("tag:yaml.org,2002:float", _DECIMAL_FLOAT), (_EXPONENT_TAG, _EXPONENT_ONLY)):
         regexp = re.compile(rf"^(?:{pattern})$")
         for first in "+-.0123456789":
             resolvers.setdefault(first, []).append((tag, regexp))
@@ -67,6 +70,11 @@ def _unclear_number(loader, node):
     return UnclearNumber(loader.construct_scalar(node))
 
 
+def _exponent_number(loader, node):
+    text = loader.construct_scalar(node)
+    return WrittenFloat(float(text.replace("_", "")), text)
+
+
 class _DecimalLoader(yaml.SafeLoader):
     """SafeLoader reading numbers as decimal only (see _decimal_resolvers)."""
 
@@ -74,6 +82,7 @@ class _DecimalLoader(yaml.SafeLoader):
 
 
 _DecimalLoader.add_constructor(_UNCLEAR_TAG, _unclear_number)
+_DecimalLoader.add_constructor(_EXPONENT_TAG, _exponent_number)
 
 
 class RunConfigLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -84,6 +93,13 @@ class RunConfigLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
 
 
 RunConfigLoader.add_constructor(_UNCLEAR_TAG, _unclear_number)
+RunConfigLoader.add_constructor(_EXPONENT_TAG, _exponent_number)
+
+
+class _DecimalDumper(yaml.SafeDumper):
+    """SafeDumper that quotes any text the config loader would not read back as text ("1e5", "017")."""
+
+    yaml_implicit_resolvers = _decimal_resolvers(yaml.SafeDumper)
 
 
 class _NoAliasLoader(_DecimalLoader):
@@ -273,7 +289,7 @@ def flatten_config(cfg: Config) -> dict:
 
 
 def to_yaml(cfg: Config) -> str:
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False)
+    return yaml.dump(cfg.to_dict(), Dumper=_DecimalDumper, sort_keys=False, default_flow_style=False)
 
 
 def from_dict(data: dict) -> Config:
