@@ -39,6 +39,13 @@ class Handler(BaseHTTPRequestHandler):
             if mode in ("endless", "endless-chunked"):
                 self._endless(chunked=mode == "endless-chunked")
                 return
+            if mode == "slow-headers":  # a header a byte at a time, every 0.2 s, without end
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+                for _ in range(1000):
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                return
             self.send_response(206 if start else 200)
             if start:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -129,6 +136,13 @@ def test_a_server_that_stalls_keeps_the_bytes_it_sent(server, tmp_path, fast_win
     fetch(server.url + "/whole/f.bin", dest, progress=False)
     assert dest.read_bytes() == server.data
     assert server.log[-1]["range"] == "bytes=1000-"
+
+
+def test_a_server_trickling_its_headers_is_given_up(server, tmp_path, fast_windows):
+    t0 = time.monotonic()
+    with pytest.raises(DataError, match="no complete reply within 1 s"):
+        fetch(server.url + "/slow-headers/f.bin", tmp_path / "f.bin", progress=False)
+    assert time.monotonic() - t0 < 10
 
 
 @pytest.mark.parametrize("mode", ["endless", "endless-chunked"])

@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -115,6 +116,55 @@ class _Limits:
         return size is not None and size > self.max_bytes
 
 
+def _open_within(request, limits):
+    """urlopen, with the reply's status line and headers due within the rate window: a server that
+    trickles its headers a byte at a time never trips a read timeout either."""
+    connections = []
+
+    def watched(cls):
+        def connect(*args, **kwargs):
+            connections.append(cls(*args, **kwargs))
+            return connections[-1]
+
+        return connect
+
+    class HTTP(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(watched(http.client.HTTPConnection), req)
+
+    class HTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(watched(http.client.HTTPSConnection), req, context=self._context)
+
+    fired = []
+
+    def cut():
+        fired.append(True)
+        for conn in connections:
+            with contextlib.suppress(OSError, AttributeError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(limits.window, cut) if limits.window > 0 else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    late = DataError(f"could not download {request.full_url}: the server sent no complete reply within {limits.window:g} s; "
+                     "check the URL and your connection, or try a mirror (--url)")
+    try:
+        response = urllib.request.build_opener(HTTP, HTTPS).open(request, timeout=limits.timeout)
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError):
+        if fired:
+            raise late from None
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if fired:
+        response.close()
+        raise late
+    return response
+
+
 def _env_number(name, default):
     text = os.environ.get(name)
     try:
@@ -133,7 +183,7 @@ def _download(url, part, progress, limits, allow_resume):
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=limits.timeout)
+        response = _open_within(request, limits)
     except urllib.error.HTTPError as exc:
         with contextlib.closing(exc):
             if exc.code == 416 and offset:
