@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..system import locks
-from ..system.files import read_small
+from ..system.files import open_regular, read_small
 from ..system.atomic import describe_os_error, file_digest, remove_quietly, remove_temporaries, save_npy, write_json
 from ..errors import DataError
 
@@ -188,7 +188,7 @@ def load_npy(path, mmap=False):
     """One .npy array file, read without pickles (memory-mapped with ``mmap``). Its header is
     checked against the file before anything is allocated; ValueError says what is wrong in
     words of its own (a zero-filled file is "not a .npy file", not numpy's allow_pickle advice)."""
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         if fh.read(6) != b"\x93NUMPY":
             raise ValueError("not a .npy array file (no NumPy header: the file is damaged or was overwritten)")
         fh.seek(0)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..system import atomic, locks
-from ..system.files import read_small
+from ..system.files import open_regular, read_small
 from ..core.features.chain import FeatureChain
 from ..errors import MlcvError
 from .base import load_npy
@@ -111,7 +111,9 @@ class FeatureStore:
         """Features (N, D) of ``images`` under the fitted ``chain``: read-only memmap on a cache hit."""
         t0 = time.perf_counter()
         if chain.pixels_only or self.directory is None or len(images) == 0:
-            X = _finite(chain.transform(images, progress), what)
+            X = chain.transform(images, progress)
+            if not chain.pixels_only:  # scaled bytes minus a checked mean are finite: no second pass over pixels
+                _finite(X, what)
             self._note(what, "off", time.perf_counter() - t0)
             return X
         images_fp = images_fp or images_fingerprint(images)
@@ -336,7 +338,7 @@ def _map_verified(path, digest, identity, shape):
     its identity is the recorded one, or its bytes hash to ``digest``; MlcvError otherwise."""
     fix = "run the cross-validation again (the features are encoded anew when their cache entry is damaged)"
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             st = os.fstat(fh.fileno())
             if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != tuple(identity):
                 h = hashlib.sha256()

@@ -16,13 +16,13 @@ _KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat
           (stat.S_ISSOCK, "a socket"))
 
 
-def read_small(path, limit: int) -> bytes:
-    """The bytes of the regular file ``path`` (links to one are followed), at most ``limit`` of them.
+def open_regular(path):
+    """``path`` opened for binary reading, without blocking, when it is a regular file; the errors of read_small."""
+    fd = _open_regular_fd(path)
+    return os.fdopen(fd, "rb")
 
-    Raises FileNotFoundError when it does not exist, IsADirectoryError for a directory, and an
-    OSError whose strerror says why for anything else: not a regular file (a FIFO, a device),
-    larger than ``limit`` bytes, unreadable.
-    """
+
+def _open_regular_fd(path):
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
     try:
@@ -32,6 +32,21 @@ def read_small(path, limit: int) -> bytes:
         if not stat.S_ISREG(mode):
             kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
             raise OSError(errno.EINVAL, f"not a regular file ({kind})", os.fspath(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_small(path, limit: int) -> bytes:
+    """The bytes of the regular file ``path`` (links to one are followed), at most ``limit`` of them.
+
+    Raises FileNotFoundError when it does not exist, IsADirectoryError for a directory, and an
+    OSError whose strerror says why for anything else: not a regular file (a FIFO, a device),
+    larger than ``limit`` bytes, unreadable.
+    """
+    fd = _open_regular_fd(path)
+    try:
         chunks, size = [], 0
         while size <= limit:
             block = os.read(fd, min(1 << 20, limit + 1 - size))
