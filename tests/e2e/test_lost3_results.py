@@ -8,59 +8,27 @@ import os
 import pickle
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import MLCV, clean_env, error_line, mlcv, permissions_apply, sets
 
-from mlcv_cli.cli.app import cli
 from mlcv_cli.data.feature_cache import EncodedFeatures, FeatureStore
 from mlcv_cli.errors import MlcvError
 from mlcv_cli.workflow.cv.run import summarise
 
-MLCV = [sys.executable, "-m", "mlcv_cli.cli.app"]
 # A learned extractor small enough for 8x8 images and a second of work.
 KMEANS = ["features.0.type=kmeans", "features.0.num_centroids=8", "features.0.patch_size=3", "features.0.num_patches=400",
           "features.0.mirror=false", "features.0.iterations=3"]
-
-
-def mlcv(*args, env=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", env=env)
-
-
-def sets(items):
-    return [a for s in items for a in ("--set", s)]
-
-
-def one_error_line(stderr, *fragments):
-    assert "Traceback" not in stderr, stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1, stderr
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    return errors[0]
-
-
-def _permissions_apply():
-    """A command prefix under which file permissions apply (root writes anywhere otherwise)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: a read-only directory cannot be made")
-    drop = "-dac_override,-dac_read_search"
-    return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}"]
 
 
 # -- cv workers use the parent's bytes ------------------------------------------------------
 
 
 def _cv(tmp_path, tiny, *extra, prefix=()):
-    env = {**os.environ, "MLCV_DATA_DIR": str(tmp_path / "data")}
-    env.pop("MLCV_DEBUG", None)
-    args = ["cv", "--model", "softmax", "--folds", "2", "--grid", "model.reg=0.0001,0.01", *sets(tiny), *sets(KMEANS),
-            *sets(["train.epochs=5", "data.num_val=0", f"output.dir={tmp_path / 'runs'}"]), "--json", *extra]
+    env = clean_env(MLCV_DATA_DIR=tmp_path / "data")
+    args = ["cv", "--model", "softmax", "--folds", "2", "--grid", "model.reg=0.0001,0.01", *sets(*tiny), *sets(*KMEANS),
+            *sets("train.epochs=5", "data.num_val=0", f"output.dir={tmp_path / 'runs'}"), "--json", *extra]
     proc = subprocess.run([*prefix, *MLCV, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -84,7 +52,7 @@ def _damage_features(data_dir):
 def test_cv_workers_never_score_a_damaged_cache_file_their_parent_set_aside(tmp_path, tiny, executor):
     if "--dask-scheduler" in executor:
         pytest.importorskip("dask.distributed")
-    prefix = _permissions_apply()
+    prefix = permissions_apply()
     reference = _folds(_cv(tmp_path, tiny))  # serial; writes the features to the cache
     damaged = _damage_features(tmp_path / "data")
     (tmp_path / "data" / "features").chmod(0o555)  # the damaged entry cannot be rewritten
@@ -142,8 +110,8 @@ def folder_run(tmp_path, tiny):
     path = [s for s in tiny if s.startswith("data.path=")][0].split("=", 1)[1]
     r = mlcv("download", "folder", path, "--name", "t", "--data-dir", data, "--size", "8")
     assert r.exit_code == 0, r.output
-    r = mlcv("train", "--model", "knn", *sets(["data.dataset=folder", "data.path=t", "data.image_size=8", f"data.dir={data}",
-                                               "data.num_val=20", f"output.dir={tmp_path / 'runs'}"]))
+    r = mlcv("train", "--model", "knn", *sets("data.dataset=folder", "data.path=t", "data.image_size=8", f"data.dir={data}",
+                                               "data.num_val=20", f"output.dir={tmp_path / 'runs'}"))
     assert r.exit_code == 0, r.output
     (run,) = (tmp_path / "runs").iterdir()
     return run, data, path
@@ -158,7 +126,7 @@ def test_evaluate_refuses_a_val_split_that_holds_training_images(folder_run):
     run, _, _ = folder_run
     r, _ = _evaluate(run, "--split", "val", "--set", "data.num_val=60")
     assert r.exit_code == 1
-    one_error_line(r.stderr, "data.num_val=60", "held out at training (20 images)", "used for training", "--accept-changes")
+    error_line(r.stderr, "data.num_val=60", "held out at training (20 images)", "used for training", "--accept-changes")
     r, doc = _evaluate(run, "--split", "val", "--set", "data.num_val=60", "--accept-changes")
     assert r.exit_code == 0 and "used for training" in doc["warning"]
 
@@ -176,7 +144,7 @@ def test_evaluate_refuses_a_train_split_with_images_not_trained_on(folder_run):
     run, _, _ = folder_run
     r, _ = _evaluate(run, "--split", "train", "--set", "data.num_val=5")
     assert r.exit_code == 1
-    one_error_line(r.stderr, "was trained on", "were not trained on")
+    error_line(r.stderr, "was trained on", "were not trained on")
 
 
 @pytest.mark.parametrize("with_data_dir", [True, False])
@@ -191,7 +159,7 @@ def test_evaluate_after_the_dataset_was_imported_again_is_refused_with_or_withou
     args = ["--split", "val", *(["--data-dir", data] if with_data_dir else [])]
     r, _ = _evaluate(run, *args)
     assert r.exit_code == 1
-    one_error_line(r.stderr, "not the data this model was trained on")
+    error_line(r.stderr, "not the data this model was trained on")
     r, doc = _evaluate(run, *args, "--accept-changes")
     assert r.exit_code == 0 and "changed since training" in doc["warning"]
 
@@ -220,16 +188,16 @@ def test_evaluate_refuses_a_split_recorded_differently_at_training(folder_run):
     (run / "meta.json").write_text(json.dumps(meta))
     r, _ = _evaluate(run, "--split", "val")
     assert r.exit_code == 1
-    one_error_line(r.stderr, "not the ones it recorded at training")
+    error_line(r.stderr, "not the ones it recorded at training")
 
 
 # -- a cv in which every point diverged has no best setting --------------------------------
 
 
 def test_a_cv_whose_every_point_diverged_names_no_best_setting(in_tmp, tiny):
-    r = mlcv("cv", "--model", "softmax", "--folds", "2", "--grid", "train.lr=1e30,1e31", *sets(tiny), "--set", "data.num_val=0")
+    r = mlcv("cv", "--model", "softmax", "--folds", "2", "--grid", "train.lr=1e30,1e31", *sets(*tiny), "--set", "data.num_val=0")
     assert r.exit_code == 1
-    one_error_line(r.stderr, "diverged for every grid point", "no best.yaml")
+    error_line(r.stderr, "diverged for every grid point", "no best.yaml")
     (run,) = (in_tmp / "runs").iterdir()
     assert not (run / "best.yaml").exists() and not (run / "cv_summary.json").exists()
     assert (run / "cv_results.csv").exists()
@@ -294,7 +262,7 @@ def test_cached_arrays_whose_manifest_was_made_consistent_are_refused(tmp_path, 
                            "--set", "data.image_size=8", "--set", f"data.dir={tmp_path / 'data'}",
                            "--set", f"output.dir={tmp_path / 'runs'}"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout
-    one_error_line(proc.stderr, fragment, "import it again")
+    error_line(proc.stderr, fragment, "import it again")
     assert not (tmp_path / "runs").exists()
 
 
@@ -306,5 +274,5 @@ def test_a_zero_filled_cache_file_is_called_damaged_not_pickled(tmp_path, tiny):
                            "--set", "data.image_size=8", "--set", f"data.dir={tmp_path / 'data'}"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 1
-    line = one_error_line(proc.stderr, "not a .npy array file", "import it again")
+    line = error_line(proc.stderr, "not a .npy array file", "import it again")
     assert "pickle" not in line

@@ -5,19 +5,17 @@ a second through the environment (MLCV_DOWNLOAD_WINDOW, MLCV_DOWNLOAD_MIN_RATE).
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from helpers import MLCV
 
 from mlcv_cli.data import download
 from mlcv_cli.data.download import fetch
 from mlcv_cli.errors import DataError
-
-MLCV = [sys.executable, "-m", "mlcv_cli.cli.app"]
 
 
 class Handler(BaseHTTPRequestHandler):

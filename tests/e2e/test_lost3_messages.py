@@ -4,40 +4,22 @@ traceback; a run that diverged before its first checkpoint is not told to check 
 Real processes and real files."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import clean_env, error_line, run_mlcv as run, sets
 
-MLCV = [sys.executable, "-m", "mlcv_cli.cli.app"]
 KMEANS = ["features.0.type=kmeans", "features.0.num_centroids=8", "features.0.patch_size=3", "features.0.num_patches=400",
           "features.0.mirror=false", "features.0.iterations=3"]
 
 
-def sets(items):
-    return [a for s in items for a in ("--set", s)]
-
-
 def run_mlcv(tmp_path, *args, timeout=300):
-    env = {**os.environ, "MLCV_DATA_DIR": str(tmp_path / "data")}
-    env.pop("MLCV_DEBUG", None)
-    return subprocess.run([*MLCV, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
-
-
-def one_error_line(stderr, *fragments):
-    assert "Traceback" not in stderr, stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1, stderr
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    return errors[0]
+    return run(*args, cwd=tmp_path, env=clean_env(MLCV_DATA_DIR=tmp_path / "data"), timeout=timeout)
 
 
 def _train(tmp_path, tiny, *extra):
-    proc = run_mlcv(tmp_path, "train", "--model", "softmax", *sets(tiny), *sets(KMEANS), "--set", "train.epochs=5", "--json", *extra)
+    proc = run_mlcv(tmp_path, "train", "--model", "softmax", *sets(*tiny), *sets(*KMEANS), "--set", "train.epochs=5", "--json", *extra)
     return proc, (json.loads(proc.stdout) if proc.returncode == 0 else None)
 
 
@@ -77,7 +59,7 @@ def test_a_model_file_whose_chain_gives_nan_is_one_line(tmp_path, tiny):
     for args in (["evaluate", model.parent], ["predict", model.parent, image]):
         out = run_mlcv(tmp_path, *args)
         assert out.returncode == 1, out.stdout
-        one_error_line(out.stderr, "NaN or infinite", "retrain")
+        error_line(out.stderr, "NaN or infinite", "retrain")
 
 
 def test_a_zero_filled_feature_cache_file_is_rebuilt_without_pickle_advice(tmp_path, tiny):
@@ -100,19 +82,19 @@ def test_a_zero_filled_feature_cache_file_is_rebuilt_without_pickle_advice(tmp_p
 
 def test_resume_of_a_run_that_diverged_before_its_first_checkpoint_names_the_divergence(tmp_path, tiny):
     # 90 images in minibatches of 10: the loss overflows within the first epoch, before any checkpoint.
-    proc = run_mlcv(tmp_path, "train", "--model", "softmax", *sets(tiny), *sets(["train.lr=1e30", "train.batch_size=10"]))
+    proc = run_mlcv(tmp_path, "train", "--model", "softmax", *sets(*tiny), *sets("train.lr=1e30", "train.batch_size=10"))
     assert proc.returncode == 1
-    one_error_line(proc.stderr, "diverged")
+    error_line(proc.stderr, "diverged")
     (run,) = (tmp_path / "runs").iterdir()
     assert not (run / "checkpoint.npz").exists()
     out = run_mlcv(tmp_path, "train", "--resume", run)
     assert out.returncode == 1
-    line = one_error_line(out.stderr, "failed before writing its first checkpoint", "diverged", "lower train.lr")
+    line = error_line(out.stderr, "failed before writing its first checkpoint", "diverged", "lower train.lr")
     assert "checkpoint_every" not in line
 
 
 def test_resume_of_a_run_trained_without_checkpoints_still_says_so(tmp_path, tiny):
-    proc = run_mlcv(tmp_path, "train", "--model", "softmax", *sets(tiny), *sets(["train.epochs=2", "train.checkpoint_every=0"]))
+    proc = run_mlcv(tmp_path, "train", "--model", "softmax", *sets(*tiny), *sets("train.epochs=2", "train.checkpoint_every=0"))
     assert proc.returncode == 0, proc.stderr
     (run,) = (tmp_path / "runs").iterdir()
     meta = json.loads((run / "meta.json").read_text())
@@ -120,11 +102,11 @@ def test_resume_of_a_run_trained_without_checkpoints_still_says_so(tmp_path, tin
     (run / "state.npz").unlink()
     out = run_mlcv(tmp_path, "train", "--resume", run)
     assert out.returncode == 1
-    one_error_line(out.stderr, "checkpoint_every: 0")
+    error_line(out.stderr, "checkpoint_every: 0")
 
 
 def test_resume_of_a_run_killed_before_its_first_checkpoint_says_so(tmp_path, tiny):
-    proc = run_mlcv(tmp_path, "train", "--model", "softmax", *sets(tiny), *sets(["train.epochs=2"]))
+    proc = run_mlcv(tmp_path, "train", "--model", "softmax", *sets(*tiny), *sets("train.epochs=2"))
     assert proc.returncode == 0, proc.stderr
     (run,) = (tmp_path / "runs").iterdir()
     meta = json.loads((run / "meta.json").read_text())
@@ -132,4 +114,4 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_says_so(tmp_path, ti
     (run / "state.npz").unlink()
     out = run_mlcv(tmp_path, "train", "--resume", run)
     assert out.returncode == 1
-    one_error_line(out.stderr, "killed before writing its first checkpoint")
+    error_line(out.stderr, "killed before writing its first checkpoint")

@@ -6,43 +6,26 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from helpers import MLCV, error_line, mlcv, permissions_apply, run_mlcv, sets
 
-from mlcv_cli.cli.app import cli
 from mlcv_cli.config import loading
 from mlcv_cli.runs import listing
 
-MLCV = [sys.executable, "-m", "mlcv_cli.cli.app"]  # the console script's main(), in its own process
 
-
-def mlcv(*args, env=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", env=env)
-
-
-def mlcv_process(*args, cwd=None, timeout=60, user=None):
-    """The real command in its own process, killed if it does not end in ``timeout`` seconds."""
-    return subprocess.run([*MLCV, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, user=user)
-
-
-def one_error_line(stderr, *fragments):
-    assert "Traceback" not in stderr, stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1, stderr
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    return errors[0]
+def mlcv_process(*args, timeout=60):
+    """The real command in its own process, killed (a test failure) if it does not end in ``timeout`` seconds."""
+    return run_mlcv(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def one_run(tiny, tmp_path_factory):
     """One real softmax run on the tiny folder dataset."""
     root = tmp_path_factory.mktemp("lost3") / "runs"
-    r = mlcv("train", "--model", "softmax", *[a for s in tiny for a in ("--set", s)], "--set", "train.epochs=1",
+    r = mlcv("train", "--model", "softmax", *sets(*tiny), "--set", "train.epochs=1",
              "--set", f"output.dir={root}", "--set", "output.name=base")
     assert r.exit_code == 0, r.output
     (run,) = root.iterdir()
@@ -116,7 +99,7 @@ def test_resume_evaluate_and_plot_never_block_on_run_files(runs_dir, kind):
     for args in (["train", "--resume", bad], ["evaluate", bad], ["plot", bad]):
         proc = mlcv_process(*args, timeout=60)
         assert proc.returncode != 0, (args, proc.stdout)
-        one_error_line(proc.stderr)
+        error_line(proc.stderr)
 
 
 def test_a_config_that_is_a_fifo_or_a_device_is_one_line(tmp_path):
@@ -125,7 +108,7 @@ def test_a_config_that_is_a_fifo_or_a_device_is_one_line(tmp_path):
     for name in ("fifo.yaml", "zero.yaml"):
         proc = mlcv_process("train", "--config", tmp_path / name, timeout=60)
         assert proc.returncode == 2, proc.stderr
-        one_error_line(proc.stderr, name, "not a regular file")
+        error_line(proc.stderr, name, "not a regular file")
 
 
 def _nested(root, depth):
@@ -156,7 +139,7 @@ def test_predict_on_folders_nested_too_deep_is_one_line(one_run, tmp_path, depth
     finally:
         _remove_nested(deep)
     assert proc.returncode == 1
-    one_error_line(proc.stderr, "nested more than")
+    error_line(proc.stderr, "nested more than")
 
 
 def test_predict_walks_a_link_loop_without_following_it(one_run, tmp_path, image_files):
@@ -183,7 +166,7 @@ def test_unclear_numbers_in_a_config_file_are_refused_naming_key_and_value(tmp_p
     cfg.write_text(f"model:\n  type: softmax\ntrain:\n  epochs: {written}\n")
     proc = mlcv_process("train", "--config", cfg, "--set", f"output.dir={tmp_path / 'runs'}", timeout=60)
     assert proc.returncode == 2
-    one_error_line(proc.stderr, "train.epochs", repr(written), UNCLEAR[written])
+    error_line(proc.stderr, "train.epochs", repr(written), UNCLEAR[written])
     assert not (tmp_path / "runs").exists()
 
 
@@ -192,11 +175,11 @@ def test_unclear_numbers_in_a_config_file_are_refused_naming_key_and_value(tmp_p
 def test_unclear_numbers_in_set_and_grid_are_refused(in_tmp, key, written):
     r = mlcv("train", "--model", "softmax", "--set", f"{key}={written}")
     assert r.exit_code == 2
-    one_error_line(r.stderr, key, repr(written))
+    error_line(r.stderr, key, repr(written))
     if key != "data.num_val":
         r = mlcv("cv", "--model", "softmax", "--grid", f"{key}=1,{written}")
         assert r.exit_code == 2
-        one_error_line(r.stderr, key, repr(written))
+        error_line(r.stderr, key, repr(written))
     assert not (in_tmp / "runs").exists()
 
 
@@ -210,7 +193,7 @@ def test_numbers_a_person_means_are_read_as_meant():
 
 
 def test_text_keys_keep_what_was_written(in_tmp, tiny):
-    r = mlcv("train", "--model", "softmax", *[a for s in tiny for a in ("--set", s)], "--set", "train.epochs=1",
+    r = mlcv("train", "--model", "softmax", *sets(*tiny), "--set", "train.epochs=1",
              "--set", "output.name=017", "--set", "name=1e5")
     assert r.exit_code == 0, r.output
     (run,) = (in_tmp / "runs").iterdir()
@@ -237,21 +220,10 @@ def test_runs_shows_unclear_numbers_as_written(runs_dir):
 # -- class 4: a cache that remembers a failure ---------------------------------------------
 
 
-def _without_root_override():
-    """A command prefix under which file permissions apply (root reads any file otherwise)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: permissions cannot be made to apply")
-    drop = "-dac_override,-dac_read_search"
-    return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}"]
-
-
 def test_a_run_unreadable_at_one_listing_is_read_again_once_it_is_readable(runs_dir):
     """chmod changes neither size nor modification time: the row cache must not keep the damage."""
     shutil.copytree(runs_dir / "good", runs_dir / "flaky")
-    prefix = _without_root_override()
+    prefix = permissions_apply()
 
     def listed():
         proc = subprocess.run([*prefix, *MLCV, "runs", str(runs_dir), "--json"], capture_output=True, text=True, timeout=60)
