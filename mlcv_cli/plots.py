@@ -17,6 +17,7 @@ import numpy as np
 from .core.metrics import confusion_matrix
 from .errors import MlcvError, UsageError
 from .models import modelfile, registry
+from .runs.rundir import read_run_file
 from .system import atomic
 from .workflow.inputs import load_dataset
 from .workflow.saved import config_of_model
@@ -142,8 +143,7 @@ def _read_history(run_dir):
     """history.csv rows, checked: whole iterations and epochs, numbers (or blanks) elsewhere."""
     path = Path(run_dir) / "history.csv"
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = list(csv.DictReader(io.StringIO(read_run_file(path).decode("utf-8"), newline="")))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise MlcvError(f"{path} is unreadable ({exc}); the run directory is damaged") from None
     for n, row in enumerate(rows, start=2):
@@ -160,8 +160,8 @@ def _read_history(run_dir):
 def _read_json(path, problem_of):
     """A JSON run file, checked by ``problem_of(doc)`` (None when it is fine)."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        doc = json.loads(read_run_file(path))
+    except (OSError, ValueError, RecursionError) as exc:
         raise MlcvError(f"{path} is unreadable ({exc}); the run directory is damaged") from None
     problem = problem_of(doc)
     if problem:

@@ -141,6 +141,32 @@ def assert_one_line_error(result, code, *fragments):
         assert fragment in errors[0], (fragment, errors[0])
 
 
+def error_line(stderr, *fragments):
+    """The one `Error: ...` line of a process's stderr (no traceback), holding every fragment."""
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, stderr
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
+
+
+def permissions_apply():
+    """A command prefix under which file permissions apply: root reads and writes any file
+    otherwise (setpriv drops the two capabilities that let it); [] for another user."""
+    import shutil
+
+    import pytest
+
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: file permissions cannot be made to apply")
+    drop = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}"]
+
+
 def json_of(result):
     """The JSON object a successful `--json` command printed."""
     assert result.exit_code == 0, result.output

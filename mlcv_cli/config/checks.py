@@ -10,6 +10,8 @@ import math
 import re
 from typing import Any, Optional
 
+import yaml
+
 from ..errors import ConfigError
 from . import features as feature_config
 from .schema import DEFAULT_GRIDS, KEYS, KEYS_USED_BY
@@ -19,6 +21,34 @@ def closest(name, options):
 
     match = difflib.get_close_matches(name, options, n=1)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+class UnclearNumber(str):
+    """A scalar written like a number that people and YAML 1.1 read differently (1:30, 017,
+    0b11, 0x10): text to a text key, refused by a number key (config/loading.py makes them)."""
+
+    def reading(self) -> str:
+        """What YAML 1.1 makes of it, in words: "90 (base 60)", "15 (octal)", ..."""
+
+        text = self.lstrip("+-")
+        kind = ("base 60" if ":" in text else {"b": "binary", "x": "hexadecimal"}.get(text[1:2].lower(), "octal"))
+        try:
+            value = yaml.safe_load(str(self))
+        except yaml.YAMLError:
+            value = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return f"{value:g} ({kind})"
+        return "text (YAML 1.2 reads 0o as octal)" if text[1:2].lower() == "o" else f"text (it is not valid {kind})"
+
+
+class WrittenFloat(float):
+    """A number written without a decimal point but with an exponent (1e-3): what YAML 1.1 read as
+    text. A number to a number key; to a text key, the text as written (``text``)."""
+
+    def __new__(cls, value, text):
+        self = super().__new__(cls, value)
+        self.text = text
+        return self
 
 
 def check_value(key: str, value: Any) -> Any:
@@ -35,6 +65,15 @@ def check_value(key: str, value: Any) -> Any:
 def check_meta(key: str, meta: dict, value: Any) -> Any:
     """Check ``value`` against one field's metadata (kind, choices, range); ``key`` names it in errors."""
     kind = meta["kind"]
+    if isinstance(value, UnclearNumber):
+        if kind in (int, float):
+            raise ConfigError(
+                f"{key}: {str(value)!r} is not a plain decimal number (YAML 1.1 reads it as {value.reading()}); "
+                "write the number you mean in decimal digits, without leading zeros (e.g. 90, 0.001 or 1e-3)"
+            )
+        value = str(value)
+    if isinstance(value, WrittenFloat):  # 1e3 is the integer 1000 to an integer key
+        value = value.text if kind is str else int(value) if kind is int and value.is_integer() else float(value)
     if value is None:
         if meta["nullable"]:
             return None

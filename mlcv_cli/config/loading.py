@@ -6,6 +6,8 @@ Precedence: built-in defaults < per-model defaults < the YAML file < ``--set key
 
 from __future__ import annotations
 
+import errno
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,9 @@ import yaml
 
 from ..errors import ConfigError, UsageError
 from ..models import registry
+from ..system.files import read_small_text
 from . import features as feature_config
-from .checks import check_grid_count, check_grid_values, check_value, closest
+from .checks import UnclearNumber, WrittenFloat, check_grid_count, check_grid_values, check_value, closest
 from .schema import DEFAULT_GRIDS, KEYS, KEYS_USED_BY, MODEL_DEFAULTS, NATIVE_IMAGE_SIZE, SECTIONS, Config
 from .shipped import locate
 
@@ -37,8 +40,71 @@ def parse_override(item: str) -> tuple:
     return key, parse_scalar(raw)
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors and aliases (billion-laughs bombs)."""
+# YAML 1.1 reads 1:30 as 90 (base 60), 017 as 15 (octal), 0b11 as 3 and 0x10 as 16, and 1e-3 as
+# text. Configs are read with decimal numbers only, as a person reads them: plain integers
+# (1_000 too) and floats (1e-3 too). The other forms become UnclearNumber, which a number key
+# refuses naming the value as written and a text key takes as the text it is; dates stay text.
+_DECIMAL_INT = r"[-+]?(?:0|[1-9][0-9_]*)"
+_DECIMAL_FLOAT = (r"[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?"
+                  r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
+# 1e-3: a number to a number key, the text as written to a text key (YAML 1.1 made it text).
+_EXPONENT_ONLY = r"[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+_EXPONENT_TAG = "tag:mlcv,2025:exponent-number"
+_UNCLEAR = r"[-+]?(?:0[0-9_]+|0[bB][0-9_]*|0[xX][0-9a-fA-F_]*|0[oO][0-9_]*|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)"
+_UNCLEAR_TAG = "tag:mlcv,2025:unclear-number"
+_REPLACED_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
+
+
+def _decimal_resolvers(base):
+    """``base``'s implicit resolvers with YAML 1.1's number and date forms replaced (see above)."""
+    resolvers = {first: [(tag, regexp) for tag, regexp in pairs if tag not in _REPLACED_TAGS]
+                 for first, pairs in base.yaml_implicit_resolvers.items()}
+    for tag, pattern in ((_UNCLEAR_TAG, _UNCLEAR), ("tag:yaml.org,2002:int", _DECIMAL_INT),
+                         ("tag:yaml.org,2002:float", _DECIMAL_FLOAT), (_EXPONENT_TAG, _EXPONENT_ONLY)):
+        regexp = re.compile(rf"^(?:{pattern})$")
+        for first in "+-.0123456789":
+            resolvers.setdefault(first, []).append((tag, regexp))
+    return resolvers
+
+
+def _unclear_number(loader, node):
+    return UnclearNumber(loader.construct_scalar(node))
+
+
+def _exponent_number(loader, node):
+    text = loader.construct_scalar(node)
+    return WrittenFloat(float(text.replace("_", "")), text)
+
+
+class _DecimalLoader(yaml.SafeLoader):
+    """SafeLoader reading numbers as decimal only (see _decimal_resolvers)."""
+
+    yaml_implicit_resolvers = _decimal_resolvers(yaml.SafeLoader)
+
+
+_DecimalLoader.add_constructor(_UNCLEAR_TAG, _unclear_number)
+_DecimalLoader.add_constructor(_EXPONENT_TAG, _exponent_number)
+
+
+class RunConfigLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The fast (libyaml) safe loader with the same numbers as configs: `mlcv runs` reads a run's
+    config.yaml with it, so a listing shows a value the way the config loader reads it."""
+
+    yaml_implicit_resolvers = _decimal_resolvers(yaml.SafeLoader)
+
+
+RunConfigLoader.add_constructor(_UNCLEAR_TAG, _unclear_number)
+RunConfigLoader.add_constructor(_EXPONENT_TAG, _exponent_number)
+
+
+class _DecimalDumper(yaml.SafeDumper):
+    """SafeDumper that quotes any text the config loader would not read back as text ("1e5", "017")."""
+
+    yaml_implicit_resolvers = _decimal_resolvers(yaml.SafeDumper)
+
+
+class _NoAliasLoader(_DecimalLoader):
+    """The config loader: decimal numbers, and no anchors and aliases (billion-laughs bombs)."""
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -80,10 +146,7 @@ def safe_load_text(text: str, where: str) -> Any:
 def read_yaml_file(path) -> dict:
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: a config is at most {MAX_CONFIG_BYTES} bytes, this file has {size}")
-        text = path.read_text(encoding="utf-8")
+        text = read_small_text(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         from .shipped import names
 
@@ -93,7 +156,11 @@ def read_yaml_file(path) -> dict:
         ) from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: a directory, not a config; give a .yaml file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.EFBIG:
+            raise ConfigError(f"{path}: a config is at most {MAX_CONFIG_BYTES} bytes, this file has more") from None
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from None
     data = safe_load_text(text, str(path))
     if data is None:
@@ -222,7 +289,7 @@ def flatten_config(cfg: Config) -> dict:
 
 
 def to_yaml(cfg: Config) -> str:
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False)
+    return yaml.dump(cfg.to_dict(), Dumper=_DecimalDumper, sort_keys=False, default_flow_style=False)
 
 
 def from_dict(data: dict) -> Config:

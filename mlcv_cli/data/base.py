@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 from ..errors import DataError
 from ..system import locks
 from ..system.atomic import describe_os_error, file_digest, remove_quietly, remove_temporaries, save_npy, write_json
+from ..system.files import open_regular, read_small
 
 MANIFEST = "manifest.json"
 CACHE_FORMAT = "mlcv-dataset-cache"
@@ -25,6 +27,7 @@ CACHE_VERSION = 1
 ARRAYS = ("train_x", "train_y", "test_x", "test_y")
 # Array files carry a generation token; caches written before it (train_x.npy) still load.
 _ARRAY_FILE = re.compile(r"^(train|test)_[xy](-[0-9a-f]{8})?\.npy$")
+_MANIFEST_LIMIT = 16 << 20  # class names and a few entries: far less, even for thousands of classes
 # A reader retries when an import replaced the cache under it; this bounds the retries.
 _LOAD_TRIES = 20
 
@@ -91,6 +94,9 @@ def save_cache(directory, dataset, extra=None):
 
 
 def _save_cache(directory, dataset, extra):
+    problem = arrays_problem({key: getattr(dataset, key) for key in ARRAYS})
+    if problem:  # a loader's mistake, caught before it becomes a cache every later run trusts
+        raise DataError(f"cannot cache {dataset.name}: {problem}")
     token = secrets.token_hex(4)
     arrays = {}
     written = []
@@ -179,16 +185,66 @@ def _manifest_id(directory):
         return None
 
 
+def load_npy(path, mmap=False):
+    """One .npy array file, read without pickles (memory-mapped with ``mmap``). Its header is
+    checked against the file before anything is allocated; ValueError says what is wrong in
+    words of its own (a zero-filled file is "not a .npy file", not numpy's allow_pickle advice)."""
+    with open_regular(path) as fh:
+        if fh.read(6) != b"\x93NUMPY":
+            raise ValueError("not a .npy array file (no NumPy header: the file is damaged or was overwritten)")
+        fh.seek(0)
+        version = np.lib.format.read_magic(fh)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"a .npy file of format {version[0]}.{version[1]}, which mlcv does not write")
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = reader(fh)
+        if dtype.hasobject:
+            raise ValueError("it holds Python objects, which mlcv never loads")
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        held = os.fstat(fh.fileno()).st_size - fh.tell()
+        if declared != held:
+            raise ValueError(f"its header declares {declared:,} bytes of data, the file holds {held:,}")
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def arrays_problem(arrays: dict, n_classes=None):
+    """What makes {"train_x": ..., "train_y": ..., "test_x": ..., "test_y": ...} unusable as a
+    Dataset's arrays (uint8 images (N, H, W, 1 or 3), one integer label per image, in
+    [0, n_classes) unless n_classes is None), or None."""
+    shapes = {}
+    for split in ("train", "test"):
+        x, y = arrays.get(f"{split}_x"), arrays.get(f"{split}_y")
+        if x is None and y is None:
+            continue
+        if x is None or y is None:
+            return f"{split} images without labels or labels without images"
+        if x.dtype != np.uint8:
+            return f"the {split} images are {x.dtype}, expected uint8"
+        if x.ndim != 4 or x.shape[3] not in (1, 3) or min(x.shape[1:3]) < 1:
+            return f"the {split} images have shape {tuple(x.shape)}, expected (N, height, width, 1 or 3)"
+        if y.dtype.kind not in "iu":
+            return f"the {split} labels are {y.dtype}, expected integers"
+        if y.ndim != 1 or len(y) != len(x):
+            return f"{y.size:,} {split} labels ({'x'.join(map(str, y.shape))}) for {len(x):,} {split} images"
+        if n_classes is not None and y.size and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+            return f"{split} labels outside 0..{n_classes - 1} ({n_classes} classes)"
+        shapes[split] = tuple(x.shape[1:])
+    if "train" not in shapes or not len(arrays["train_y"]):
+        return "no training images"
+    if shapes.get("test", shapes["train"]) != shapes["train"]:
+        return f"test images of shape {shapes['test']} beside training images of shape {shapes['train']}"
+    return None
+
+
 def _load_cache(directory, mmap, fix, verify):
     manifest = _check_cache(directory, verify, fix)
-    mode = "r" if mmap else None
     loaded = {}
     for key, info in manifest["arrays"].items():
         path = directory / info["file"]
         try:
-            array = np.load(path, mmap_mode=mode, allow_pickle=False)
+            array = load_npy(path, mmap=mmap)
         except (OSError, ValueError) as exc:
-            raise DataError(f"cache file {path} is damaged ({exc}); {fix}") from exc
+            raise DataError(f"cache file {path} is damaged ({exc}); {fix}") from None
         if list(array.shape) != info["shape"] or str(array.dtype) != info["dtype"]:
             raise DataError(
                 f"cache file {path} holds {array.dtype} {tuple(array.shape)}, but the manifest "
@@ -196,13 +252,13 @@ def _load_cache(directory, mmap, fix, verify):
             )
         loaded[key] = array
     n_classes = len(manifest["classes"])
-    for split in ("train", "test"):
-        y = loaded.get(f"{split}_y")
-        if y is not None and y.size and (int(y.min()) < 0 or int(y.max()) >= n_classes):
-            raise DataError(
-                f"cache {directory} has {split} labels outside 0..{n_classes - 1} "
-                f"({n_classes} classes); {fix}"
-            )
+    # The manifest can agree with arrays no import wrote (edited, or made to match): what a
+    # reader relies on is checked on the arrays themselves.
+    problem = arrays_problem(loaded, n_classes)
+    if problem and "labels outside" in problem:
+        raise DataError(f"cache {directory} has {problem}; {fix}")
+    if problem:
+        raise DataError(f"cache {directory} is not a usable dataset: {problem}; {fix}")
     return Dataset(
         name=manifest["name"],
         classes=list(manifest["classes"]),
@@ -224,9 +280,8 @@ def _check_cache(directory, verify, fix="delete it and import the data again"):
             raise DataError(f"cache {directory} is incomplete (no {MANIFEST}: an import was interrupted); {fix}")
         raise DataError(f"no dataset cache in {directory}; {fix}")
     try:
-        with open(path, encoding="utf-8") as fh:
-            manifest = json.load(fh)
-    except (OSError, ValueError) as exc:
+        manifest = json.loads(read_small(path, _MANIFEST_LIMIT))
+    except (OSError, ValueError, RecursionError) as exc:
         raise DataError(f"cache manifest {path} is unreadable ({exc}); {fix}") from exc
     problem = _manifest_problem(manifest)
     if problem:

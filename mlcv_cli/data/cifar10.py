@@ -15,10 +15,12 @@ import numpy as np
 
 from ..errors import DataError
 from .base import Dataset, file_digest, import_lock, load_cache, read_manifest, save_cache
-from .download import fetch
+from .download import fetch, known_file_limit
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
+SIZE = 170_052_171
+"""Bytes of the official archive: a download is capped near it (download.known_file_limit)."""
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 ARCHIVE_NAME = "cifar-10-binary.tar.gz"
@@ -72,7 +74,8 @@ def _prepare(data_dir, cache, url, archive, md5, force, progress, records_per_ba
         if found is not None and (not md5 or found == md5.lower()):
             status = "imported"
         else:
-            fetch(url, archive, md5, progress=progress, resume=not force)
+            fetch(url, archive, md5, progress=progress, resume=not force,
+                  max_bytes=known_file_limit(SIZE, official=bool(md5) and md5.lower() == MD5))
             status = "downloaded"
             found = md5.lower() if md5 else file_digest(archive, "md5")  # fetch verified it
 

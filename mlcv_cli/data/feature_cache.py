@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -22,10 +23,13 @@ import numpy as np
 from ..core.features.chain import FeatureChain
 from ..errors import MlcvError
 from ..system import atomic, locks
+from ..system.files import open_regular, read_small
+from .base import load_npy
 
 FORMAT = "mlcv-feature-cache"
 VERSION = 1
 _HASH_ROWS_BYTES = 32 << 20
+_MANIFEST_LIMIT = 1 << 20  # a manifest is a few hundred bytes; a FIFO or a device is never read
 # Writers hold it exclusively, readers shared; it stays (shared holders never remove it).
 LOCK_FILE = ".lock"
 
@@ -54,6 +58,9 @@ class FeatureStore:
     def __init__(self, directory):
         self.directory = Path(directory) if directory is not None else None
         self.events = []
+        # str(path) -> (sha256, file identity) of the feature files whose bytes are the ones this
+        # process uses: read from them after their checksum held, or written by it from its array.
+        self.verified = {}
 
     def _note(self, what, outcome, seconds):
         self.events.append({"what": what, "cache": outcome, "seconds": round(seconds, 3)})
@@ -70,10 +77,21 @@ class FeatureStore:
         images_fp = images_fingerprint(images)
         path = self.directory / f"chain-{_key(images_fp, json.dumps(chain.spec(), sort_keys=True))}.npz"
         fitted, problem = _read_chain(path, chain.spec(), images_fp)
+        damaged = None
         if fitted is not None:
-            self._note("fit", "hit", time.perf_counter() - t0)
-            return fitted, self.transform(fitted, images, progress, what, images_fp=images_fp)
-        X = chain.fit_transform(images, progress)
+            # On the very images it was fitted on, a chain's standardised features have mean 0 and
+            # variance at most 1: a cached state that does not give them is damaged, and refitted.
+            try:
+                X = self.transform(fitted, images, progress, what, images_fp=images_fp)
+                problem = standardisation_problem(X) if fitted.mean_ is not None else None
+            except NonFiniteFeatures as exc:
+                problem = exc.reason
+            if problem is None:
+                self._note("fit", "hit", time.perf_counter() - t0)
+                return fitted, X
+            problem = f"{path.name} is damaged (on the images it was fitted on it gives {problem})"
+            damaged = fitted.fingerprint()
+        X = _finite(chain.fit_transform(images, progress), what)
         # Through its stored form, so this chain's fingerprint is the one a loaded model has.
         chain = FeatureChain.from_state(chain.spec(), chain.state())
         self._note("fit", "rebuilt: " + problem if problem else "miss", time.perf_counter() - t0)
@@ -81,7 +99,7 @@ class FeatureStore:
             "format": np.array(FORMAT), "version": np.array(VERSION), "images": np.array(images_fp),
             "spec": np.array(json.dumps(chain.spec(), sort_keys=True)),
             **{"state." + name: value for name, value in chain.state().items()},
-        }), present=lambda: _read_chain(path, chain.spec(), images_fp)[0] is not None)
+        }), present=lambda: _chain_present(path, chain.spec(), images_fp, damaged))
         t1 = time.perf_counter()
         self._save_features(chain, images_fp, X)
         self._note(what, "written", time.perf_counter() - t1)
@@ -94,15 +112,19 @@ class FeatureStore:
         t0 = time.perf_counter()
         if chain.pixels_only or self.directory is None or len(images) == 0:
             X = chain.transform(images, progress)
+            if not chain.pixels_only:  # scaled bytes minus a checked mean are finite: no second pass over pixels
+                _finite(X, what)
             self._note(what, "off", time.perf_counter() - t0)
             return X
         images_fp = images_fp or images_fingerprint(images)
         chain_fp = chain.fingerprint()
         X, problem = self._read_features(images_fp, chain_fp, len(images), chain.output_dim(chain.image_shape_))
+        if X is not None and nonfinite_rows(X):
+            X, problem = None, f"{self.features_path(images_fp, chain_fp).name} holds NaN or infinite values"
         if X is not None:
             self._note(what, "hit", time.perf_counter() - t0)
             return X
-        X = chain.transform(images, progress)
+        X = _finite(chain.transform(images, progress), what)
         self._note(what, "rebuilt: " + problem if problem else "miss", time.perf_counter() - t0)
         self._save_features(chain, images_fp, X, chain_fp)
         return X
@@ -116,14 +138,20 @@ class FeatureStore:
 
         def write():
             atomic.save_npy(path, X)
+            digest = atomic.file_digest(path)
             atomic.write_json(path.with_suffix(".json"), {
                 "format": FORMAT, "version": VERSION, "images": images_fp, "chain": chain_fp,
                 "shape": list(X.shape), "dtype": str(X.dtype), "bytes": path.stat().st_size,
-                "sha256": atomic.file_digest(path),
+                "sha256": digest,
             })
+            self.verified[str(path)] = (digest, file_identity(path))
+            written.append(path)
 
         n, d = X.shape
+        written = []
         self._write(write, present=lambda: self._read_features(images_fp, chain_fp, n, d)[0] is not None)
+        if not written:  # another process's entry, or none: its bytes need not be X's
+            self.verified.pop(str(path), None)
 
     def _read_features(self, images_fp, chain_fp, n, d):
         """(memmap, None) on a valid entry; (None, reason) when it is damaged or foreign; (None, None) when absent."""
@@ -139,7 +167,7 @@ class FeatureStore:
 
     def _checked_features(self, path, manifest_path, images_fp, chain_fp, n, d):
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest = json.loads(read_small(manifest_path, _MANIFEST_LIMIT))
             expected = {"format": FORMAT, "version": VERSION, "images": images_fp, "chain": chain_fp,
                         "shape": [n, d], "dtype": "float32"}
             wrong = [k for k, v in expected.items() if not isinstance(manifest, dict) or manifest.get(k) != v]
@@ -147,15 +175,19 @@ class FeatureStore:
                 return None, f"{manifest_path.name} is for other {'images' if wrong == ['images'] else 'data or another extractor'} ({', '.join(wrong)})"
             if path.stat().st_size != manifest.get("bytes"):
                 return None, f"{path.name} has {path.stat().st_size} bytes, expected {manifest.get('bytes')}"
+            identity = file_identity(path)
             if atomic.file_digest(path) != manifest.get("sha256"):
                 return None, f"{path.name} does not match its checksum"
-            X = np.load(path, mmap_mode="r", allow_pickle=False)
+            X = load_npy(path, mmap=True)
+            if file_identity(path) != identity:
+                return None, f"{path.name} was replaced while it was read"
         except FileNotFoundError as exc:
             return None, f"{Path(exc.filename).name if exc.filename else 'a file'} is missing"
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             return None, f"{path.name} is unreadable ({exc})"
         if X.shape != (n, d) or X.dtype != np.float32:
             return None, f"{path.name} holds {X.dtype} {X.shape}, expected float32 {(n, d)}"
+        self.verified[str(path)] = (manifest["sha256"], identity)
         return X, None
 
     def _write(self, write, present):
@@ -173,6 +205,59 @@ class FeatureStore:
                     write()
         except MlcvError as exc:
             self.events.append({"what": "cache write", "cache": f"failed: {exc}", "seconds": 0.0})
+
+
+class NonFiniteFeatures(MlcvError):
+    """A fitted chain gave NaN or infinite features: its state is damaged (``reason`` says how much)."""
+
+    def __init__(self, what, bad, n):
+        self.reason = f"NaN or infinite features for {bad:,} of {n:,} images"
+        super().__init__(f"the fitted feature extractor gives {self.reason} ({what}): its fitted state is damaged (a model "
+                         "file or feature cache entry was changed); retrain the model")
+
+
+def _rows_per_block(X):
+    return max(1, (32 << 20) // (8 * max(1, X.shape[1])))
+
+
+def nonfinite_rows(X) -> int:
+    """How many rows of X (N, D) hold a NaN or an infinity (read in blocks: memmaps welcome)."""
+    step = _rows_per_block(X)
+    return int(sum((~np.isfinite(X[s : s + step])).any(axis=1).sum() for s in range(0, len(X), step)))
+
+
+def _finite(X, what):
+    bad = nonfinite_rows(X)
+    if bad:
+        raise NonFiniteFeatures(what, bad, len(X))
+    return X
+
+
+def standardisation_problem(X):
+    """Why X (N, D), a standardising chain's features of the images it was fitted on, cannot be
+    that (per-feature mean about 0, variance at most 1), or None."""
+    n, d = X.shape
+    if n < 2:
+        return None
+    total, squares = np.zeros(d), np.zeros(d)
+    step = _rows_per_block(X)
+    for s in range(0, n, step):
+        block = np.asarray(X[s : s + step], np.float64)
+        total += block.sum(axis=0)
+        squares += np.einsum("ij,ij->j", block, block)
+    mean = total / n
+    var = squares / n - mean * mean
+    if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+        return "features too large to be standardised"
+    if np.abs(mean).max() > 0.1 or var.max() > 1.1:
+        return f"features that are not standardised (a mean of {np.abs(mean).max():.3g}, a variance of {var.max():.3g})"
+    return None
+
+
+def _chain_present(path, spec, images_fp, damaged):
+    """Whether another process wrote the chain entry meanwhile (not the damaged one we refitted)."""
+    chain = _read_chain(path, spec, images_fp)[0]
+    return chain is not None and (damaged is None or chain.fingerprint() != damaged)
 
 
 def _remove_leftovers(directory):
@@ -207,12 +292,22 @@ def _read_chain(path, spec, images_fp):
 # -- cross-validation -------------------------------------------------------------------------
 
 
+def file_identity(path):
+    """(device, inode, size, modification time) of a file: changes when it is replaced or written."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class EncodedFeatures:
     """The cv images' features, one matrix per feature setting (a chain spec, as JSON).
 
     Pickled (to local worker processes or a Dask cluster) as cache paths that the worker
-    memory-maps, so the features cross the process boundary as a file name, not gigabytes;
-    a matrix that could not be cached travels as the array itself.
+    memory-maps, so the features cross the process boundary as a file name, not gigabytes.
+    A path travels only when the file's bytes are the ones this process uses (its checksum
+    held when read, or this process wrote it), with that checksum and the file's identity: a
+    worker maps the file it opened only when either still holds, and refuses it otherwise. Any
+    other matrix (the cache entry was damaged and could not be rewritten, another process
+    wrote it, no cache) travels as the array itself.
     """
 
     def __init__(self):
@@ -220,14 +315,15 @@ class EncodedFeatures:
         self.arrays = {}
         self.fitted = {}  # setting -> the fitted chain's fingerprint (stays in this process)
 
-    def add(self, setting, X, path, fitted=None):
+    def add(self, setting, X, path, fitted=None, verified=None):
+        """``verified``: (sha256, file identity) when ``path`` holds exactly X's bytes (FeatureStore.verified)."""
         self.arrays[setting] = X
         self.fitted[setting] = fitted
-        self.paths[setting] = str(path) if path is not None and Path(path).exists() else None
+        self.paths[setting] = (str(path), *verified, tuple(X.shape)) if path is not None and verified else None
 
     def get(self, setting):
         if setting not in self.arrays:
-            self.arrays[setting] = np.load(self.paths[setting], mmap_mode="r", allow_pickle=False)
+            self.arrays[setting] = _map_verified(*self.paths[setting])
         return self.arrays[setting]
 
     def __getstate__(self):
@@ -237,3 +333,28 @@ class EncodedFeatures:
         self.paths, self.arrays, self.fitted = state["paths"], state["arrays"], {}
 
 
+def _map_verified(path, digest, identity, shape):
+    """The float32 (N, D) matrix in ``path``, memory-mapped from the very file that was checked:
+    its identity is the recorded one, or its bytes hash to ``digest``; MlcvError otherwise."""
+    fix = "run the cross-validation again (the features are encoded anew when their cache entry is damaged)"
+    try:
+        with open_regular(path) as fh:
+            st = os.fstat(fh.fileno())
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != tuple(identity):
+                h = hashlib.sha256()
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+                if h.hexdigest() != digest:
+                    raise MlcvError(f"the cached features {path} changed after this cross-validation checked them "
+                                    f"(another process wrote or damaged them); {fix}")
+                fh.seek(0)
+            version = np.lib.format.read_magic(fh)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            found, fortran, dtype = reader(fh)
+            if tuple(found) != tuple(shape) or dtype != np.float32 or fortran:
+                raise MlcvError(f"the cached features {path} hold {dtype} {tuple(found)}, expected float32 {tuple(shape)}; {fix}")
+            return np.memmap(fh, dtype=np.float32, mode="r", offset=fh.tell(), shape=tuple(shape))
+    except OSError as exc:
+        raise MlcvError(f"cannot read the cached features {path} ({exc.strerror or exc}); {fix}") from None
+    except ValueError as exc:
+        raise MlcvError(f"the cached features {path} are damaged ({exc}); {fix}") from None

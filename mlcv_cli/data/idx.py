@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import DataError
 from .base import Dataset, file_digest, import_lock, load_cache, read_manifest, save_cache
-from .download import fetch
+from .download import fetch, known_file_limit
 
 FILES = {
     "train_x": "train-images-idx3-ubyte.gz",
@@ -40,6 +40,8 @@ class IdxSource:
     url: str
     md5: dict
     classes: tuple
+    sizes: dict
+    """Bytes of each official file: a download is capped near them (download.known_file_limit)."""
 
 
 MNIST = IdxSource(
@@ -53,6 +55,8 @@ MNIST = IdxSource(
         "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
     },
     classes=tuple(str(d) for d in range(10)),
+    sizes={"train-images-idx3-ubyte.gz": 9_912_422, "train-labels-idx1-ubyte.gz": 28_881,
+           "t10k-images-idx3-ubyte.gz": 1_648_877, "t10k-labels-idx1-ubyte.gz": 4_542},
 )
 FASHION_MNIST = IdxSource(
     name="fashion-mnist",
@@ -66,6 +70,8 @@ FASHION_MNIST = IdxSource(
     },
     # The label names published with the dataset (label i is classes[i]).
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    sizes={"train-images-idx3-ubyte.gz": 26_421_880, "train-labels-idx1-ubyte.gz": 29_515,
+           "t10k-images-idx3-ubyte.gz": 4_422_102, "t10k-labels-idx1-ubyte.gz": 5_148},
 )
 SOURCES = {s.name: s for s in (MNIST, FASHION_MNIST)}
 
@@ -216,7 +222,9 @@ def _prepare_idx(source, cache, url, archive, md5, verify, force, progress):
             dest = folder / name
             if not force and dest.is_file() and (not verify or file_digest(dest, "md5") == expected[name]):
                 continue
-            fetch(base + name, dest, expected[name] if verify else None, progress=progress, resume=not force)
+            official = verify and expected[name] == source.md5[name]
+            fetch(base + name, dest, expected[name] if verify else None, progress=progress, resume=not force,
+                  max_bytes=known_file_limit(source.sizes[name], official))
         status = "downloaded"
     dataset = parse_files(folder, source)
     save_cache(cache, dataset, extra={"files_md5": {n: file_digest(folder / n, "md5") for n in FILES.values()}, "verified": verify})

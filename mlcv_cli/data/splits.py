@@ -3,6 +3,7 @@ and the test split held out from them when the dataset has none. ``cfg`` is a re
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -47,9 +48,9 @@ def _carved_test(cfg, ds):
     return np.sort(np.random.default_rng([cfg.seed, 3]).permutation(n)[:num_test])
 
 
-def split_dataset(cfg, ds) -> Splits:
-    """Seeded train/val/test split: the validation images are carved from the training images
-    (and so is the test split of a dataset that has none)."""
+def split_indices(cfg, ds) -> dict:
+    """Which images each split takes: {"train": ("train", idx), "val": ("train", idx), "test": (source, idx)
+    or None}, idx sorted int64 indices into ds.train_* ("train") or ds.test_* ("test")."""
     carved = _carved_test(cfg, ds)
     pool = np.arange(len(ds.train_y)) if carved is None else np.setdiff1d(np.arange(len(ds.train_y)), carved)
     n = len(pool)
@@ -69,9 +70,43 @@ def split_dataset(cfg, ds) -> Splits:
         )
     rng = np.random.default_rng([cfg.seed, 1])
     order = pool[rng.permutation(n)]
-    val_idx = np.sort(order[:num_val])
-    train_idx = np.sort(order[num_val : num_val + num_train])
-    test_x, test_y = held_out_test(cfg, ds, carved)
+    return {"train": ("train", np.sort(order[num_val : num_val + num_train])), "val": ("train", np.sort(order[:num_val])),
+            "test": test_indices(cfg, ds, carved)}
+
+
+def test_indices(cfg, ds, carved=False):
+    """(source, idx) of the test images (see held_out_test), or None when there are none."""
+    if carved is False:
+        carved = _carved_test(cfg, ds)
+    if carved is not None:
+        return "train", carved
+    if ds.test_y is None:
+        return None
+    if cfg.data.num_test is None:
+        return "test", np.arange(len(ds.test_y))
+    if cfg.data.num_test > len(ds.test_y):
+        raise ConfigError(f"data.num_test: the {ds.name} test set has {len(ds.test_y)} images, asked for {cfg.data.num_test}")
+    return "test", np.sort(np.random.default_rng([cfg.seed, 2]).permutation(len(ds.test_y))[: cfg.data.num_test])
+
+
+def split_record(indices: dict) -> dict:
+    """What a run records of its splits (meta.json, inputs.splits): per split, its size and a digest of
+    which images it took, so that a split rebuilt later can be told apart from the one trained with."""
+    record = {}
+    for split, where in indices.items():
+        if where is not None:
+            source, idx = where
+            digest = hashlib.sha256(f"{source}|{len(idx)}|".encode() + np.asarray(idx, "<i8").tobytes()).hexdigest()
+            record[split] = {"n": int(len(idx)), "from": source, "sha256": digest}
+    return record
+
+
+def split_dataset(cfg, ds) -> Splits:
+    """Seeded train/val/test split: the validation images are carved from the training images
+    (and so is the test split of a dataset that has none)."""
+    where = split_indices(cfg, ds)
+    train_idx, val_idx = where["train"][1], where["val"][1]
+    test_x, test_y = take(ds, where["test"])
     return Splits(
         classes=list(ds.classes),
         train_x=ds.train_x[train_idx],
@@ -83,19 +118,18 @@ def split_dataset(cfg, ds) -> Splits:
     )
 
 
-def held_out_test(cfg, ds, carved=False):
+def held_out_test(cfg, ds):
     """The test images and labels (a seeded subset of data.num_test, or for a dataset without a
     test split the images carved from its training images), or (None, None)."""
-    if carved is False:
-        carved = _carved_test(cfg, ds)
-    if carved is not None:
-        return np.asarray(ds.train_x[carved]), np.asarray(ds.train_y[carved], np.int64)
-    test_x, test_y = ds.test_x, ds.test_y
-    if test_y is None:
+    return take(ds, test_indices(cfg, ds))
+
+
+def take(ds, where):
+    """(images, int64 labels) at (source, idx), or (None, None)."""
+    if where is None:
         return None, None
-    if cfg.data.num_test is not None:
-        if cfg.data.num_test > len(test_y):
-            raise ConfigError(f"data.num_test: the {ds.name} test set has {len(test_y)} images, asked for {cfg.data.num_test}")
-        pick = np.sort(np.random.default_rng([cfg.seed, 2]).permutation(len(test_y))[: cfg.data.num_test])
-        test_x, test_y = test_x[pick], test_y[pick]
-    return np.asarray(test_x), np.asarray(test_y, np.int64)
+    source, idx = where
+    x, y = (ds.train_x, ds.train_y) if source == "train" else (ds.test_x, ds.test_y)
+    if source == "test" and len(idx) == len(y):  # the whole test set: no copy of a memory map
+        return np.asarray(x), np.asarray(y, np.int64)
+    return np.asarray(x[idx]), np.asarray(y[idx], np.int64)

@@ -16,6 +16,9 @@ from ..core.training import TrainingDiverged
 from ..errors import ModelFileError
 from ..system import threads
 
+DIVERGED = "diverged"
+"""How a cv_scores note starts when training diverged on that fold: cv never calls such a setting best."""
+
 
 def key(default, kind, doc, **limits):
     """A config key a model type introduces: its default, type (int, float, str, bool), a one-line
@@ -169,7 +172,8 @@ class ModelType:
 
     def cv_scores(self, cfgs, X_train, y_train, X_val, y_val, C, blas_threads=None) -> list:
         """[(accuracy, note)] for each config of one job (a group from cv_groups) on one fold; a
-        model that trains in steps is fitted per config, and one that diverges scores 0."""
+        model that trains in steps is fitted per config, and one that diverges scores 0 with a
+        note that starts with DIVERGED."""
         out = []
         for cfg in cfgs:
             est = self.build(cfg)
@@ -178,7 +182,7 @@ class ModelType:
                     est.fit(X_train, y_train, num_classes=C)
                 out.append((float(np.mean(self.predict(est, X_val) == y_val)), ""))
             except TrainingDiverged as exc:  # a diverging grid point scores 0, the search goes on
-                out.append((0.0, f"diverged: {exc}"))
+                out.append((0.0, f"{DIVERGED}: {exc}"))
         return out
 
     # -- resources -------------------------------------------------------------------------

@@ -47,6 +47,8 @@ def read(run: RunDir, name=CHECKPOINT) -> dict:
     path = run.file(name)
     if not path.exists():
         raise MlcvError(f"{run.path} has no {name} to resume from (was it trained with checkpoint_every: 0?)")
+    if not path.is_file():  # a FIFO would block the reader, a device never end
+        raise MlcvError(f"{path} is not a regular file; the run directory is damaged: start a new run instead of resuming")
     try:
         modelfile.check_declared_sizes(path)
         with np.load(path, allow_pickle=False) as npz:

@@ -1,7 +1,8 @@
 """`mlcv runs`: read many run directories into comparable rows, and diff two of them.
 
 Reading never raises for a damaged run: the row says ``damaged`` and why. Files are
-read with the fastest safe parser at hand (libyaml when PyYAML has it), because a
+read with the fastest safe parser at hand (libyaml when PyYAML has it, with the config
+loader's decimal numbers), each bounded in size and never from a FIFO or device, because a
 batch script leaves hundreds of runs behind and the listing must stay instant.
 """
 
@@ -17,9 +18,10 @@ from pathlib import Path
 import yaml
 
 from ..config import KEYS, KEYS_USED_BY
+from ..config.loading import RunConfigLoader  # numbers read as the config loader reads them (1:30 stays text)
 from ..errors import MlcvError, UsageError
 from ..system import atomic, locks
-from .rundir import LOCK_FILE
+from .rundir import CONFIG_FILE_LIMIT, LOCK_FILE, read_run_file
 
 # Columns every listing has; any dotted config key can be used as well.
 COLUMNS = ("name", "kind", "model", "dataset", "status", "train", "val", "test", "time", "date")
@@ -28,7 +30,6 @@ DESCENDING = {"train", "val", "test"}
 # Config keys that say where things are, not what was trained: never a "differing" column.
 _NOT_HYPERPARAMETERS = {"name", "data.dir", "output.dir", "output.name", "cv.grid", "model.max_memory_mb", "train.checkpoint_every"}
 _ALWAYS_SHOWN = {"model.type", "data.dataset"}
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Damaged(Exception):
@@ -38,7 +39,7 @@ class _Damaged(Exception):
 def _read_json(path: Path):
     """The parsed file, None when it does not exist; _Damaged when unreadable."""
     try:
-        data = path.read_bytes()
+        data = read_run_file(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -55,7 +56,7 @@ def _read_json(path: Path):
 def _read_config(path: Path):
     """config.yaml as {dotted key: value}; None when absent."""
     try:
-        text = path.read_bytes()
+        text = read_run_file(path, CONFIG_FILE_LIMIT)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -63,13 +64,23 @@ def _read_config(path: Path):
     flat = fast_config(text)
     if flat is not None:
         return flat
+
     try:
-        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+        data = _plain_text(yaml.load(text, Loader=RunConfigLoader))  # noqa: S506 - a safe loader
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         raise _Damaged(f"config.yaml is not valid YAML ({str(exc).splitlines()[0][:80]})") from None
     if not isinstance(data, dict):
         raise _Damaged("config.yaml does not hold a mapping")
     return flatten_config(data)
+
+
+def _plain_text(value):
+    """``value`` with text of any str subclass as plain str (a cached row compares them by type)."""
+    if isinstance(value, dict):
+        return {_plain_text(k): _plain_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_text(v) for v in value]
+    return str(value) if isinstance(value, str) else value
 
 
 def flatten_config(data: dict) -> dict:
@@ -289,14 +300,18 @@ def _check_types(row, problems):
             row[key] = str(row[key])
 
 
-# Files whose size and modification time decide whether a cached row is still right.
+# Files whose identity, size and times decide whether a cached row is still right.
 _SIGNATURE_FILES = ("meta.json", "config.yaml", "metrics.json", "cv_summary.json", "refit_summary.json")
 CACHE_FILE = ".mlcv-runs-cache.json"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+_CACHE_LIMIT = 256 << 20  # past this the cache costs more than it saves: the runs are read instead
 
 
 def _signature(path: str):
-    """[(size, mtime_ns) or None per file], or None when the directory holds no run files."""
+    """[(inode, size, mtime_ns, ctime_ns) or None per file], or None when the directory holds no run files.
+
+    The change time moves with chmod and chown too, so a row read while a file was unreadable
+    is not kept once its permissions are fixed (damaged rows are not cached at all, see scan)."""
     sig, any_run_file = [], False
     for i, name in enumerate(_SIGNATURE_FILES):
         try:
@@ -304,14 +319,14 @@ def _signature(path: str):
         except OSError:
             sig.append(None)
             continue
-        sig.append([st.st_size, st.st_mtime_ns])
+        sig.append([st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
         any_run_file = any_run_file or i < 3
     return sig if any_run_file else None
 
 
 def _load_cache(root: Path) -> dict:
     try:
-        data = json.loads((root / CACHE_FILE).read_bytes())
+        data = json.loads(read_run_file(root / CACHE_FILE, _CACHE_LIMIT))
         if data.get("version") == _CACHE_VERSION and isinstance(data.get("runs"), dict):
             return data["runs"]
     except (OSError, ValueError, AttributeError, RecursionError):
@@ -335,9 +350,11 @@ def _save_cache(root: Path, runs: dict):
 def scan(runs_dir) -> list:
     """Every run directory directly under ``runs_dir``, as rows (unsorted).
 
-    Rows are cached in RUNS_DIR/.mlcv-runs-cache.json, keyed by each run file's size and
-    modification time, so listing a thousand runs again reads a thousand directories'
-    metadata instead of three thousand files.
+    Rows are cached in RUNS_DIR/.mlcv-runs-cache.json, keyed by each run file's identity, size
+    and times, so listing a thousand runs again reads a thousand directories' metadata instead
+    of three thousand files. A damaged row is never cached: what made it damaged (a permission,
+    a full disk, a file being replaced) may be gone by the next listing, and nothing in the
+    files' metadata need say so.
     """
     root = Path(runs_dir)
     if not root.exists():
@@ -366,7 +383,8 @@ def scan(runs_dir) -> list:
             row = hit["row"]
         else:
             row = read_run(entry.path)
-        fresh[entry.name] = {"sig": sig, "row": row}
+        # A damaged run is recorded without its row: it is read again every time.
+        fresh[entry.name] = {"sig": sig, "row": row} if row["status"] != "damaged" else {"sig": sig}
         rows.append(check_liveness({**row, "path": str(root / entry.name)}))
     if fresh.keys() != cache.keys() or any(fresh[k]["sig"] != cache[k].get("sig") for k in fresh):
         _save_cache(root, fresh)

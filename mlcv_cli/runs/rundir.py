@@ -21,9 +21,21 @@ import numpy
 from .. import __version__
 from ..errors import MlcvError
 from ..system import atomic, locks
+from ..system.files import read_small
 
 STATUSES = ("running", "done", "failed", "interrupted")
 LOCK_FILE = ".lock"
+# The most bytes a run file is read to: far above what mlcv writes (a metrics.json of 1,000
+# classes is about 10 MB), far below what would exhaust the memory. config.yaml has the config
+# loader's limit.
+JSON_FILE_LIMIT = 64 << 20
+CONFIG_FILE_LIMIT = 1 << 20
+
+
+def read_run_file(path, limit=JSON_FILE_LIMIT) -> bytes:
+    """A run file's bytes: a regular file of at most ``limit`` bytes, read without blocking
+    (FileNotFoundError when absent, an OSError naming the problem otherwise)."""
+    return read_small(path, limit)
 
 
 def _now():
@@ -105,10 +117,10 @@ class RunDir:
     # -- meta.json --------------------------------------------------------------
     def read_meta(self):
         try:
-            meta = json.loads(self.file("meta.json").read_text(encoding="utf-8"))
+            meta = json.loads(read_run_file(self.file("meta.json")))
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise MlcvError(f"{self.file('meta.json')} is unreadable ({exc}); the run directory is damaged") from None
         if not isinstance(meta, dict) or not isinstance(meta.get("status", ""), str):
             raise MlcvError(f"{self.file('meta.json')} is not an mlcv meta.json (expected an object with a text status); the run directory is damaged")
@@ -160,10 +172,10 @@ class RunDir:
 
     def read_json(self, name):
         try:
-            return json.loads(self.file(name).read_text(encoding="utf-8"))
+            return json.loads(read_run_file(self.file(name)))
         except FileNotFoundError:
             raise MlcvError(f"{self.file(name)} does not exist") from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise MlcvError(f"{self.file(name)} is unreadable ({exc})") from None
 
 

@@ -17,9 +17,9 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
 
 from ..errors import MlcvError
+from .files import read_small
 from .output import printable
 
 _held = {}  # lock file path -> [fd, shared, count]
@@ -37,7 +37,7 @@ class LockBusy(MlcvError):
 def holder_pid(lock_path):
     """The pid the last exclusive holder wrote into the lock file, or None."""
     try:
-        text = Path(lock_path).read_text(encoding="ascii", errors="replace").split()
+        text = read_small(lock_path, 64).decode("ascii", errors="replace").split()
         return int(text[0]) if text else None
     except (OSError, ValueError):
         return None
@@ -45,11 +45,11 @@ def holder_pid(lock_path):
 
 def _open(path, shared):
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o666)
     except OSError as exc:
         if shared and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
             try:  # a reader in a read-only directory: lock the file if it exists
-                return os.open(path, os.O_RDONLY)
+                return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
             except OSError:
                 return None  # nobody can write there either, so there is nothing to guard against
         raise MlcvError(f"cannot create the lock file {path}: {exc.strerror}; check that the directory is writable") from None
@@ -166,7 +166,7 @@ def is_locked(lock_path):
         if key in _held and not _held[key][1]:
             return True
     try:
-        fd = os.open(key, os.O_RDONLY)
+        fd = os.open(key, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in its place must not block the caller
     except OSError:
         return False
     try:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from ..data.channels import match_channels
 from ..data.feature_cache import FeatureStore
-from ..data.splits import held_out_test, split_dataset
+from ..data.splits import take
 from ..errors import DataError
 from ..models import modelfile, registry
 from ..models.build import estimator_from_file, model_rows
-from ..runs import fingerprints
 from ..runs.rundir import RunDir
 from ..system.progress import null_progress
+from .heldout import checked_split
 from .inputs import data_dir_for, load_dataset
 from .saved import config_of_model, locate_model
 from .scoring import batched_predict, split_metrics
@@ -30,24 +30,14 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, pl
     mf = modelfile.load(path)
     cfg = config_of_model(mf, path, data_cfg_overrides)
     ds = load_dataset(cfg)
-    run = RunDir(Path(path).parent)
-    if not data_cfg_overrides and run.exists("meta.json"):
-        # The model's own data: its splits are rebuilt from the saved seed, so data that
-        # changed since training would put training images into the split being scored.
-        recorded = run.read_meta().get("inputs")
-        if isinstance(recorded, dict) and recorded.get("data") not in (None, fingerprints.of_data(ds)):
-            if not accept_changes:
-                raise fingerprints.InputsChanged(
-                    f"{run.path}: the {ds.name} data is not the data this model was trained on (it was imported "
-                    "again or changed), so its splits would not be the training-time ones; score it on other "
-                    "data with --data, retrain, or go on anyway with --accept-changes"
-                )
-            warning = "; ".join(w for w in (warning, f"the {ds.name} data changed since training") if w)
+    # The model's own data: its splits are rebuilt from the saved seed, and checked against the
+    # ones it was trained with, so no training image is scored under the name of a held-out split.
+    where, warnings, notes = checked_split(config_of_model(mf, path, None), cfg, ds, split, RunDir(Path(path).parent),
+                                           accept_changes)
     if list(ds.classes) != list(mf.classes):
         raise DataError(f"the data's classes {list(ds.classes)} differ from the model's {mf.classes}; evaluate on a dataset with the same classes")
-    # The test split does not depend on the train/val carving, so another dataset given
-    # with --data needs no matching sizes for it.
-    x, y = held_out_test(cfg, ds) if split == "test" else split_dataset(cfg, ds).get(split)
+    warning = "; ".join(w for w in (warning, *warnings) if w) or None
+    x, y = take(ds, where)
     if y is None or len(y) == 0:
         others = [s for s in ("test", "val", "train") if s != split]
         raise DataError(
@@ -65,7 +55,7 @@ def evaluate(target, *, split="test", data_cfg_overrides=None, progress=None, pl
     result.update(split_metrics(y, pred, len(mf.classes)))
     if warning:
         result["warning"] = warning
-    note = model_type.estimator_note(est)
+    note = "; ".join(n for n in (*notes, model_type.estimator_note(est)) if n)
     if note:
         result["note"] = note
     if plot:

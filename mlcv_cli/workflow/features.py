@@ -37,7 +37,9 @@ def encode_for_cv(cfg, points, images, directory, progress=None):
     for setting, point_cfg in settings.items():
         chain, X = store.fit(build_chain(point_cfg), images, progress, what="cv images")
         fitted = chain.fingerprint()
-        encoded.add(setting, X, store.features_path(images_fp, fitted) if store.directory else None, fitted)
+        path = store.features_path(images_fp, fitted) if store.directory else None
+        # Workers map the cache file only when its bytes are X's; else X itself travels.
+        encoded.add(setting, X, path, fitted, verified=store.verified.get(str(path)))
     return encoded, store.events
 
 

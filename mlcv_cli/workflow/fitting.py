@@ -47,8 +47,9 @@ def fit_in_steps(cfg, est, run, data, C, state, progress):
                 run.update_meta(status="interrupted")
     except TrainingDiverged as exc:
         _write_history(run, est)
-        mark_run(run, "failed", "diverged")
-        raise _diverged(cfg, exc, run) from None
+        err = _diverged(cfg, exc, run)
+        mark_run(run, "failed", err)  # the whole message: `train --resume` and `runs` repeat it
+        raise err from None
     finally:
         bar.close()
     if getattr(est, "stopped_", False):

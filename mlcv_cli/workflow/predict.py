@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -52,12 +53,42 @@ def predict(target, files, *, top=3) -> dict:
             "failed": failed, "warning": warning, "note": note}
 
 
+MAX_DEPTH = 64
+"""Folders nested deeper than this under a directory given to predict are refused: no image
+collection is, and a walk that followed them would only end in the recursion limit."""
+
+
 def expand_image_paths(items):
-    """Files as given; directories expand to the image files inside them (sorted, recursive)."""
+    """Files as given; directories expand to the image files inside them (sorted, recursive;
+    links to directories are not followed, so a link loop cannot make the walk endless)."""
 
     for item in items:
         p = Path(item)
         if p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
+            yield from sorted(q for q in _files_under(p) if q.suffix.lower() in IMAGE_EXTENSIONS)
         else:
             yield p
+
+
+def _files_under(root):
+    """Every regular file below ``root``, walked with a stack (no recursion), at most MAX_DEPTH levels down."""
+
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            raise MlcvError(f"cannot read folder {folder}: {exc.strerror or exc}; check its permissions") from None
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if depth + 1 > MAX_DEPTH:
+                        raise MlcvError(f"{root}: folders are nested more than {MAX_DEPTH} levels deep (at {path}); "
+                                        "give the folders that hold the images, or files")
+                    stack.append((path, depth + 1))
+                elif entry.is_file():
+                    yield path
+            except OSError:
+                continue

@@ -41,6 +41,8 @@ def _resume(run, progress, command, epochs, accept_changes):
         raise MlcvError(f"{model_type.title or model_type.name} runs have nothing to resume; run `mlcv train` again")
     # A finished run keeps its final state; a newer checkpoint (a continuation interrupted) wins.
     state_file = checkpoints.CHECKPOINT if run.exists(checkpoints.CHECKPOINT) or not run.exists(checkpoints.FINAL_STATE) else checkpoints.FINAL_STATE
+    if not run.exists(state_file):
+        raise MlcvError(_nothing_to_resume(run, status, cfg, state_file))
     state = None
     if epochs is not None:
         if cfg.train.optimizer == "random_search":
@@ -61,3 +63,20 @@ def _resume(run, progress, command, epochs, accept_changes):
         cfg = config_mod.replace(cfg, {"train.epochs": epochs})
     return train(cfg, progress=progress, resume_dir=run.path, command=command, state_file=state_file, state=state,
                  accept_changes=accept_changes, requested={} if epochs is None else {"train.epochs": epochs})
+
+
+def _nothing_to_resume(run, status, cfg, state_file):
+    """Why a run without a checkpoint cannot resume, from how it ended (meta.json), and what to do."""
+    error = run.read_meta().get("error")
+    error = error if isinstance(error, str) and error else None
+    again = f"start a new run (mlcv train --config {run.file('config.yaml')})"
+    if status == "failed":
+        fix = (f"; {again} with a lower train.lr" if error and "diverged" in error else f"; fix the cause and {again}")
+        return f"{run.path} failed before writing its first checkpoint ({error or 'no reason recorded'}): there is nothing to resume{fix}"
+    if cfg.train.checkpoint_every == 0:
+        return f"{run.path} has no {state_file} to resume from: it was trained with train.checkpoint_every: 0; {again}"
+    if status == "interrupted":
+        return f"{run.path} was stopped before writing its first checkpoint: there is nothing to resume; {again}"
+    if status == "running":  # we hold the run's lock, so no live process is writing it
+        return f"{run.path} was killed before writing its first checkpoint: there is nothing to resume; {again}"
+    return f"{run.path} has no {state_file} to resume from (status {status}); {again}"

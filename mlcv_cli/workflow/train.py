@@ -15,7 +15,7 @@ from .. import config as config_mod
 from ..config import Config
 from ..config import features as feature_config
 from ..data.feature_cache import FeatureStore
-from ..data.splits import Splits, split_dataset
+from ..data.splits import Splits, split_dataset, split_indices, split_record
 from ..errors import MlcvError
 from ..models import modelfile, registry
 from ..models.modelfile import ModelFile
@@ -47,6 +47,7 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
         cfg = pin_data_location(cfg)
         ds = dataset if dataset is not None else load_dataset(cfg)
         inputs = fingerprints.inputs(ds, cfg.to_dict())
+        inputs["splits"] = split_record(split_indices(cfg, ds))  # evaluate tells a rebuilt split from these
         if resume_dir is not None:  # before any work, and before the run is touched
             run = _held(held, RunDir(resume_dir))
             fingerprints.check(run, inputs, accept=accept_changes, asked=requested or {})

@@ -12,6 +12,7 @@ from ... import config as config_mod
 from ...config.features import build_chain
 from ...core.model_selection import job_seed, stratified_kfold
 from ...models import registry
+from ...models.base import DIVERGED
 from ..features import fold_features
 
 
@@ -41,6 +42,11 @@ def run_job(job: dict, plan: dict, data: tuple, blas_threads: int | None = None)
     scores = model_type.cv_scores(cfgs, Xtr, labels[train_idx], Xva, labels[val_idx], C, blas_threads)
     seconds = (time.perf_counter() - t0) / len(scores)
     return [_row(i, job["fold"], accuracy, seconds, note) for i, (accuracy, note) in zip(job["points"], scores)]
+
+
+def is_divergence(note) -> bool:
+    """True for the note of a fold whose training diverged (the model types write "diverged: ...")."""
+    return isinstance(note, str) and note.startswith(DIVERGED)
 
 
 def _row(point, fold, accuracy, seconds, note=""):

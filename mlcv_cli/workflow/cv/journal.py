@@ -7,11 +7,14 @@ import json
 import os
 
 from ...errors import MlcvError
-from ...runs.rundir import RunDir
+from ...runs.rundir import RunDir, read_run_file
 from ...system import atomic
 from .jobs import job_rows_problem
 
 JOBS_FILE = "jobs.jsonl"
+# A journal line holds one job's rows (a kNN job: one row per k); far past what MAX_JOBS
+# jobs write, far below what would exhaust the memory.
+JOURNAL_LIMIT = 1 << 30
 
 
 RESULTS_FILE = "cv_results.csv"
@@ -36,7 +39,7 @@ def read_journal(run: RunDir, jobs, n_points):
     """
     path = run.file(JOBS_FILE)
     try:
-        data = path.read_bytes()
+        data = read_run_file(path, JOURNAL_LIMIT)
     except FileNotFoundError:
         return {}, None
     except OSError as exc:
@@ -87,7 +90,7 @@ def read_journal(run: RunDir, jobs, n_points):
 
 def _read_or_empty(path):
     try:
-        return path.read_bytes()
+        return read_run_file(path, JOURNAL_LIMIT)
     except FileNotFoundError:
         return b""
 

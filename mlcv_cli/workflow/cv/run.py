@@ -33,7 +33,7 @@ from ..features import encode_for_cv
 from ..inputs import data_dir_for, load_dataset, pin_data_location
 from .dask_executor import ClusterLost
 from .executors import ExecutorLost, executor
-from .jobs import job_rows_problem
+from .jobs import is_divergence, job_rows_problem
 from .journal import JOBS_FILE, append_job, read_journal, write_results
 from .plan import PLAN_FILE, grid_points, plan_jobs, read_plan
 from .refit import refit_best
@@ -209,6 +209,8 @@ def _summary(run, cfg, plan, cv, t0):
     write_results(run, plan["points"], rows)
     summary = summarise(plan["points"], rows)
     best = summary[0]
+    if best["diverged"]:  # summarise puts a point that never diverged first whenever there is one
+        raise _all_diverged(run, cfg, summary)
     run.write_text("best.yaml", config_mod.to_yaml(config_mod.replace(cfg, best["params"])))
     warnings = (cv.warning, cv.journal_warning, *grid_edge_warnings(cfg.cv.grid, best["params"], plan.get("random")))
     result = {
@@ -235,7 +237,9 @@ def _summary(run, cfg, plan, cv, t0):
 
 
 def summarise(points, rows) -> list:
-    """Per grid point: params, mean and std of the fold accuracies, sorted best first."""
+    """Per grid point: params, mean and std of the fold accuracies, and in how many folds training
+    diverged; sorted best first. A point that diverged in any fold comes after every point that
+    did not: its score says how the divergence ended, not how good the setting is."""
     by_point = {}
     for r in rows:
         by_point.setdefault(r["point"], []).append(r)
@@ -244,10 +248,25 @@ def summarise(points, rows) -> list:
         accs = [r["accuracy"] for r in sorted(by_point.get(i, []), key=lambda r: r["fold"])]
         if not accs:
             continue
+        diverged = sum(1 for r in by_point[i] if is_divergence(r.get("note")))
         summary.append({"point": i, "params": point, "mean": float(np.mean(accs)), "std": float(np.std(accs)), "folds": accs,
-                        "time_s": float(sum(r["time_s"] for r in by_point[i]))})
-    summary.sort(key=lambda s: (-s["mean"], s["std"], s["point"]))
+                        "time_s": float(sum(r["time_s"] for r in by_point[i])), "diverged": diverged})
+    summary.sort(key=lambda s: (s["diverged"] > 0, -s["mean"], s["std"], s["point"]))
     return summary
+
+
+def _all_diverged(run, cfg, summary):
+    """Every grid point diverged in some fold: there is no best setting to report or refit."""
+    folds = sum(len(s["folds"]) for s in summary)
+    diverged = sum(s["diverged"] for s in summary)
+    lowest = min((s["params"].get("train.lr", cfg.train.lr) for s in summary), default=cfg.train.lr)
+    message = (f"training diverged for every grid point, in {diverged} of {folds} fold fits in all; no setting can be called best, so "
+               f"no best.yaml was written. Search smaller learning rates (e.g. --grid train.lr=logspace(-5,-2,4); the lowest "
+               f"tried was {lowest:g}) or a stronger model.reg; cv_results.csv in {run.path} has every fold")
+    mark_run(run, "failed", "every grid point diverged")
+    err = MlcvError(message)
+    err.run_dir = str(run.path)
+    return err
 
 
 def grid_edge_warnings(grid, best_params, random_n=None):
