@@ -47,6 +47,12 @@ def label(value) -> str:
     return str(value)
 
 
+def short(text, limit=24) -> str:
+    """A name cut to ``limit`` characters (with an ellipsis) where a figure has no room for more."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .backend import pyplot, show
+from .backend import pyplot, short, show
 
 
 def filters_figure(filters):
@@ -59,7 +59,7 @@ def hog_figure(cells, classes, total_classes=None):
         b, c = divmod(i, cols)
         top, bottom = axes[2 * b, c], axes[2 * b + 1, c]
         show(top, images[i])
-        top.set_title(classes[labels[i]], fontsize=8)
+        top.set_title(short(classes[labels[i]], 16), fontsize=8)
         h = hist[i] / (hist[i].max() or 1.0)
         cy, cx, _ = h.shape
         yc, xc = (np.mgrid[0:cy, 0:cx] + 0.5) * s - 0.5
@@ -94,11 +94,11 @@ def neighbors_figure(queries, neighbors, query_labels, neighbor_labels, classes,
     fig, axes = plt.subplots(Q, k + 1, figsize=(1.1 * (k + 1), 1.15 * Q), squeeze=False)
     for i in range(Q):
         show(axes[i, 0], queries[i])
-        axes[i, 0].set_title(classes[query_labels[i]], fontsize=6, color="black")
+        axes[i, 0].set_title(short(classes[query_labels[i]], 12), fontsize=6, color="black")
         for j in range(k):
             same = neighbor_labels[i, j] == query_labels[i]
             show(axes[i, j + 1], neighbors[i, j])
-            axes[i, j + 1].set_title(classes[neighbor_labels[i, j]], fontsize=6, color="green" if same else "red")
+            axes[i, j + 1].set_title(short(classes[neighbor_labels[i, j]], 12), fontsize=6, color="green" if same else "red")
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .backend import plain_ticks, pyplot, show, text_color
+from .backend import plain_ticks, pyplot, short, show, text_color
 
 
 def epoch_means(iterations, epochs, loss):
@@ -98,9 +98,10 @@ def confusion_figure(cm, classes, title):
     shown = cm if C <= COUNTS_UP_TO else np.log1p(cm)
     im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=max(float(shown.max()), 1.0))
     fontsize = 9 if C <= COUNTS_UP_TO else max(3, 400 // C)
-    ax.set_xticks(range(C), classes, rotation=60 if C <= COUNTS_UP_TO else 90, ha="right" if C <= COUNTS_UP_TO else "center",
+    names = [short(c) for c in classes]
+    ax.set_xticks(range(C), names, rotation=60 if C <= COUNTS_UP_TO else 90, ha="right" if C <= COUNTS_UP_TO else "center",
                   fontsize=fontsize)
-    ax.set_yticks(range(C), classes, fontsize=fontsize)
+    ax.set_yticks(range(C), names, fontsize=fontsize)
     if C <= COUNTS_UP_TO:
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color=text_color(im, v))
@@ -127,6 +128,6 @@ def weights_figure(images, titles, title):
         img = np.asarray(images[c], np.float64)
         lo, hi = img.min(), img.max()
         show(ax, (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img))
-        ax.set_title(titles[c], fontsize=9)
+        ax.set_title(short(titles[c], 18), fontsize=9)
     fig.suptitle(title)
     return fig

@@ -43,6 +43,13 @@ class _Page(dict):
             self["missing"].append({"what": what, "why": str(exc) or type(exc).__name__})
         return None
 
+    def has(self, path, why="is missing"):
+        """True when the file exists; otherwise it is noted as missing."""
+        if Path(path).exists():
+            return True
+        self["missing"].append({"what": Path(path).name, "why": f"{Path(path).name} {why}"})
+        return False
+
 
 def _page(kind, path):
     return _Page(kind=kind, path=str(path), name=Path(path).resolve().name, missing=[], collected_s=None)
@@ -61,7 +68,8 @@ def run_page(run_dir, with_examples=True) -> dict:
     model_type = registry.get(model) if model in registry.names() else None
     page["model"] = _model_info(model, model_type)
     page["history"] = None
-    if (path / "history.csv").exists() or (model_type is not None and model_type.iterative):
+    iterative = model_type is not None and model_type.iterative
+    if (path / "history.csv").exists() or (iterative and page.has(path / "history.csv", f"is missing (a {model} run writes one)")):
         page["history"] = page.attempt("history.csv", read_history, path)
     page["learned"] = page["examples"] = None
     if (path / "model.npz").exists() or page["meta"].get("status") == "done":
