@@ -230,7 +230,7 @@ def test_a_thousand_runs_in_seconds(runs, tmp_path):
         d = root / f"softmax-{i:04d}"
         d.mkdir(parents=True)
         (d / "meta.json").write_text(json.dumps(meta))
-        (d / "config.yaml").write_text(cfg_text.replace("reg: 0.001", f"reg: {10 ** -(1 + i % 5)}")
+        (d / "config.yaml").write_text(cfg_text.replace("reg: 0.001", f"reg: {10.0 ** -(1 + i % 5):.1e}")
                                        .replace("lr: 0.01", f"lr: {(i % 7 + 1) / 1000}"))
         (d / "metrics.json").write_text(metrics)
     t0 = time.perf_counter()

@@ -46,10 +46,17 @@ def loss_figure(rows):
             a1.annotate(f"{means[-1]:.3f}", (mx[-1], means[-1]), textcoords="offset points", xytext=(0, 8),
                         ha="center", fontsize=8, color="tab:orange",
                         bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+    title = "loss"
     shown = loss[finite & (loss > 0)]
     if shown.size and shown.max() / shown.min() > 1e3:
         a1.set_yscale("log")  # a loss that blew up would flatten the rest of the curve
         plain_ticks(a1.yaxis)
+    elif finite.sum() > 100:
+        # The first few minibatches of a fresh model can sit far above the rest and flatten it.
+        top = max(float(np.percentile(loss[finite], 99)), float(means.max()) if len(means) else 0.0)
+        if loss[finite].max() > 1.5 * top:
+            a1.set_ylim(top=1.1 * top)
+            title = f"loss (the first iterations, up to {loss[finite].max():.3g}, are above the axis)"
     if not finite.all():
         # A diverged run: say where, rather than leave a blank or unreadable panel.
         first = int(it[~finite][0])
@@ -59,7 +66,7 @@ def loss_figure(rows):
                 bbox={"facecolor": "white", "edgecolor": "tab:red"})
     a1.set_xlabel("iteration")
     a1.set_ylabel("training loss")
-    a1.set_title("loss")
+    a1.set_title(title, fontsize=10 if title != "loss" else None)
     a1.grid(alpha=0.3)
     if finite.any():
         a1.legend(loc="upper right", fontsize=8)
