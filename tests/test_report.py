@@ -45,7 +45,7 @@ def cfg(tmp, model, folder, **values):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A folder of runs: softmax at two model.reg values, kNN, an HOG svm, a cv run with its refit, on plain class names; and a
+    """A folder of runs: softmax at two model.reg values, kNN, a two-layer net, an HOG svm, a cv run with its refit, on plain class names; and a
     softmax run on hostile class names, copied under a hostile directory name."""
     tmp = tmp_path_factory.mktemp("report")
     plain = make_folder(tmp / "plain", ["cat", "dog", "fox", "owl"])
@@ -53,6 +53,7 @@ def runs(tmp_path_factory):
         "softmax": train(cfg(tmp, "softmax", plain, **{"train.epochs": 3, "train.batch_size": 20}))["run_dir"],
         "softmax_reg": train(cfg(tmp, "softmax", plain, **{"train.epochs": 3, "train.batch_size": 20, "model.reg": 0.1}))["run_dir"],
         "knn": train(cfg(tmp, "knn", plain, **{"model.k": 3}))["run_dir"],
+        "mlp": train(cfg(tmp, "mlp", plain, **{"train.epochs": 2, "model.hidden_size": 12, "train.keep_best": True}))["run_dir"],
         "hog": train(cfg(tmp, "svm", plain, **{"train.epochs": 2, "features": [{"type": "hog", "cell_size": 4}]}))["run_dir"],
     }
     cv_run = crossval.cross_validate(cfg(tmp, "softmax", plain, **{"cv.folds": 2, "train.epochs": 2,
@@ -136,13 +137,16 @@ def test_run_page_has_every_section(runs):
     assert not page.scripts  # nothing to sort on a run page
 
 
-def test_knn_and_hog_pages_ask_the_model_type(runs):
+def test_each_model_type_shows_what_it_offers(runs):
     _, knn = written(runs["knn"])
     assert "neighbours" in knn.ids and "curves" not in knn.ids and "votes" in knn.all_text
     assert not any("weights" in (a.get("alt") or "") for a in knn.tags("img"))
     _, hog = written(runs["hog"])
     assert any(a.get("alt") == "HOG cell histograms" for a in hog.tags("img"))
     assert not any("weights" in (a.get("alt") or "") for a in hog.tags("img"))  # weights are not images on HOG features
+    _, mlp = written(runs["mlp"])  # the two-layer net: first-layer weights as images, asked of the registry
+    assert any("first-layer weights" in (a.get("alt") or "") for a in mlp.tags("img"))
+    assert {"curves", "examples"} <= mlp.ids and "probabilities" in mlp.all_text and "train.keep_best" in mlp.all_text
 
 
 def test_cv_page_labels_the_grid_and_shows_the_refit_inline(runs):
@@ -261,7 +265,7 @@ def _not_blank(png):
     return gray.std() > 10 and (gray < 128).mean() > 0.005
 
 
-@pytest.mark.parametrize("which", ["softmax", "knn", "hog", "cv", "hostile", "runs"])
+@pytest.mark.parametrize("which", ["softmax", "knn", "mlp", "hog", "cv", "hostile", "runs"])
 def test_pages_render_in_a_real_browser(runs, browser, which, tmp_path):
     target = runs["softmax"].parent if which == "runs" else runs[which]
     result = report.write(target)

@@ -64,6 +64,7 @@ def loss_figure(rows):
         a1.text(0.5, 0.5, f"diverged at iteration {first}\n(loss {loss[~finite][0]}): lower train.lr",
                 transform=a1.transAxes, ha="center", va="center", color="tab:red", fontsize=11,
                 bbox={"facecolor": "white", "edgecolor": "tab:red"})
+    a1.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     a1.set_xlabel("iteration")
     a1.set_ylabel("training loss")
     a1.set_title(title, fontsize=10 if title != "loss" else None)
@@ -76,6 +77,9 @@ def loss_figure(rows):
         a2.plot(eps, [100 * float(r["train_acc"]) for r in ends], marker="o", label="train")
         if any(r.get("val_acc") for r in ends):
             a2.plot(eps, [100 * float(r["val_acc"]) if r.get("val_acc") else np.nan for r in ends], marker="o", label="val")
+        kept = ends[-1].get("best_epoch")
+        if kept:  # train.keep_best: the model file holds this epoch's weights
+            a2.axvline(int(float(kept)), color="tab:green", ls="--", lw=1, label=f"weights kept (epoch {int(float(kept))})")
         a2.legend()
         a2.set_xlim(0.5, max(eps) + 0.5)
     else:
@@ -127,7 +131,8 @@ def weights_figure(images, titles, title):
     n = len(images)
     cols = min(n, 5 if n <= 20 else 10)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+    side = 2.0 if n <= 20 else 1.15  # many hidden units: smaller tiles, so the figure stays a page
+    fig, axes = plt.subplots(rows, cols, figsize=(side * cols, (side + 0.2) * rows + 0.4), squeeze=False, layout="constrained")
     for c, ax in enumerate(axes.flat):
         ax.axis("off")
         if c >= n:
@@ -135,6 +140,6 @@ def weights_figure(images, titles, title):
         img = np.asarray(images[c], np.float64)
         lo, hi = img.min(), img.max()
         show(ax, (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img))
-        ax.set_title(short(titles[c], 18), fontsize=9)
+        ax.set_title(short(titles[c], 18), fontsize=9 if n <= 20 else 7)
     fig.suptitle(title)
     return fig

@@ -88,6 +88,8 @@ def _results(page):
                      f"{float(page['history'][-1]['loss']):.4f})")
     elif m.get("final_loss") is not None:
         notes.append(f"final training loss {m['final_loss']:.4f}")
+    if m.get("best_epoch") is not None:
+        notes.append(f"the model holds the weights of epoch {m['best_epoch']}, the best validation accuracy (train.keep_best)")
     features = m.get("features") or {}
     if features.get("steps"):
         notes.append("features: " + " → ".join(features["steps"]) + (f" ({features['dim']} dimensions)" if features.get("dim") else ""))
@@ -196,6 +198,9 @@ def _neighbours(page):
                    el("div", el("table", el("tbody", rows), class_="nn"), class_="scroll"))
 
 
+_PLURAL = {"probability": "probabilities", "score": "scores", "votes": "votes"}
+
+
 def _value_text(kind, value, total):
     if kind == "probability":
         return f"p {value:.2f}"
@@ -225,7 +230,7 @@ def _examples(page):
         return None
     of = f"{ex['ranked']} of the {ex['n']}" if ex["ranked"] < ex["n"] else f"the {ex['n']}"
     return section("examples", "Most confident mistakes and correct answers",
-                   el("p", f"Among {of} {ex['split']} images, scored again with the saved model ({ex['score_kind']}s; "
+                   el("p", f"Among {of} {ex['split']} images, scored again with the saved model ({_PLURAL.get(ex['score_kind'], ex['score_kind'])}; "
                            f"{seconds(ex['seconds'])}). Mistakes are ranked by how much the model preferred the wrong class "
                            "over the true one.", class_="note"),
                    el("h3", "Mistakes"), _thumbs(ex, ex["mistakes"], True) if ex["mistakes"] else el("p", "none"),
