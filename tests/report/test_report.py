@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
+from helpers import make_folder, mlcv, mlcv_uncaught
 from mlcv_cli import config, report
-from mlcv_cli.cli.app import cli
 from mlcv_cli.workflow import cv as crossval
 from mlcv_cli.workflow.cv.refit import refit_best
 from mlcv_cli.workflow.train import train
@@ -23,18 +22,9 @@ HOSTILE = ['"><img src=x onerror=alert(1)>', "<svg onload=alert(2)>", "<script>a
 SCRIPT_NAME = "<script>alert(1)</script>"  # has a '/', so it can be no folder's name: put in metrics.json instead
 
 
-def make_folder(root, classes, n_train=24, n_test=6, size=8):
-    """An image folder with one class per name: class c is bright in channel c % 3."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("test", n_test)):
-        for c, name in enumerate(classes):
-            d = root / split / name
-            d.mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
-                pixels[..., c % 3] += 120 + 40 * (c // 3)
-                Image.fromarray(pixels).save(d / f"{i}.png")
-    return root
+def folder(root, classes):
+    """Classes 0 and 3 share a tint (helpers.make_folder tints channel index % 3), so there are mistakes to show."""
+    return make_folder(root, classes, n_train=24, n_test=6, noise=80, tint=150)
 
 
 def cfg(tmp, model, folder, **values):
@@ -48,7 +38,7 @@ def runs(tmp_path_factory):
     """A folder of runs: softmax at two model.reg values, kNN, a two-layer net, an HOG svm, a cv run with its refit, on plain class names; and a
     softmax run on hostile class names, copied under a hostile directory name."""
     tmp = tmp_path_factory.mktemp("report")
-    plain = make_folder(tmp / "plain", ["cat", "dog", "fox", "owl"])
+    plain = folder(tmp / "plain", ["cat", "dog", "fox", "owl"])
     made = {
         "softmax": train(cfg(tmp, "softmax", plain, **{"train.epochs": 3, "train.batch_size": 20}))["run_dir"],
         "softmax_reg": train(cfg(tmp, "softmax", plain, **{"train.epochs": 3, "train.batch_size": 20, "model.reg": 0.1}))["run_dir"],
@@ -60,7 +50,7 @@ def runs(tmp_path_factory):
                                                                    "cv.grid": {"train.lr": [0.001, 0.01, 0.1], "model.reg": [0.001, 0.01]}}))
     refit_best(cv_run["run_dir"])
     made["cv"] = cv_run["run_dir"]
-    hostile = make_folder(tmp / "hostile", HOSTILE)
+    hostile = folder(tmp / "hostile", HOSTILE)
     first = train(cfg(tmp, "softmax", hostile, **{"train.epochs": 2, "output.name": "evil"}))["run_dir"]
     made["hostile"] = str(Path(first).parent / HOSTILE[0])
     shutil.move(first, made["hostile"])
@@ -202,12 +192,12 @@ def test_report_command_out_open_and_json(runs, tmp_path, monkeypatch):
     opened = []
     monkeypatch.setattr("webbrowser.get", lambda *a: type("B", (), {"open": lambda self, url: opened.append(url) or True})())
     out = tmp_path / "page.html"
-    done = CliRunner().invoke(cli, ["report", str(runs["knn"]), "--out", str(out), "--open", "--json"], catch_exceptions=False)
+    done = mlcv_uncaught("report", runs["knn"], "--out", out, "--open", "--json")
     assert done.exit_code == 0, done.output
     doc = json.loads(done.stdout)
     assert doc["status"] == "done" and doc["report"] == str(out) and doc["opened"] is True
     assert opened == [out.resolve().as_uri()] and out.stat().st_size > 10_000
-    missing = CliRunner().invoke(cli, ["report", str(tmp_path / "nope")])
+    missing = mlcv("report", tmp_path / "nope")
     assert missing.exit_code == 2
 
 
@@ -217,7 +207,7 @@ def test_train_report_writes_the_page(tmp_path, monkeypatch, tiny):
     args = ["train", "--model", "softmax", "--set", "train.epochs=1", "--report", "--json"]
     for item in tiny:
         args += ["--set", item]
-    done = CliRunner().invoke(cli, args, catch_exceptions=False)
+    done = mlcv_uncaught(*args)
     assert done.exit_code == 0, done.output
     doc = json.loads(done.stdout)
     assert doc["report"] == str(Path(doc["run_dir"]) / "report.html") and Path(doc["report"]).is_file()
