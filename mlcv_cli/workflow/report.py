@@ -91,7 +91,11 @@ def cv_page(run_dir, with_examples=True) -> dict:
     page = _page("cv", path)
     page["meta"] = page.attempt("meta.json", _meta, path) or {}
     page["config"] = page.attempt("config.yaml", config_of, path, "cv")
-    page["summary"] = page.attempt("cv_summary.json", read_cv_summary, path / "cv_summary.json")
+    status = page["meta"].get("status", "unknown")
+    page["summary"] = None
+    if page.has(path / "cv_summary.json", "is missing" + ("" if status == "done" else f" (the cv run has not finished: status {status}; "
+                                                                                       "finish it with mlcv cv --resume)")):
+        page["summary"] = page.attempt("cv_summary.json", read_cv_summary, path / "cv_summary.json")
     page["refit"] = None
     if (path / "refit").is_dir():
         page["refit"] = run_page(path / "refit", with_examples)

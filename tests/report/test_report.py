@@ -186,6 +186,13 @@ def test_damaged_run_says_what_is_missing_and_renders_the_rest(runs, tmp_path):
     assert "metrics.json" in missing and "history.csv" in missing
     assert "Not shown" in page.all_text and "history.csv is missing" in page.all_text
     assert {"config", "reproduce", "learned", "examples"} <= page.ids and "results" not in page.ids
+    unfinished = tmp_path / "unfinished-cv"
+    shutil.copytree(runs["cv"], unfinished)
+    (unfinished / "cv_summary.json").unlink()
+    meta = json.loads((unfinished / "meta.json").read_text())
+    (unfinished / "meta.json").write_text(json.dumps({**meta, "status": "interrupted"}))
+    result, page = written(unfinished)
+    assert result["kind"] == "cv" and "mlcv cv --resume" in page.all_text and "refit-results" in page.ids
 
 
 def test_report_command_out_open_and_json(runs, tmp_path, monkeypatch):
