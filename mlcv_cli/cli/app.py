@@ -24,6 +24,7 @@ from .evaluate import evaluate
 from .gradcheck import gradcheck
 from .plot import plot_cmd
 from .predict import predict
+from .report import report_cmd
 from .runs import runs
 from .train import train
 
@@ -104,7 +105,7 @@ def cli(debug):
 # -- gradcheck ----------------------------------------------------------------------------
 
 
-for _command in (download, train, cv, evaluate, configs_cmd, plot_cmd, predict, gradcheck, runs):
+for _command in (download, train, cv, evaluate, configs_cmd, plot_cmd, report_cmd, predict, gradcheck, runs):
     cli.add_command(_command)
 
 

@@ -14,6 +14,7 @@ from ..system import cluster, output
 from ..workflow.cv import refit as cv_refit
 from ..workflow.cv import run as cv_run
 from . import completion, render
+from .report import write_after_run
 from .common import (
     CONTEXT,
     accept_changes_option,
@@ -43,11 +44,13 @@ from .common import (
 @click.option("--refit", is_flag=True, help="Retrain the best setting on all training images and score the test split once.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config (with the grid to search) and exit.")
 @click.option("--plot", is_flag=True, help="Write cv.png (accuracy per fold, mean and std per value). Needs mlcv[plot].")
+@click.option("--report", "write_report", is_flag=True, help="Write report.html into the run at the end, after --refit (as `mlcv report RUN`). Needs mlcv[plot].")
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @accept_changes_option
 @json_on_failure
-def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, dask_scheduler, dask_timeout, resume_dir, refit, print_config, plot, data_dir, as_json, accept_changes):
+def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, dask_scheduler, dask_timeout, resume_dir, refit, print_config, plot,
+       write_report, data_dir, as_json, accept_changes):
     """Choose hyperparameters by k-fold cross-validation on the training images.
 
     \b
@@ -60,7 +63,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
       mlcv cv --config configs/svm.yaml --grid train.lr=logspace(-3,-1,3) --jobs 2
     """
 
-    if plot:
+    if plot or write_report:
         require_matplotlib()
     if dask_scheduler:
         cluster.check_address(dask_scheduler)
@@ -97,5 +100,9 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
         result["refit"] = cv_refit.refit_best(result["run_dir"], progress=progress, accept_changes=accept_changes)
         if not as_json:
             render.show("refit", result["refit"])
+    if write_report:
+        result["report"] = write_after_run(result["run_dir"])
+        if not as_json:
+            output.echo(f"report: {result['report']}")
     if as_json:
         render.show("cv", result, "json")

@@ -17,7 +17,7 @@ from . import tables
 FORMATS = ("table", "json", "csv")
 TABLES = {"train": tables.train, "cv": tables.cv, "refit": tables.refit, "evaluate": tables.evaluation,
           "predict": tables.predictions, "runs": tables.runs, "runs diff": tables.runs_diff, "configs": tables.configs,
-          "gradcheck": tables.gradcheck}
+          "gradcheck": tables.gradcheck, "report": tables.report}
 
 
 def output_format(as_json=False, as_csv=False) -> str:

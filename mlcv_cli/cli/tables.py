@@ -197,6 +197,12 @@ def runs_diff(result, all_classes=False):
         con.print(t)
 
 
+def report(r):
+    output.echo(f"report: {r['report']} ({r['kind']} page, {r['bytes'] / 1e6:.2f} MB, written in {r['seconds']:.1f} s)")
+    for m in r["missing"]:
+        output.echo(f"not shown: {m['what']}: {m['why']}")
+
+
 def configs(result):
     table = Table(title=f"shipped configs ({result['directory']})", header_style="bold")
     for col in ("name", "model", "what it is"):

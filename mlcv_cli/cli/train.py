@@ -12,6 +12,7 @@ from ..system import output
 from ..workflow import resume as resuming
 from ..workflow import train as training
 from . import completion, render
+from .report import write_after_run
 from .common import (
     CONTEXT,
     accept_changes_option,
@@ -34,10 +35,11 @@ from .common import (
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, exists=True), shell_complete=completion.complete_run_dirs, help="Continue an interrupted run from its checkpoint.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--plot", is_flag=True, help="Write loss.png, templates.png (raw pixels), filters.png (k-means), hog.png (HOG) and confusion-test.png into the run. Needs mlcv[plot].")
+@click.option("--report", "write_report", is_flag=True, help="Write report.html into the run at the end (as `mlcv report RUN` does). Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @accept_changes_option
 @json_on_failure
-def train(config_path, overrides, model_type, data_dir, resume_dir, print_config, plot, as_json, accept_changes):
+def train(config_path, overrides, model_type, data_dir, resume_dir, print_config, plot, write_report, as_json, accept_changes):
     """Train a model from a config and write a run directory.
 
     \b
@@ -47,7 +49,7 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
     run (finished too) on to N epochs, as if it had been started with N.
     """
 
-    if plot:
+    if plot or write_report:
         require_matplotlib()
     progress = progress_factory(not as_json)
     if resume_dir:
@@ -73,4 +75,8 @@ def train(config_path, overrides, model_type, data_dir, resume_dir, print_config
     if plot:
 
         result["plots"] = plots.plot_run(result["run_dir"], which=("loss", "templates", "confusion", "filters", "hog"))
+    if write_report:
+        result["report"] = write_after_run(result["run_dir"])
     render.show("train", result, render.output_format(as_json))
+    if write_report and not as_json:
+        output.echo(f"report: {result['report']}")
