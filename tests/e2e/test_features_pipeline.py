@@ -214,3 +214,16 @@ def test_color_hist_on_grayscale_images_is_a_config_error(folder, tmp_path, monk
                   "--set", "features.0.type=color_hist")
     assert result.exit_code == 2 and "features.0.image_shape: color_hist expected colour images" in result.output, result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_cv_refit_reuses_the_fitted_chain_and_the_encoded_features(in_tmp, standin, tmp_path):
+    """The refit trains on the images the folds used, in the same order: the chain fitted for the cv
+    and the features encoded for it are read from the cache, not made again (issue #20)."""
+    root = make_folder(tmp_path / "pets", ("a", "b", "c"), n_train=20, n_test=0, side=SIDE)
+    args = ["cv", "--model", "softmax", "--folds", "2", "--grid", "model.reg=0.001,0.01", "--refit", "--json",
+            *folder_args(root, tmp_path / "runs", num_val=0), "--set", "data.num_test=6", "--set", f"data.dir={tmp_path / 'data'}",
+            *KMEANS]
+    result = mlcv(*args)
+    assert result.exit_code == 0, result.output
+    refit = json.loads(result.stdout)["refit"]["features"]["cache"]
+    assert {e["what"]: e["cache"] for e in refit if e["what"] in ("fit", "train")} == {"fit": "hit", "train": "hit"}

@@ -131,3 +131,17 @@ def test_scikit_learn_estimator_from_the_registry(in_tmp, tiny, tmp_path):
     assert defaults["hidden_size"] == resolved.model.hidden_size and defaults["optimizer"] == resolved.train.optimizer
     rd = Path(train(_cfg(tiny, tmp_path))["run_dir"])
     assert adapter.load(rd).named_steps["mlp"].get_params()["hidden_size"] == 16
+
+
+def test_any_features_in_front_through_the_same_cache(in_tmp, tiny, tmp_path):
+    hog = ["features=[{type: hog, cell_size: 4}, {type: color_hist, bins: 6}]", f"data.dir={tmp_path / 'data'}"]
+    first = train(_cfg(tiny, tmp_path, *hog))
+    assert first["features"]["steps"] == ["hog", "color_hist"] and first["features"]["standardized"]
+    again = train(_cfg(tiny, tmp_path, *hog))
+    assert {e["cache"] for e in again["features"]["cache"]} == {"hit"} and again["test_accuracy"] == first["test_accuracy"]
+    assert _json_of(run("evaluate", first["run_dir"], "--json"))["accuracy"] == first["test_accuracy"]
+
+
+def _json_of(result):
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
