@@ -15,7 +15,8 @@ def test_line_progress_writes_milestones_and_a_heartbeat():
     now[0] = 45.0
     bar.update(1)  # no milestone, but a long silence: a line shows it is alive
     bar.close()
-    assert out.getvalue().splitlines() == ["cv knn: 2/10 job g0-f0 acc 0.250", "cv knn: 3/10", "cv knn: 3/10 done in 45.0 s"]
+    assert out.getvalue().splitlines() == ["cv knn: 2/10 job g0-f0 acc 0.250", "cv knn: 3/10 30% 15 s each ETA 1 min 45 s",
+                                          "cv knn: 3/10 done in 45.0 s"]
 
 
 def _lbfgs_log(total, epochs, seconds_each):
