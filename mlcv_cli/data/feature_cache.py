@@ -7,6 +7,13 @@ memory-mapped when read, with ``<key>.json`` beside it, written last, as the
 "complete" marker. A cache entry that is damaged, incomplete or made for other images or
 another extractor is detected (checksum, fingerprints, shapes) and rebuilt, never used.
 Plain-pixel chains are not cached: computing them is as fast as reading them back.
+
+Work in progress is kept too, so an interrupted run loses at most one chunk of rows:
+``steps-<key>.npz`` is a chain whose extractors are fitted (the k-means dictionary), written
+before the long encoding starts, and ``<key>.part/`` the finished chunks of an encoding (see
+feature_chunks.py); both are removed once the complete entries are written. A hit sets the
+entry's modification time (``.json``, ``chain-*.npz``): that is its last use, which
+``mlcv cache prune`` goes by.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from ..errors import MlcvError
 from ..system import atomic, locks
 from ..system.files import open_regular, read_small
 from .base import load_npy
+from .feature_chunks import Parts, encode_in_chunks, remove_leftovers as remove_part_leftovers
 
 FORMAT = "mlcv-feature-cache"
 VERSION = 1
@@ -75,7 +83,8 @@ class FeatureStore:
             self._note(f"fit+{what}", "off", time.perf_counter() - t0)
             return chain, X
         images_fp = images_fingerprint(images)
-        path = self.directory / f"chain-{_key(images_fp, json.dumps(chain.spec(), sort_keys=True))}.npz"
+        key = _key(images_fp, json.dumps(chain.spec(), sort_keys=True))
+        path = self.directory / f"chain-{key}.npz"
         fitted, problem = _read_chain(path, chain.spec(), images_fp)
         damaged = None
         if fitted is not None:
@@ -87,23 +96,59 @@ class FeatureStore:
             except NonFiniteFeatures as exc:
                 problem = exc.reason
             if problem is None:
+                touch(path)
                 self._note("fit", "hit", time.perf_counter() - t0)
                 return fitted, X
             problem = f"{path.name} is damaged (on the images it was fitted on it gives {problem})"
             damaged = fitted.fingerprint()
-        X = _finite(chain.fit_transform(images, progress), what)
+        steps_path = self.directory / f"steps-{key}.npz"
+        steps = self._fitted_steps(chain, images, images_fp, steps_path, progress)
+        X, parts = self._encoded(steps, images, images_fp, progress, what, raw=True)
+        X = _finite(steps.fit_standardization(X), what)
         # Through its stored form, so this chain's fingerprint is the one a loaded model has.
-        chain = FeatureChain.from_state(chain.spec(), chain.state())
+        chain = FeatureChain.from_state(steps.spec(), steps.state())
         self._note("fit", "rebuilt: " + problem if problem else "miss", time.perf_counter() - t0)
-        self._write(lambda: atomic.save_npz(path, {
-            "format": np.array(FORMAT), "version": np.array(VERSION), "images": np.array(images_fp),
-            "spec": np.array(json.dumps(chain.spec(), sort_keys=True)),
-            **{"state." + name: value for name, value in chain.state().items()},
-        }), present=lambda: _chain_present(path, chain.spec(), images_fp, damaged))
         t1 = time.perf_counter()
-        self._save_features(chain, images_fp, X)
+        # The features first: killed before the chain is written, the next run finds the fitted
+        # steps and every chunk kept, and writes the chain without encoding anything again.
+        if self._save_features(chain, images_fp, X) and self._write(lambda: _save_chain(path, chain, images_fp),
+                                                                     present=lambda: _chain_present(path, chain.spec(), images_fp, damaged)):
+            self._tidy(parts.remove, lambda: atomic.remove_quietly(steps_path))
         self._note(what, "written", time.perf_counter() - t1)
         return chain, X
+
+    def _fitted_steps(self, chain, images, images_fp, path, progress):
+        """``chain`` with its extractors fitted on ``images`` (not its standardisation): kept in the
+        cache as soon as they are fitted, and read from there by a run that was interrupted later."""
+        steps, _ = _read_chain(path, chain.spec(), images_fp, steps_only=True)
+        if steps is not None:
+            self._note("fit", "resumed: the fitted extractors were kept by an interrupted run", 0.0)
+            return steps
+        chain.fit_steps(images, progress)
+        steps = FeatureChain.from_state(chain.spec(), chain.state(), steps_only=True)
+        self._write(lambda: _save_chain(path, steps, images_fp),
+                    present=lambda: _read_chain(path, chain.spec(), images_fp, steps_only=True)[0] is not None)
+        return steps
+
+    def _encoded(self, chain, images, images_fp, progress, what, raw):
+        """(features of ``images`` under ``chain``, raw: before its standardisation; their Parts),
+        encoded a chunk at a time: each finished chunk is kept, and chunks kept by an interrupted
+        run (or by a process encoding the same images now) are read instead of encoded."""
+        chain_fp = chain.fingerprint()
+        parts = Parts(self.directory, _key(images_fp, chain_fp), images_fp, chain_fp,
+                      (len(images), chain.output_dim(chain.image_shape_)))
+        problem = parts.problem()
+        if problem:
+            self._tidy(parts.remove)
+            self._note(what, f"rebuilt: {problem}", 0.0)
+
+        def keep(start, block):
+            return self._write(lambda: parts.write(start, block), present=lambda: parts.read(start) is not None)
+
+        X, kept = encode_in_chunks(parts, chain.encode if raw else chain.transform, images, progress, keep)
+        if kept:
+            self._note(what, f"resumed: {kept} of {len(images)} rows were kept by an interrupted run", 0.0)
+        return X, parts
 
     # -- features ----------------------------------------------------------------------------
 
@@ -122,17 +167,21 @@ class FeatureStore:
         if X is not None and nonfinite_rows(X):
             X, problem = None, f"{self.features_path(images_fp, chain_fp).name} holds NaN or infinite values"
         if X is not None:
+            touch(self.features_path(images_fp, chain_fp).with_suffix(".json"))
             self._note(what, "hit", time.perf_counter() - t0)
             return X
-        X = _finite(chain.transform(images, progress), what)
+        X, parts = self._encoded(chain, images, images_fp, progress, what, raw=False)
+        _finite(X, what)
         self._note(what, "rebuilt: " + problem if problem else "miss", time.perf_counter() - t0)
-        self._save_features(chain, images_fp, X, chain_fp)
+        if self._save_features(chain, images_fp, X, chain_fp):
+            self._tidy(parts.remove)
         return X
 
     def features_path(self, images_fp, chain_fp) -> Path:
         return self.directory / f"{_key(images_fp, chain_fp)}.npy"
 
     def _save_features(self, chain, images_fp, X, chain_fp=None):
+        """Write the complete entry (True when it is there now)."""
         chain_fp = chain_fp or chain.fingerprint()
         path = self.features_path(images_fp, chain_fp)
 
@@ -149,9 +198,10 @@ class FeatureStore:
 
         n, d = X.shape
         written = []
-        self._write(write, present=lambda: self._read_features(images_fp, chain_fp, n, d)[0] is not None)
+        there = self._write(write, present=lambda: self._read_features(images_fp, chain_fp, n, d)[0] is not None)
         if not written:  # another process's entry, or none: its bytes need not be X's
             self.verified.pop(str(path), None)
+        return there
 
     def _read_features(self, images_fp, chain_fp, n, d):
         """(memmap, None) on a valid entry; (None, reason) when it is damaged or foreign; (None, None) when absent."""
@@ -179,6 +229,7 @@ class FeatureStore:
             if atomic.file_digest(path) != manifest.get("sha256"):
                 return None, f"{path.name} does not match its checksum"
             X = load_npy(path, mmap=True)
+            locks.hold_shared_while(X, path)  # `mlcv cache prune` leaves an entry alone while it is mapped
             if file_identity(path) != identity:
                 return None, f"{path.name} was replaced while it was read"
         except FileNotFoundError as exc:
@@ -192,8 +243,8 @@ class FeatureStore:
 
     def _write(self, write, present):
         """Write one entry holding the cache's lock, unless another process wrote it meanwhile
-        (``present()``). A cache that cannot be written (disk full, read-only data dir) costs
-        time, not the run."""
+        (``present()``); True when it is there now. A cache that cannot be written (disk full,
+        read-only data dir) costs time, not the run."""
         try:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
@@ -203,8 +254,23 @@ class FeatureStore:
                 _remove_leftovers(self.directory)
                 if not present():
                     write()
+            return True
         except MlcvError as exc:
             self.events.append({"what": "cache write", "cache": f"failed: {exc}", "seconds": 0.0})
+            return False
+
+    def _tidy(self, *removals):
+        """Remove work in progress that a complete entry replaced (best effort, holding the lock)."""
+        with contextlib.suppress(MlcvError, OSError):
+            with locks.hold(self.directory / LOCK_FILE, remove=False):
+                for remove in removals:
+                    remove()
+
+
+def touch(path):
+    """Record a cache entry's use in its modification time (a read-only cache keeps its own)."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 class NonFiniteFeatures(MlcvError):
@@ -265,13 +331,24 @@ def _remove_leftovers(directory):
 
     Only called holding the cache's lock, so no live process is writing any of them."""
     atomic.remove_temporaries(directory)
+    remove_part_leftovers(directory)
     for path in directory.iterdir():
         if path.name.endswith(".npy") and not path.with_suffix(".json").exists():
             atomic.remove_quietly(path)
 
 
-def _read_chain(path, spec, images_fp):
-    """(fitted chain, None), or (None, reason) when the entry is damaged or foreign, (None, None) when absent."""
+def _save_chain(path, chain, images_fp):
+    atomic.save_npz(path, {
+        "format": np.array(FORMAT), "version": np.array(VERSION), "images": np.array(images_fp),
+        "spec": np.array(json.dumps(chain.spec(), sort_keys=True)),
+        **{"state." + name: value for name, value in chain.state().items()},
+    })
+
+
+def _read_chain(path, spec, images_fp, steps_only=False):
+    """(fitted chain, None), or (None, reason) when the entry is damaged or foreign, (None, None) when absent.
+
+    ``steps_only``: a chain fitted up to its standardisation (``steps-<key>.npz``)."""
     if not path.exists():
         return None, None
     try:
@@ -282,7 +359,7 @@ def _read_chain(path, spec, images_fp):
         if str(data.get("images")) != images_fp or json.loads(str(data.get("spec"))) != json.loads(json.dumps(spec, sort_keys=True)):
             return None, f"{path.name} was fitted on other images or with other parameters"
         state = {name[len("state."):]: value for name, value in data.items() if name.startswith("state.")}
-        return FeatureChain.from_state(spec, state), None
+        return FeatureChain.from_state(spec, state, steps_only=steps_only), None
     except (OSError, ValueError, TypeError, EOFError, KeyError) as exc:
         return None, f"{path.name} is damaged ({str(exc)[:200]})"
     except Exception as exc:  # zipfile.BadZipFile and friends: never trust a broken entry

@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 
 from ..errors import MlcvError
 from .files import read_small
@@ -176,6 +177,43 @@ def is_locked(lock_path):
         return True
     finally:
         os.close(fd)
+
+
+def in_use(lock_path):
+    """True when some process holds ``lock_path`` at all, shared or exclusively (``is_locked``
+    sees exclusive holders only). False when the file does not exist."""
+    key = os.path.abspath(os.fspath(lock_path))
+    with _guard:
+        if key in _held:
+            return True
+    try:
+        fd = os.open(key, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in its place must not block the caller
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def hold_shared_while(obj, path):
+    """A shared lock on ``path`` (an existing file) for as long as ``obj`` lives (e.g. a
+    memory-mapped array of the file): ``in_use(path)`` is True meanwhile. Best effort: False
+    when the file cannot be opened or locked."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    weakref.finalize(obj, os.close, fd)
+    return True
 
 
 def say_waiting(what):

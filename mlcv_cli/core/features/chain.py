@@ -80,6 +80,15 @@ class FeatureChain:
 
     def fit_transform(self, images, progress=None):
         """Fit every step (and the standardisation) on images; return their features (N, D)."""
+        self.fit_steps(images, progress)
+        return self.fit_standardization(self.encode(images, progress))
+
+    # Fitting in three stages lets a caller keep each stage's result (the feature cache keeps
+    # the fitted steps and the encoded rows chunk by chunk, so an interrupted fit goes on):
+    # fit_steps(images), then encode(images) in any row chunks, then fit_standardization(X).
+
+    def fit_steps(self, images, progress=None):
+        """Fit every step on images (N, H, W, C), not the standardisation yet; returns self."""
         self.check(images.shape[1:])
         extractors = self._build()
         for ext in extractors:
@@ -87,7 +96,18 @@ class FeatureChain:
         self.extractors_ = extractors
         self.image_shape_ = tuple(images.shape[1:])
         self.mean_ = self.scale_ = None
-        X = self._concatenated(images, progress)
+        return self
+
+    def encode(self, images, progress=None):
+        """The fitted steps' features of images, concatenated, not standardised: float32 (N, D).
+
+        Row by row: an image's features do not depend on the other images encoded with it."""
+        self._check_shape(images)
+        return self._concatenated(images, progress)
+
+    def fit_standardization(self, X):
+        """Learn the standardisation from the encoded training rows X (N, D) (when the chain
+        standardises) and apply it to X in place; returns X."""
         if self.standardizes:
             self.mean_, self.scale_ = _mean_and_scale(X)
             _standardize_inplace(X, self.mean_, self.scale_)
@@ -95,12 +115,14 @@ class FeatureChain:
 
     def transform(self, images, progress=None):
         """Features (N, D) float32 of images shaped like the training images."""
-        if tuple(images.shape[1:]) != self.image_shape_:
-            raise ValueError(f"images: expected shape (N, {', '.join(map(str, self.image_shape_))}), found {images.shape}")
-        X = self._concatenated(images, progress)
+        X = self.encode(images, progress)
         if self.mean_ is not None:
             _standardize_inplace(X, self.mean_, self.scale_)
         return X
+
+    def _check_shape(self, images):
+        if tuple(images.shape[1:]) != self.image_shape_:
+            raise ValueError(f"images: expected shape (N, {', '.join(map(str, self.image_shape_))}), found {images.shape}")
 
     def _concatenated(self, images, progress):
         if len(self.extractors_) == 1:  # no copy: plain pixels stay bit for bit what they were
@@ -165,8 +187,10 @@ class FeatureChain:
         return cls(steps, standardize)
 
     @classmethod
-    def from_state(cls, spec, arrays):
-        """A fitted chain rebuilt from ``spec()`` and ``state()``; ValueError naming the bad array."""
+    def from_state(cls, spec, arrays, steps_only=False):
+        """A fitted chain rebuilt from ``spec()`` and ``state()``; ValueError naming the bad array.
+
+        ``steps_only``: the state of a chain after ``fit_steps``, before its standardisation."""
         self = cls.from_spec(spec)
         shape = arrays.get("image_shape")
         if shape is None or shape.ndim != 1 or shape.dtype.kind not in "iu" or len(shape) != 3 or (shape < 1).any():
@@ -196,7 +220,7 @@ class FeatureChain:
             raise ValueError(f"{extra[0]}: not an array of this chain")
         D = sum(ext.output_dim(self.image_shape_) for ext in extractors)
         self.mean_ = self.scale_ = None
-        if self.standardizes:
+        if self.standardizes and not steps_only:
             for name in ("mean", "scale"):
                 value = arrays.get(name)
                 if value is None or value.shape != (D,) or value.dtype.kind != "f" or not np.isfinite(value).all():
@@ -206,7 +230,8 @@ class FeatureChain:
             self.mean_ = arrays["mean"].astype(np.float32)
             self.scale_ = arrays["scale"].astype(np.float32)
         elif "mean" in arrays or "scale" in arrays:
-            raise ValueError("mean: this chain does not standardise, but the file holds a standardisation")
+            what = "is fitted up to its standardisation" if steps_only else "does not standardise"
+            raise ValueError(f"mean: this chain {what}, but the file holds a standardisation")
         return self
 
 
