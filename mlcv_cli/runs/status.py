@@ -10,9 +10,25 @@ from ..system.signals import Terminated
 from .checkpoints import CHECKPOINT
 
 
+FEATURES = "features"
+"""meta.json "stage" of a train run until its features are fitted and encoded (then "training"):
+the feature cache keeps that stage's work, so a run stopped in it can resume."""
+
+
+def in_features_stage(run):
+    try:
+        return run.read_meta().get("stage") == FEATURES
+    except MlcvError:
+        return False
+
+
 def stopped_abruptly(run, exc):
-    """An interrupt outside the graceful stop: say whether the last checkpoint can resume the run."""
-    if run.file(CHECKPOINT).exists():
+    """An interrupt outside the graceful stop: say whether the last checkpoint (or, before training,
+    the feature cache) can resume the run."""
+    if in_features_stage(run):
+        message = (f"stopped while computing the features; what was done is kept in the feature cache. "
+                   f"Resume with: mlcv train --resume {run.path}")
+    elif run.file(CHECKPOINT).exists():
         message = f"stopped at once; the last checkpoint is kept. Resume with: mlcv train --resume {run.path}"
     else:
         message = f"stopped at once, before any checkpoint was written: nothing to resume, run it again ({run.path} is marked interrupted)"
@@ -24,7 +40,11 @@ def stopped_abruptly(run, exc):
 
 def out_of_memory(run):
     """A MemoryError that the estimate did not foresee: resumable from the last checkpoint, if any."""
-    if run.file(CHECKPOINT).exists():
+    if in_features_stage(run):
+        mark_run(run, "interrupted", "out of memory")
+        message = (f"ran out of memory while computing the features; what was done is kept in the feature cache. "
+                   f"Free memory and resume with: mlcv train --resume {run.path}")
+    elif run.file(CHECKPOINT).exists():
         mark_run(run, "interrupted", "out of memory")
         message = f"ran out of memory; the last checkpoint is kept. Free memory and resume with: mlcv train --resume {run.path}"
     else:
@@ -75,3 +95,17 @@ def recorded(run, *, interrupted, out_of_memory):
 def training(run):
     """``recorded`` for a training run: resumable from its last checkpoint when it has one."""
     return recorded(run, interrupted=lambda exc: stopped_abruptly(run, exc), out_of_memory=lambda: out_of_memory(run))
+
+
+@contextmanager
+def refusal_keeps_status(run, status):
+    """A resume refused after the run was marked running (say its fitted feature extractor or its
+    checkpoint does not fit): the run gets ``status`` back, and the error passes through
+    ``recorded`` untouched."""
+    try:
+        yield
+    except MlcvError as exc:
+        if getattr(exc, "run_dir", None) is None:
+            mark_run(run, status)
+            exc.run_dir = str(run.path)
+        raise

@@ -90,6 +90,8 @@ class LineProgress:
 
 def duration(seconds):
     """45 s, 3 min 05 s, 2 h 05 min: how long, in words a log reader takes in at a glance."""
+    if seconds < 0.5:
+        return "<1 s"
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds} s"

@@ -88,3 +88,27 @@ class StopRequest:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+
+
+@contextmanager
+def deferred():
+    """SIGINT, SIGTERM or a hang-up arriving inside the block takes effect when the block ends, so
+    a short write that keeps finished work (a chunk of encoded features) is not lost to it. Outside
+    the main thread, the block runs as it is."""
+    caught = []
+
+    def handler(signum, frame):
+        caught.append(signum)
+
+    try:
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, *STOP_SIGNALS)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if caught:
+            signal.raise_signal(caught[0])  # now, with the handlers the block found

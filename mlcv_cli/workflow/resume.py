@@ -7,11 +7,13 @@ from ..errors import ConfigError, MlcvError, UsageError
 from ..models import registry
 from ..runs import checkpoints
 from ..runs.rundir import RunDir
+from ..runs.status import in_features_stage
 from .train import train
 
 
 def resume(run_dir, *, progress=None, command=None, epochs=None, accept_changes=False) -> dict:
-    """Continue an interrupted `mlcv train` run from its checkpoint; with ``epochs``, train a run
+    """Continue an interrupted `mlcv train` run from its checkpoint (a run stopped before training
+    began: from its features kept in the feature cache); with ``epochs``, train a run
     (finished or not) until that many epochs, ending exactly where a run of that length would.
 
     Data or a saved config.yaml changed since the run started is refused (InputsChanged) unless
@@ -37,14 +39,20 @@ def _resume(run, progress, command, epochs, accept_changes):
     except ConfigError as exc:
         raise ConfigError(f"{cfg_path} is not a valid saved config ({exc}); undo the edit or start a new run") from None
     model_type = registry.get(cfg.model.type)
-    if not model_type.iterative:
+    # Stopped while its features were computed: the feature cache kept that work; training starts from the beginning.
+    before_training = status != "done" and in_features_stage(run) and not run.exists(checkpoints.CHECKPOINT)
+    if not model_type.iterative and not before_training:
         raise MlcvError(f"{model_type.title or model_type.name} runs have nothing to resume; run `mlcv train` again")
     # A finished run keeps its final state; a newer checkpoint (a continuation interrupted) wins.
     state_file = checkpoints.CHECKPOINT if run.exists(checkpoints.CHECKPOINT) or not run.exists(checkpoints.FINAL_STATE) else checkpoints.FINAL_STATE
-    if not run.exists(state_file):
+    if before_training:
+        state_file = None
+    elif not run.exists(state_file):
         raise MlcvError(_nothing_to_resume(run, status, cfg, state_file))
     state = None
-    if epochs is not None:
+    if epochs is not None and before_training:
+        cfg = config_mod.replace(cfg, {"train.epochs": epochs})  # nothing trained yet: any number of epochs
+    elif epochs is not None:
         if cfg.train.optimizer == "random_search":
             raise UsageError("train.optimizer random_search has no epochs to add; start a new run with more train.random_search_tries")
         if status == "done":

@@ -37,7 +37,11 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
 
     ``run``: an existing, empty RunDir to write into (``mlcv cv --refit`` uses RUN/refit/);
     ``dataset``: the already loaded dataset that ``cfg`` names (saves decoding it again);
-    ``state``: ``resume_dir``'s ``state_file`` when the caller has already read it.
+    ``state``: ``resume_dir``'s ``state_file`` when the caller has already read it;
+    ``state_file`` None: the resumed run stopped before training began (train from the start).
+    The run directory exists (status running, meta.json "stage" features) from the moment the
+    checks pass, before the features are fitted and encoded: an interrupt there marks it
+    interrupted and the feature cache keeps the work done, so ``--resume`` goes on from it.
     Returns a summary dict (run_dir, model, accuracies, times). Raises DivergenceError
     (run marked failed) or TrainingInterrupted (checkpoint written, run marked interrupted).
     """
@@ -53,22 +57,36 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
             fingerprints.check(run, inputs, accept=accept_changes, asked=requested or {})
             if requested:  # what the command line asked for becomes the run's config
                 run.write_text("config.yaml", config_mod.to_yaml(cfg))
-        work = _prepare(cfg, ds, progress)
-        if not work.pre.chain.pixels_only:  # a learned extractor may come from the cache: the run's own, or refused
-            inputs["features"] = work.pre.chain.fingerprint()
-            if resume_dir is not None:
-                fingerprints.check_features(run, inputs["features"], work.pre.store.directory, accept=accept_changes)
-        work.load_s = time.perf_counter() - t0
+        plan = _plan(cfg, ds)  # every check before a new run directory is made: a mistake leaves none
         if resume_dir is not None:
-            state = _resume_state(cfg, run, work, state, state_file)
+            before = run.status
             run.update_meta(status="running", resumed=command or command_line())
         else:
             run = _held(held, run or RunDir.create(cfg.output.dir, cfg.output.name or cfg.name))
             run.write_text("config.yaml", config_mod.to_yaml(cfg))
-            run.start_meta(command or command_line(), cfg.seed, model=cfg.model.type, dataset=ds.name, inputs=inputs)
+            run.start_meta(command or command_line(), cfg.seed, model=cfg.model.type, dataset=ds.name, inputs=inputs,
+                           stage=run_status.FEATURES)
         with run_status.training(run):
+            work = _prepare(cfg, plan, progress)
+            work.load_s = time.perf_counter() - t0
+            if resume_dir is not None:
+                with run_status.refusal_keeps_status(run, before):
+                    _check_extractor(run, work, accept_changes)
+                    state = _resume_state(cfg, run, work, state, state_file)
+            else:
+                _check_extractor(run, work, accept_changes)  # records the fitted extractor's fingerprint
+            run.update_meta(stage="training")
             est, fit_s = _fit(cfg, run, work, state, progress)
             return _finish(cfg, run, est, work, ds, progress, t0, fit_s)
+
+
+@dataclass
+class _Plan:
+    """What the checks found: the splits, the unfitted feature chain, whether the model searches raw pixels."""
+
+    splits: Splits
+    chain: object
+    raw_pixels: bool
 
 
 @dataclass
@@ -91,8 +109,8 @@ def _held(held, run):
     return run
 
 
-def _prepare(cfg, ds, progress) -> _Work:
-    """Split, check, estimate memory, fit (or read from the cache) the feature chain and encode."""
+def _plan(cfg, ds) -> _Plan:
+    """Split, check the model and the features against the data, and estimate the memory."""
     splits = split_dataset(cfg, ds)
     model_type = registry.get(cfg.model.type)
     model_type.check(cfg, len(splits.train_y))
@@ -102,17 +120,31 @@ def _prepare(cfg, ds, progress) -> _Work:
     n_test = len(splits.test_y) if splits.test_y is not None else 0
     memory.check(estimates.train_parts(cfg, chain, len(splits.train_y), len(splits.val_y), n_test, splits.train_x.shape[1:],
                                        len(splits.classes), raw_pixels), "this training run")
+    return _Plan(splits, chain, raw_pixels)
+
+
+def _prepare(cfg, plan, progress) -> _Work:
+    """Fit (or read from the cache) the feature chain and encode the training and validation images."""
+    splits = plan.splits
     store = FeatureStore(data_dir_for(cfg) / "features")
-    chain, X_train = store.fit(chain, splits.train_x, progress)
-    pre = Featurizer(chain, store, progress, raw_pixels=raw_pixels)
+    chain, X_train = store.fit(plan.chain, splits.train_x, progress)
+    pre = Featurizer(chain, store, progress, raw_pixels=plan.raw_pixels)
     if pre.raw_pixels:
         X_train = pre.transform(splits.train_x)
     X_val = pre.transform(splits.val_x, "val") if len(splits.val_y) else None
     return _Work(splits, pre, X_train, X_val)
 
 
+def _check_extractor(run, work, accept_changes):
+    """A learned extractor may come from the cache: the run's own, or refused (recorded when the run has none)."""
+    if not work.pre.chain.pixels_only:
+        fingerprints.check_features(run, work.pre.chain.fingerprint(), work.pre.store.directory, accept=accept_changes)
+
+
 def _resume_state(cfg, run, work, state, state_file):
     """The training state to resume from, checked against this run's model and data."""
+    if state_file is None:  # stopped before training began: it starts from the beginning
+        return None
     if state is None:
         state = checkpoints.read(run, state_file)
     model_type = registry.get(cfg.model.type)

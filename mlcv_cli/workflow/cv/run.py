@@ -24,7 +24,7 @@ from ...errors import ConfigError, MlcvError, UsageError
 from ...models import registry
 from ...runs import fingerprints
 from ...runs.rundir import RunDir, command_line
-from ...runs.status import mark_run, recorded
+from ...runs.status import mark_run, recorded, refusal_keeps_status
 from ...system import memory
 from ...system.progress import null_progress
 from ...system.signals import Terminated, sigterm_raises
@@ -57,7 +57,7 @@ def cross_validate(cfg: Config | None = None, *, random_n=None, n_jobs=1, dask_s
         else:
             run, cfg, plan = None, *_new_plan(cfg, random_n)
         t0 = time.perf_counter()
-        cv = _prepare(cfg, plan, run, n_jobs, dask_scheduler, progress, accept_changes)
+        cv = _prepare(cfg, plan, run, n_jobs, dask_scheduler, accept_changes)
         hint = (f"; the finished jobs are kept: resume with `mlcv cv --resume {resume_dir}` and a working --dask-scheduler, "
                 "or --jobs N") if resume_dir is not None else ""
         with executor(n_jobs, dask_scheduler, dask_timeout, hint) as execute:
@@ -70,8 +70,13 @@ def cross_validate(cfg: Config | None = None, *, random_n=None, n_jobs=1, dask_s
                 run.write_text("config.yaml", config_mod.to_yaml(cfg))
                 run.write_json(PLAN_FILE, plan)
             else:
+                before = run.status
                 run.update_meta(status="running", resumed=command or command_line())
             with recorded(run, interrupted=lambda exc: _stopped(run, cv, exc), out_of_memory=lambda: _lost(run, cv, n_jobs)):
+                # In the run: an interrupt while the features are encoded leaves a run to resume,
+                # and the feature cache keeps the work done.
+                with refusal_keeps_status(run, before) if resume_dir is not None else contextlib.nullcontext():
+                    _encode(cfg, plan, run, cv, progress, accept_changes)
                 _run_jobs(run, cfg, plan, cv, execute, n_jobs, progress)
                 result = _summary(run, cfg, plan, cv, t0)
         if refit:
@@ -108,8 +113,8 @@ def _new_plan(cfg, random_n):
     return cfg, {"config": cfg.to_dict(), "points": points, "random": random_n}
 
 
-def _prepare(cfg, plan, run, n_jobs, dask_scheduler, progress, accept_changes) -> _CV:
-    """Load and check the data against the plan, estimate memory, and encode the features once."""
+def _prepare(cfg, plan, run, n_jobs, dask_scheduler, accept_changes) -> _CV:
+    """Load and check the data against the plan, and estimate memory."""
     ds = load_dataset(cfg)
     inputs = fingerprints.inputs(ds, plan["config"], plan)
     if run is not None:  # before any work, and before the run is touched
@@ -124,12 +129,16 @@ def _prepare(cfg, plan, run, n_jobs, dask_scheduler, progress, accept_changes) -
     workers = max(1, n_jobs) if dask_scheduler in (None, "local") else 0
     memory.check(estimates.cv_parts(cfg, plan["points"], len(cv.labels), cfg.cv.folds, cv.images.shape[1:], cv.num_classes, workers,
                                     cv.images.nbytes), "this cross-validation")
-    cv.features, cv.feature_events = encode_for_cv(cfg, plan["points"], cv.images, data_dir_for(cfg) / "features", progress)
-    if getattr(cv.features, "fitted", None):  # learned extractors may come from the cache: the run's own, or refused
-        inputs["features"] = fingerprints.of_fitted(cv.features.fitted)
-        if run is not None:
-            fingerprints.check_features(run, inputs["features"], data_dir_for(cfg) / "features", accept=accept_changes)
     return cv
+
+
+def _encode(cfg, plan, run, cv, progress, accept_changes):
+    """Encode the features once (through the feature cache); a learned extractor from the cache must
+    be the run's own (its fingerprint is recorded on the first encoding)."""
+    cv.features, cv.feature_events = encode_for_cv(cfg, plan["points"], cv.images, data_dir_for(cfg) / "features", progress)
+    if getattr(cv.features, "fitted", None):
+        cv.inputs["features"] = fingerprints.of_fitted(cv.features.fitted)
+        fingerprints.check_features(run, cv.inputs["features"], data_dir_for(cfg) / "features", accept=accept_changes)
 
 
 def _check_folds(cfg, labels, C):
@@ -183,9 +192,10 @@ def _run_jobs(run, cfg, plan, cv, execute, n_jobs, progress):
 
 
 def _stopped(run, cv, exc):
-    """A Ctrl-C or SIGTERM: the finished jobs are kept for `cv --resume`."""
-    err = MlcvError(f"cross-validation stopped with {len(cv.finished or {})} of {len(cv.jobs)} jobs done; "
-                    f"resume with: mlcv cv --resume {run.path}")
+    """A Ctrl-C or SIGTERM: the finished jobs (or, before them, the features) are kept for `cv --resume`."""
+    done = (f"with {len(cv.finished or {})} of {len(cv.jobs)} jobs done" if cv.features is not None else
+            "while computing the features; what was done is kept in the feature cache")
+    err = MlcvError(f"cross-validation stopped {done}; resume with: mlcv cv --resume {run.path}")
     err.exit_code = 143 if isinstance(exc, Terminated) else 130
     err.run_dir = str(run.path)
     return err
