@@ -17,6 +17,7 @@ from ..errors import MlcvError
 from ..system import output
 from ..system.signals import EXIT_CODE, Terminated, exit_by_signal, sigterm_raises
 from .common import CONTEXT, debug_enabled
+from .cache import cache
 from .configs import configs_cmd
 from .cv import cv
 from .download import download
@@ -105,7 +106,7 @@ def cli(debug):
 # -- gradcheck ----------------------------------------------------------------------------
 
 
-for _command in (download, train, cv, evaluate, configs_cmd, plot_cmd, report_cmd, predict, gradcheck, runs):
+for _command in (download, train, cv, evaluate, configs_cmd, plot_cmd, report_cmd, predict, gradcheck, runs, cache):
     cli.add_command(_command)
 
 

@@ -121,3 +121,12 @@ def require_matplotlib():
     """Fail before any work starts when --plot is asked for without matplotlib."""
 
     plots.pyplot()
+
+
+def confirm(what, yes):
+    """Go on when ``yes``; else ask "Remove WHAT?" on a terminal, and refuse with a usage error in a script."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"this would remove {what}; add --yes to remove without asking, or --dry-run to see what it would remove")
+    click.confirm(f"Remove {what}?", abort=True, err=True)

@@ -17,7 +17,8 @@ from . import tables
 FORMATS = ("table", "json", "csv")
 TABLES = {"train": tables.train, "cv": tables.cv, "refit": tables.refit, "evaluate": tables.evaluation,
           "predict": tables.predictions, "runs": tables.runs, "runs diff": tables.runs_diff, "configs": tables.configs,
-          "gradcheck": tables.gradcheck, "report": tables.report}
+          "gradcheck": tables.gradcheck, "report": tables.report, "runs rm": tables.runs_removed, "cache": tables.cache,
+          "cache trim": tables.cache_trimmed}
 
 
 def output_format(as_json=False, as_csv=False) -> str:
@@ -71,10 +72,11 @@ def _predictions_csv(r, writer):
 
 def _runs_csv(result, writer):
     keys = result["param_keys"]
-    writer.writerow(RUNS_CSV_COLUMNS + keys)
+    columns = RUNS_CSV_COLUMNS + (["bytes"] if result["runs"] and "bytes" in result["runs"][0] else [])  # --size
+    writer.writerow(columns + keys)
     for row in result["runs"]:
-        writer.writerow([_cell(row.get(c)) for c in RUNS_CSV_COLUMNS] + [_cell(row["config"].get(k)) if applies(row, k) else ""
-                                                                           for k in keys])
+        writer.writerow([_cell(row.get(c)) for c in columns] + [_cell(row["config"].get(k)) if applies(row, k) else ""
+                                                                for k in keys])
 
 
 def _cell(v):

@@ -1,12 +1,15 @@
-"""`mlcv runs` and `mlcv runs diff`: the commands (the reading is in runs/listing.py, the tables in tables.py)."""
+"""`mlcv runs`, `mlcv runs diff` and `mlcv runs rm`: the commands (the reading is in runs/listing.py,
+the removing in runs/cleanup.py, the tables in tables.py)."""
 
 from __future__ import annotations
 
 import click
 
 from ..runs import listing as runlist
+from ..workflow import disk
 from . import completion, render
-from .common import CONTEXT
+from .common import CONTEXT, confirm
+from .text import human_bytes
 
 
 class _RunsGroup(click.Group):
@@ -21,7 +24,8 @@ class _RunsGroup(click.Group):
 
 @click.group("runs", cls=_RunsGroup, context_settings=CONTEXT)
 def runs():
-    """Compare run directories: `mlcv runs [RUNS_DIR]` lists them, `mlcv runs diff A B` compares two.
+    """Compare run directories: `mlcv runs [RUNS_DIR]` lists them, `mlcv runs diff A B` compares two,
+    `mlcv runs rm --filter ...` removes some.
 
     \b
     Examples:
@@ -29,6 +33,7 @@ def runs():
       mlcv runs --filter model.type=svm --filter status=done --sort model.reg
       mlcv runs --filter 'test>=40%' --csv > runs.csv
       mlcv runs diff runs/svm-20261129-101500 runs/svm-20261129-101733
+      mlcv runs --size; mlcv runs rm --filter status=failed --dry-run
     """
 
 
@@ -43,7 +48,8 @@ def runs():
 @click.option("--top", type=click.IntRange(1), help="Show only the first N runs (after sorting).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (every run's full flat config included).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per run, the differing config keys as columns.")
-def list_runs(runs_dir, sort_key, reverse, filters, top, as_json, as_csv):
+@click.option("--size", "sizes", is_flag=True, help="Add each run directory's size on disk (and their total).")
+def list_runs(runs_dir, sort_key, reverse, filters, top, as_json, as_csv, sizes):
     """List the runs under RUNS_DIR (default runs/) in one table.
 
     \b
@@ -54,7 +60,33 @@ def list_runs(runs_dir, sort_key, reverse, filters, top, as_json, as_csv):
     (an unreadable file; the reason is printed under the table).
     """
     fmt = render.output_format(as_json, as_csv)
-    render.show("runs", runlist.listing(runs_dir, filters=filters, sort=sort_key, reverse=reverse, top=top), fmt)
+    result = runlist.listing(runs_dir, filters=filters, sort=sort_key, reverse=reverse, top=top)
+    if sizes:
+        result["runs"] = disk.runs_with_sizes(result["runs"])
+    render.show("runs", result, fmt)
+
+
+@runs.command("rm", context_settings=CONTEXT)
+@click.argument("runs_dir", required=False, default="runs", type=click.Path(), shell_complete=completion.complete_directories)
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", shell_complete=completion.complete_runs_keys,
+              help="Remove the runs whose KEY equals VALUE (required, repeatable; the grammar of `mlcv runs --filter`).")
+@click.option("--dry-run", is_flag=True, help="Say which runs would be removed, and remove nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def remove_runs(runs_dir, filters, dry_run, yes, as_json):
+    """Remove the run directories under RUNS_DIR (default runs/) that the filters pick.
+
+    \b
+    A running run is never removed (a stale one, whose process is gone, is).
+    Examples:
+      mlcv runs rm --filter status=failed --dry-run
+      mlcv runs rm --filter status=interrupted --filter model.type=knn --yes
+    """
+    planned = disk.remove_runs(runs_dir, filters, dry_run=True)
+    if not dry_run and planned["removed"]:
+        confirm(f"{len(planned['removed'])} runs ({human_bytes(planned['freed'])}) from {runs_dir}", yes)
+    result = planned if dry_run or not planned["removed"] else disk.remove_runs(runs_dir, filters)
+    render.show("runs rm", result, render.output_format(as_json))
 
 
 @runs.command("diff", context_settings=CONTEXT)

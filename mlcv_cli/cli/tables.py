@@ -9,7 +9,7 @@ from rich.text import Text
 
 from ..runs.listing import applies, short_names
 from ..system import output
-from .text import date, describe, fmt_value, pct, seconds, signed, stdout_console, text_table, value
+from .text import date, describe, fmt_value, human_bytes, pct, seconds, signed, stdout_console, text_table, value, when
 
 MAX_PARAM_COLUMNS = 8  # more hyperparameter columns than this make the runs table unreadable; --csv has all
 
@@ -132,7 +132,9 @@ def runs(result):
         return
     shown_keys = keys[:MAX_PARAM_COLUMNS]
     headers = short_names(shown_keys)
+    sized = "bytes" in rows[0]  # mlcv runs --size
     columns = ["name", "model", "dataset", "status", *[headers[k] for k in shown_keys], "val", "test", "time", "date"]
+    columns += ["size"] if sized else []
     right = set(range(4, len(columns)))
     cells = []
     for r in rows:
@@ -147,14 +149,52 @@ def runs(result):
             pct(r["test"]),
             seconds(r["time"]),
             date(r["date"]),
+            *([human_bytes(r["bytes"])] if sized else []),
         ])
-    output.echo(f"{len(rows)} of {result['total']} runs in {result['runs_dir']}")
+    output.echo(f"{len(rows)} of {result['total']} runs in {result['runs_dir']}"
+                + (f", {human_bytes(sum(r['bytes'] for r in rows))} on disk" if sized else ""))
     click.echo(text_table(columns, cells, right))
     if len(keys) > len(shown_keys):
         output.echo(f"{len(keys) - len(shown_keys)} more config keys differ ({', '.join(keys[len(shown_keys):])}); see --csv or --json")
     for r in rows:
         if r["status"] in ("damaged", "stale", "failed") and r.get("reason"):
             output.echo(f"{r['name']}: {r['status']}: {r['reason']}")
+
+
+def runs_removed(result):
+    """`mlcv runs rm`: one line per run removed (or that would be), then what was kept and the space freed."""
+    verb = "would remove" if result["dry_run"] else "removed"
+    for r in result["removed"]:
+        output.echo(f"{verb} {r['path']} ({r['status']}, {human_bytes(r['bytes'])})")
+    for r in result["left"]:
+        output.echo(f"kept {r['path']}: {r['reason']}")
+    if not result["removed"] and not result["left"]:
+        output.echo(f"no runs match in {result['runs_dir']}")
+    else:
+        output.echo(f"{'would free' if result['dry_run'] else 'freed'} {human_bytes(result['freed'])}")
+
+
+def cache(result):
+    """`mlcv cache`: one line per entry, least recently used first, then the total."""
+    if not result["entries"]:
+        output.echo(f"the feature cache {result['directory']} is empty")
+        return
+    output.echo(f"{'size':>10}  {'last used':<16}  {'kind':<10}  entry")
+    for e in result["entries"]:
+        output.echo(f"{human_bytes(e['bytes']):>10}  {when(e['last_used'])}  {e['kind']:<10}  {e['name']}"
+                    + (f"  ({e['detail']})" if e["detail"] else "") + ("  [in use]" if e["in_use"] else ""))
+    output.echo(f"{human_bytes(result['bytes'])} in {len(result['entries'])} entries in {result['directory']}")
+
+
+def cache_trimmed(result):
+    """`mlcv cache prune/clear`: one line per entry removed (or that would be), what a process holds, the space freed."""
+    verb = "would remove" if result["dry_run"] else "removed"
+    for e in result["removed"]:
+        output.echo(f"{verb} {e['kind']} {e['name']} ({human_bytes(e['bytes'])}, last used {when(e['last_used'])})")
+    for e in result["in_use"]:
+        output.echo(f"kept {e['kind']} {e['name']} ({human_bytes(e['bytes'])}): in use by a running process")
+    freed, holds = ("would free", "would hold") if result["dry_run"] else ("freed", "holds")
+    output.echo(f"{freed} {human_bytes(result['freed'])}; the cache {holds} {human_bytes(result['bytes'])} in {result['directory']}")
 
 
 def runs_diff(result, all_classes=False):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 from ..system import output
 
@@ -82,3 +83,17 @@ def describe(features_doc) -> str:
         elif not rebuilt:
             line += ", cached for the next run"
     return line
+
+
+def human_bytes(n):
+    """1.3 GiB, 28.8 MiB, 512 B (powers of 1024, as du -h counts)."""
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def when(epoch_seconds):
+    """A file time as YYYY-MM-DD HH:MM (local time)."""
+    return datetime.fromtimestamp(epoch_seconds).strftime("%Y-%m-%d %H:%M") if epoch_seconds else "-"
