@@ -3,7 +3,7 @@
 import io
 
 from helpers import TERMINAL_CONTROL
-from mlcv_cli.system.progress import LineProgress
+from mlcv_cli.system.progress import LineProgress, Pieces
 
 
 def test_line_progress_writes_milestones_and_a_heartbeat():
@@ -51,3 +51,48 @@ def test_progress_lines_show_descriptions_literally():
     bar = LineProgress(3, "decoding \x1b[2Jx\r", stream=stream)
     bar.update(1, epoch="1/3\x07")
     assert not TERMINAL_CONTROL.search(stream.getvalue()) and "decoding \\x1b[2Jx\\r: 1/3 epoch 1/3\\x07" in stream.getvalue()
+
+
+def test_log_lines_of_a_long_stage_say_rate_and_eta_and_a_stop_is_not_done():
+    now = [0.0]
+    out = io.StringIO()
+    bar = LineProgress(48500, "k-means encoding", stream=out, clock=lambda: now[0])
+    bar.update(500, resumed=500)  # done by the interrupted run: not this process's rate
+    now[0] = 40.0
+    bar.update(15000)
+    try:
+        try:
+            raise KeyboardInterrupt
+        finally:
+            bar.close()
+    except KeyboardInterrupt:
+        pass
+    assert out.getvalue().splitlines() == [
+        "k-means encoding: 500/48500 resumed 500",
+        "k-means encoding: 15500/48500 31% 375/s ETA 1 min 28 s",
+        "k-means encoding: 15500/48500 stopped after 40.0 s",
+    ]
+
+
+def test_pieces_show_one_bar_for_the_whole_work():
+    opened = []
+
+    class Bar:
+        def __init__(self, total, desc):
+            self.total, self.desc, self.count, self.closed = total, desc, 0, False
+            opened.append(self)
+
+        def update(self, n=1, **postfix):
+            self.count += n
+
+        def close(self):
+            self.closed = True
+
+    pieces = Pieces(Bar, 2500, done=1024)
+    for size in (1024, 452):
+        bar = pieces.piece(size)(size, "k-means encoding")
+        bar.update(size)
+        bar.close()
+    assert [(b.total, b.count, b.closed) for b in opened] == [(2500, 1024 + 1024 + 452, False)]
+    pieces.close()
+    assert opened[0].closed

@@ -8,20 +8,15 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+from helpers import mlcv_uncaught as run
 from mlcv_cli import data as datasets
-from mlcv_cli.cli.app import cli
 from mlcv_cli.core.features.chain import FeatureChain
 from mlcv_cli.data.feature_cache import FeatureStore
 from mlcv_cli.data.feature_chunks import Parts
 from mlcv_cli.runs.rundir import RunDir
 
 SMALL = ["--set", "data.num_train=300", "--set", "data.num_val=100", "--set", "data.num_test=100"]
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="mlcv", catch_exceptions=False)
 
 
 # -- the feature cache ---------------------------------------------------------------------------
