@@ -6,13 +6,25 @@ imports each test file by its basename, so every basename must be unique under t
 """
 
 import dataclasses
+import inspect
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 from helpers import make_folder
 from mlcv_cli import data as datasets
+
+if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+    # click before 8.2 mixes stderr into stdout in CliRunner unless told not to; 8.2 and later
+    # always keep result.stderr apart. The suite runs on both (pyproject's lower bound is tested).
+    _runner_init = CliRunner.__init__
+
+    def _separate_streams(self, *args, mix_stderr=False, **kwargs):
+        _runner_init(self, *args, mix_stderr=mix_stderr, **kwargs)
+
+    CliRunner.__init__ = _separate_streams
 
 _SHIPPED_SAMPLE = datasets.SAMPLE_ZIP
 _decoded_samples = {}  # image size -> the shipped sample's Dataset, arrays read-only

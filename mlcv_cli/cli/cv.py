@@ -21,7 +21,6 @@ from .common import (
     check_config_or_model,
     config_option,
     data_dir_option,
-    json_on_failure,
     load_config,
     progress_factory,
     require_matplotlib,
@@ -48,7 +47,6 @@ from .common import (
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @accept_changes_option
-@json_on_failure
 def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, dask_scheduler, dask_timeout, resume_dir, refit, print_config, plot,
        write_report, data_dir, as_json, accept_changes):
     """Choose hyperparameters by k-fold cross-validation on the training images.
