@@ -33,7 +33,7 @@ from .common import (
 @set_option
 @click.option("--model", "model_type", type=click.Choice(registry.names()), help="Model to tune when no --config is given.")
 @click.option("--folds", type=click.IntRange(2), help="Number of folds (cv.folds).")
-@click.option("--grid", "grid_items", multiple=True, metavar="KEY=V1,V2,...", help="Values to try, e.g. model.k=1,3,5 or train.lr=logspace(-7,-5,5) (repeatable; replaces cv.grid).")
+@click.option("--grid", "grid_items", multiple=True, metavar="KEY=V1,V2,...", help="Values to try, e.g. model.k=1,3,5 or 'train.lr=logspace(-7,-5,5)' (quoted: the shell reads parentheses; repeatable; replaces cv.grid).")
 @click.option("--random", "random_n", type=click.IntRange(1, 10_000), help="Sample N random points (log scale for numbers) instead of the full grid (at most 10,000).")
 @click.option("--jobs", "n_jobs", default=1, show_default=True, type=click.IntRange(1), help="Local worker processes.")
 @click.option("--dask-scheduler", metavar="ADDRESS", help="Run the jobs on a Dask cluster (tcp://host:8786), or 'local' for a LocalCluster on 127.0.0.1.")
@@ -58,7 +58,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
     \b
     Examples:
       mlcv cv --model knn --folds 5
-      mlcv cv --config configs/svm.yaml --grid train.lr=logspace(-3,-1,3) --jobs 2
+      mlcv cv --config configs/svm.yaml --grid 'train.lr=logspace(-3,-1,3)' --jobs 2
     """
 
     if plot or write_report:
