@@ -66,6 +66,7 @@ class _TerminalBar:
 
 
 def data_dir_of(option):
+
     return resolve_data_dir(option)
 
 

@@ -8,6 +8,7 @@ batch script leaves hundreds of runs behind and the listing must stay instant.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -473,8 +474,6 @@ def resolve_key(key, option):
     if len(matches) == 1:
         return matches[0]
     if not matches:  # a typo (tset): the closest column, dotted key, or short name as the table shows it
-        import difflib
-
         short = {k.rsplit(".", 1)[-1]: k for k in reversed(list(KEYS))}
         near = difflib.get_close_matches(key, [*COLUMNS, *KEYS, *short], n=1)
         matches = [short.get(near[0], near[0]) if near and near[0] not in COLUMNS and near[0] not in KEYS else near[0]] if near else []
