@@ -218,14 +218,14 @@ def test_predict_warns_about_an_image_upscaled_from_almost_nothing(trained, tmp_
 
 
 def test_import_message_gives_the_real_share_held_out(in_tmp, monkeypatch):
-    from mlcv_cli.data import splits
+    from mlcv_cli.cli import download
 
     for i in range(20):
         (in_tmp / "src" / "train" / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (8, 8), (i, 0, 0)).save(in_tmp / "src" / "train" / "ab"[i % 2] / f"{i}.png")
     result = run("download", "folder", in_tmp / "src", "--name", "pets", "--size", "8")
     assert "2 of its 20 images (10%) are held out" in result.stderr
-    monkeypatch.setattr(splits, "holdout_size", lambda n: 1)
+    monkeypatch.setattr(download, "holdout_size", lambda n: 1)
     result = run("download", "folder", in_tmp / "src", "--name", "pets", "--size", "8")
     assert "1 of its 20 images (5%) are held out" in result.stderr
 
