@@ -221,7 +221,7 @@ def _summary(run, cfg, plan, cv, t0):
         raise _all_diverged(run, cfg, summary)
     run.write_text("best.yaml", config_mod.to_yaml(config_mod.replace(cfg, best["params"])))
     # Points within one image's worth of accuracy of the best are as good: the folds cannot tell them apart.
-    tied = [s["params"] for s in summary if best["mean"] - s["mean"] < 1 / len(cv.labels)]
+    tied = [s["params"] for s in summary if not s["diverged"] and best["mean"] - s["mean"] < 1 / len(cv.labels)]
     warnings = (cv.warning, cv.journal_warning, *grid_edge_warnings(cfg.cv.grid, best["params"], plan.get("random"), tied))
     result = {
         "run_dir": str(run.path),
