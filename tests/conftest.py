@@ -6,13 +6,27 @@ imports each test file by its basename, so every basename must be unique under t
 """
 
 import dataclasses
+import inspect
 
 import numpy as np
 import pytest
+from click.testing import CliRunner, Result
 from PIL import Image
 
 from helpers import make_folder
 from mlcv_cli import data as datasets
+
+if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+    # click before 8.2 mixes stderr into stdout in CliRunner unless told not to, and then its
+    # result.output is stdout alone; 8.2 and later keep result.stderr apart and result.output
+    # holds both. The suite is run on both (pyproject's lower bound is a tested one).
+    _runner_init = CliRunner.__init__
+
+    def _separate_streams(self, *args, mix_stderr=False, **kwargs):
+        _runner_init(self, *args, mix_stderr=mix_stderr, **kwargs)
+
+    CliRunner.__init__ = _separate_streams
+    Result.output = property(lambda self: self.stdout + (self.stderr if self.stderr_bytes is not None else ""))
 
 _SHIPPED_SAMPLE = datasets.SAMPLE_ZIP
 _decoded_samples = {}  # image size -> the shipped sample's Dataset, arrays read-only

@@ -338,7 +338,7 @@ def test_load_predicts_what_mlcv_predict_prints(model, features, image_folder, t
 # -- the CLI without scikit-learn -------------------------------------------------------------
 
 NO_SKLEARN_SCRIPT = """
-import importlib.abc, json, sys
+import importlib.abc, inspect, json, sys
 
 class NoSklearn(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -355,7 +355,9 @@ data = ["--set", "data.dataset=folder", "--set", f"data.path={folder}", "--set",
 codes = {}
 
 def run(name, *args):
-    r = CliRunner().invoke(mlcv_cli.cli.app.cli, list(args), prog_name="mlcv")
+    # stderr apart on every click (before 8.2 CliRunner mixes it into stdout unless told not to)
+    separate = {"mix_stderr": False} if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters else {}
+    r = CliRunner(**separate).invoke(mlcv_cli.cli.app.cli, list(args), prog_name="mlcv")
     codes[name] = (r.exit_code, r.output[-300:])
     return r
 

@@ -16,8 +16,9 @@ from .. import __version__
 from ..errors import MlcvError
 from ..system import output
 from ..system.signals import EXIT_CODE, Terminated, exit_by_signal, sigterm_raises
-from .common import CONTEXT, debug_enabled
+from . import render
 from .cache import cache
+from .common import CONTEXT, Group, debug_enabled
 from .configs import configs_cmd
 from .cv import cv
 from .download import download
@@ -32,39 +33,71 @@ from .train import train
 # -- the group ------------------------------------------------------------------------
 
 
-class MlcvGroup(click.Group):
-    """Turns MlcvError into one `Error: ...` line and its exit code, Ctrl-C into 130."""
+class MlcvGroup(Group):
+    """Turns MlcvError into one `Error: ...` line and its exit code, Ctrl-C into 130; with --json,
+    every failure (a usage error that click finds before the command runs included) also prints
+    one JSON object with its status on stdout, as a success does."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         debug = debug_enabled()
+        args = list(sys.argv[1:] if args is None else args)
+        as_json = wants_json(args)
         try:
             code = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         except MlcvError as exc:
             output.note_run_dir(getattr(exc, "run_dir", None))
+            if as_json:
+                _json_failure(exc, exc.exit_code, getattr(exc, "run_dir", None))
             if debug:
                 raise
             prefix = "Interrupted" if exc.exit_code in (130, 143) else "Error"
             click.echo(f"{prefix}: {output.printable(exc)}", err=True)
             sys.exit(exc.exit_code)
         except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+            # click turns KeyboardInterrupt into Abort; the cause says which signal it was.
+            code = 143 if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated) else 130
+            if as_json:
+                _json_failure("interrupted", code)
             if debug:
                 raise
             click.echo("Interrupted.", err=True)
-            # click turns KeyboardInterrupt into Abort; the cause says which signal it was.
-            sys.exit(143 if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated) else 130)
+            sys.exit(code)
         except click.ClickException as exc:
-            exc.message = output.printable(exc.message)  # it may quote a path or value as typed
+            if as_json:
+                _json_failure(exc.format_message(), exc.exit_code)
+            if not isinstance(exc, _NO_ARGS_IS_HELP):  # that one's message is the help, lines and all
+                exc.message = output.printable(exc.message)  # it may quote a path or value as typed
             exc.show()
             sys.exit(exc.exit_code)
         except BrokenPipeError:
             sys.exit(1)
         except MemoryError:  # runs catch their own and stay resumable; this is loading, scoring, ...
+            if as_json:
+                _json_failure("ran out of memory", 1)
             if debug:
                 raise
             click.echo("Error: ran out of memory; free memory, or use fewer images (data.num_train, data.num_test), "
                        "smaller features or fewer --jobs", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click 8.2 and later
+
+
+def wants_json(args) -> bool:
+    """Whether the command line asks for --json (an argument after `--` is a file name, not a flag)."""
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _json_failure(error, exit_code, run_dir=None):
+    """The one JSON object a failed --json command prints: status, run_dir, error, exit_code."""
+    render.emit_json({
+        "status": "interrupted" if exit_code in EXIT_CODE.values() else "failed",
+        "run_dir": run_dir,
+        "error": str(error) or "interrupted",
+        "exit_code": exit_code,
+    })
 
 
 @click.group(cls=MlcvGroup, context_settings=CONTEXT)

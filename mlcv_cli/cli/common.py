@@ -1,8 +1,7 @@
-"""What every command shares: the options (--config, --set, --data-dir, --accept-changes), loading a config, progress on stderr, and JSON on failure."""
+"""What every command shares: the group class, the options (--config, --set, --data-dir, --accept-changes), loading a config and progress on stderr."""
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 
@@ -11,16 +10,26 @@ from tqdm import tqdm
 
 from .. import config as config_mod
 from .. import plots
-from ..errors import MlcvError, UsageError
+from ..errors import UsageError
 from ..models import registry
 from ..system import output
 from ..system.progress import LineProgress
-from ..system.signals import EXIT_CODE, Terminated
 from ..workflow.inputs import resolve_data_dir
 from . import completion
-from .render import emit_json
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Group(click.Group):
+    """A group that, run without a subcommand, prints its help on stderr and exits with 2 (a usage
+    error), the same with every click release: click 8.2 and later raise NoArgsIsHelpError for
+    this (its message the whole help), older releases printed the help and exited with 0."""
+
+    def parse_args(self, ctx, args):
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            click.echo(ctx.get_help(), err=True, color=ctx.color)
+            ctx.exit(2)
+        return super().parse_args(ctx, args)
 
 
 def debug_enabled():
@@ -54,28 +63,6 @@ class _TerminalBar:
 
     def close(self):
         self.tqdm.close()
-
-
-def json_on_failure(command):
-    """With --json, a failed or interrupted command still prints one JSON object (status, run_dir, error)."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (MlcvError, KeyboardInterrupt) as exc:
-            if not kwargs.get("as_json"):
-                raise
-            code = getattr(exc, "exit_code", 143 if isinstance(exc, Terminated) else 130)
-            emit_json({
-                "status": "interrupted" if code in EXIT_CODE.values() else "failed",
-                "run_dir": getattr(exc, "run_dir", None),
-                "error": str(exc) or "interrupted",
-                "exit_code": code,
-            })
-            raise
-
-    return wrapper
 
 
 def data_dir_of(option):

@@ -21,7 +21,6 @@ from .common import (
     check_config_or_model,
     config_option,
     data_dir_option,
-    json_on_failure,
     load_config,
     progress_factory,
     require_matplotlib,
@@ -34,7 +33,7 @@ from .common import (
 @set_option
 @click.option("--model", "model_type", type=click.Choice(registry.names()), help="Model to tune when no --config is given.")
 @click.option("--folds", type=click.IntRange(2), help="Number of folds (cv.folds).")
-@click.option("--grid", "grid_items", multiple=True, metavar="KEY=V1,V2,...", help="Values to try, e.g. model.k=1,3,5 or train.lr=logspace(-7,-5,5) (repeatable; replaces cv.grid).")
+@click.option("--grid", "grid_items", multiple=True, metavar="KEY=V1,V2,...", help="Values to try, e.g. model.k=1,3,5 or 'train.lr=logspace(-7,-5,5)' (quoted: the shell reads parentheses; repeatable; replaces cv.grid).")
 @click.option("--random", "random_n", type=click.IntRange(1, 10_000), help="Sample N random points (log scale for numbers) instead of the full grid (at most 10,000).")
 @click.option("--jobs", "n_jobs", default=1, show_default=True, type=click.IntRange(1), help="Local worker processes.")
 @click.option("--dask-scheduler", metavar="ADDRESS", help="Run the jobs on a Dask cluster (tcp://host:8786), or 'local' for a LocalCluster on 127.0.0.1.")
@@ -48,7 +47,6 @@ from .common import (
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @accept_changes_option
-@json_on_failure
 def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, dask_scheduler, dask_timeout, resume_dir, refit, print_config, plot,
        write_report, data_dir, as_json, accept_changes):
     """Choose hyperparameters by k-fold cross-validation on the training images.
@@ -60,7 +58,7 @@ def cv(config_path, overrides, model_type, folds, grid_items, random_n, n_jobs, 
     \b
     Examples:
       mlcv cv --model knn --folds 5
-      mlcv cv --config configs/svm.yaml --grid train.lr=logspace(-3,-1,3) --jobs 2
+      mlcv cv --config configs/svm.yaml --grid 'train.lr=logspace(-3,-1,3)' --jobs 2
     """
 
     if plot or write_report:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 
 import click
@@ -15,10 +16,10 @@ from ..data.idx import FILES, SOURCES
 from ..data.splits import holdout_size
 from ..errors import UsageError
 from ..system import output
-from .common import CONTEXT, data_dir_of
+from .common import CONTEXT, Group, data_dir_of
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=Group, context_settings=CONTEXT)
 def download():
     """Fetch CIFAR-10, CIFAR-100, MNIST or Fashion-MNIST, or import an image folder, into the data dir.
 
@@ -72,14 +73,16 @@ def download_folder(path, name, data_dir, size, skip_bad):
         output.echo(f"Warning: {note}", err=True)
     output.echo(
         f"Imported {result['n_train']} training and {result['n_test']} test images in "
-        f"{len(result['classes'])} class{'' if len(result['classes']) == 1 else 'es'} into {result['path']}. Use it with: --set data.dataset=folder --set data.path={name}"
+        f"{len(result['classes'])} class{'' if len(result['classes']) == 1 else 'es'} into {result['path']}. Use it with: --set data.dataset=folder --set data.path={shlex.quote(name)}"
         + (f" --set data.image_size={size}" if size != 32 else "")
     )
     if not result["n_test"]:
 
         held = holdout_size(result["n_train"])
-        output.echo(f"It has no test/ split: {held} of its images (10%) are held out as the test split when it is used "
-                    "(data.num_test sets how many)." if held else "It has no test/ split, and too few images to hold one out.", err=True)
+        share = f"{100 * held / result['n_train']:.2g}%" + (", 10% up to 1,000 images" if held == 1000 else "")
+        output.echo(f"It has no test/ split: {held:,} of its {result['n_train']:,} images ({share}) are held out as the test split "
+                    "when it is used (data.num_test sets how many)." if held else "It has no test/ split, and too few images to hold one out.",
+                    err=True)
 
 
 _HEX = re.compile(r"[0-9a-fA-F]{32}")
@@ -97,6 +100,13 @@ def _with_common(fn):
     return fn
 
 
+def _mirror_lines(mirrors):
+    if len(mirrors) == 1:
+        return f"Official site: {mirrors[0]}"
+    return "Mirrors, tried in order (each file from the first that serves it with the published MD5):\n" + "\n".join(
+        f"      {m}" for m in mirrors)
+
+
 def _idx_command(key):
 
     source = SOURCES[key]
@@ -104,8 +114,8 @@ def _idx_command(key):
     @click.command(key, context_settings=CONTEXT, help=f"""Download {source.title} (four gzipped IDX files), verify and cache it.
 
     \b
-    Official site: {source.url}
-    --url BASE/ is a mirror folder holding the official file names
+    {_mirror_lines(source.mirrors)}
+    --url BASE/ is another mirror folder holding the official file names
     ({', '.join(FILES.values())}); --archive FOLDER uses local copies.
     The published MD5s are checked; for a mirror serving other files give
     --md5 FILE=HEX for each, or --no-verify. Images are 28x28 grayscale (one channel).

@@ -11,7 +11,7 @@ from ..errors import UsageError
 from ..system import output
 from ..workflow import evaluate as evaluating
 from . import completion, render
-from .common import CONTEXT, accept_changes_option, data_dir_option, json_on_failure, progress_factory, require_matplotlib
+from .common import CONTEXT, accept_changes_option, data_dir_option, progress_factory, require_matplotlib
 
 
 @click.command(context_settings=CONTEXT)
@@ -23,7 +23,6 @@ from .common import CONTEXT, accept_changes_option, data_dir_option, json_on_fai
 @click.option("--plot", is_flag=True, help="Write the confusion matrix (and, for kNN, the nearest-neighbours grid) as PNG. Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @accept_changes_option
-@json_on_failure
 def evaluate(target, split, data_spec, data_dir, overrides, plot, as_json, accept_changes):
     """Reload a model (run directory or model.npz) and score it on a split.
 

@@ -9,7 +9,7 @@ import click
 from ..system import output
 from ..workflow import predict as predicting
 from . import completion, render
-from .common import CONTEXT, json_on_failure
+from .common import CONTEXT
 
 
 @click.command(context_settings=CONTEXT)
@@ -18,7 +18,6 @@ from .common import CONTEXT, json_on_failure
 @click.option("--top", default=3, show_default=True, type=click.IntRange(1), help="How many classes to show per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV rows: path, rank, class, value.")
-@json_on_failure
 def predict(target, images, top, as_json, as_csv):
     """Classify image files (PNG/JPEG, any size; directories are searched).
 

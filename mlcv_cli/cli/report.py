@@ -6,7 +6,7 @@ import click
 
 from ..system import output
 from . import completion, render
-from .common import CONTEXT, json_on_failure, require_matplotlib
+from .common import CONTEXT, require_matplotlib
 
 
 @click.command("report", context_settings=CONTEXT)
@@ -15,7 +15,6 @@ from .common import CONTEXT, json_on_failure, require_matplotlib
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the system's web browser, where there is one.")
 @click.option("--no-examples", is_flag=True, help="Do not score the test split again for the mistakes, neighbours and HOG pictures.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@json_on_failure
 def report_cmd(target, out, open_page, no_examples, as_json):
     """Write one HTML page that shows a run, a cv run or a folder of runs.
 

@@ -27,7 +27,9 @@ def train(r):
     if describe(r.get("features")):
         con.print(describe(r.get("features")))
     if r.get("final_loss") is not None:
-        con.print(f"final loss {r['final_loss']:.4f}; trained in {r['fit_s']:.1f} s ({r['total_s']:.1f} s in all)")
+        con.print(f"loss {r['final_loss']:.4f} (mean over the last epoch); trained in {r['fit_s']:.1f} s ({r['total_s']:.1f} s in all)")
+    elif r.get("total_s") is not None:
+        con.print(f"fitted in {r['fit_s']:.1f} s ({r['total_s']:.1f} s in all)")
     if r.get("best_epoch") is not None:
         con.print(f"kept the weights of epoch {r['best_epoch']} of {r['epochs']} (best validation accuracy; train.keep_best)")
     for p in r.get("plots", []):
@@ -118,9 +120,10 @@ def predictions(r):
     table.add_column("class")
     table.add_column(r["value"] or "value", justify="right")
     for p in r["predictions"]:
+        small = " (upscaled from {}x{})".format(*p["upscaled_from"]) if p.get("upscaled_from") else ""
         for rank, t in enumerate(p["top"], start=1):
             v = t[r["value"]]
-            table.add_row(p["path"] if rank == 1 else "", str(rank), t["class"], f"{v:.4f}" if isinstance(v, float) else str(v))
+            table.add_row(p["path"] + small if rank == 1 else "", str(rank), t["class"], f"{v:.4f}" if isinstance(v, float) else str(v))
     stdout_console().print(table)
 
 

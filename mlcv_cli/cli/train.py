@@ -19,7 +19,6 @@ from .common import (
     check_config_or_model,
     config_option,
     data_dir_option,
-    json_on_failure,
     load_config,
     progress_factory,
     require_matplotlib,
@@ -38,7 +37,6 @@ from .common import (
 @click.option("--report", "write_report", is_flag=True, help="Write report.html into the run at the end (as `mlcv report RUN` does). Needs mlcv[plot].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @accept_changes_option
-@json_on_failure
 def train(config_path, overrides, model_type, data_dir, resume_dir, print_config, plot, write_report, as_json, accept_changes):
     """Train a model from a config and write a run directory.
 

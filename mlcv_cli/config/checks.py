@@ -18,9 +18,17 @@ from .schema import DEFAULT_GRIDS, KEYS, KEYS_USED_BY
 
 
 def closest(name, options):
-
-    match = difflib.get_close_matches(name, options, n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+    """' (did you mean ...?)' for a mistyped key: the dotted keys that end in what was typed
+    (k -> model.k, lr -> train.lr), else the closest spelling of the whole key or of its last part."""
+    options = [o for o in options if o != name]
+    tail = name.rsplit(".", 1)[-1]
+    match = [o for o in options if o.rsplit(".", 1)[-1] == tail][:2] or difflib.get_close_matches(name, options, n=1)
+    if not match:
+        tails = {}
+        for o in options:
+            tails.setdefault(o.rsplit(".", 1)[-1], o)
+        match = [tails[t] for t in difflib.get_close_matches(tail, list(tails), n=1)]
+    return f" (did you mean {' or '.join(repr(m) for m in match)}?)" if match else ""
 
 
 class UnclearNumber(str):
@@ -202,10 +210,12 @@ def check_grid_values(key: str, values: Any) -> list:
     """A grid entry: a list of values (or a range expression) each valid for ``key``."""
     if feature_config.is_feature_key(key) and not key.endswith(".type"):
         feature_config.param_meta(key)  # an unknown parameter name fails here; its step is checked in validate
-    elif key not in KEYS or KEYS[key]["kind"] is dict or "." not in key or key.startswith(("cv.", "output.", "data.")) or key == "model.type":
+    elif key not in KEYS:
+        raise ConfigError(f"cv.grid: unknown config key {key!r}{closest(key, list(KEYS))}; grid keys are dotted, e.g. model.k or train.lr")
+    elif KEYS[key]["kind"] is dict or "." not in key or key.startswith(("cv.", "output.", "data.")) or key == "model.type":
         raise ConfigError(
             f"cv.grid: {key!r} is not a key that can be searched (the data and the model type are fixed for a "
-            f"cross-validation: run one cv per model type){closest(key, list(KEYS)) if key not in KEYS else ''}"
+            f"cross-validation: run one cv per model type)"
         )
     if isinstance(values, str):
         try:

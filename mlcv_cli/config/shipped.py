@@ -6,6 +6,7 @@ mlcv_cli/configs/ in a built wheel, and a source checkout reads it in place.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent.parent  # mlcv_cli/
@@ -40,7 +41,29 @@ def locate(given):
     return path
 
 
+SUMMARY_CHARS = 100  # a longer first sentence is cut to its headline (before its first ':' or ';')
+
+
 def summary(name):
-    """The first comment line of a shipped config (what it is)."""
+    """What a shipped config is: the first sentence of its opening comment, or, when that is long,
+    its headline; never cut inside parentheses."""
     text = (config_dir() / f"{name}.yaml").read_text(encoding="utf-8")
-    return next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#") or not line.lstrip("# ").strip():
+            break
+        lines.append(line.lstrip("# ").strip())
+        if lines[-1].endswith("."):  # the first sentence may run over several comment lines
+            break
+    description = " ".join(lines)
+    sentence = re.split(r"(?<=\.)\s", description, maxsplit=1)[0]
+    return sentence if len(sentence) <= SUMMARY_CHARS else _headline(sentence)
+
+
+def _headline(sentence):
+    depth = 0
+    for i, char in enumerate(sentence):
+        depth += (char == "(") - (char == ")")
+        if depth == 0 and char in ":;":
+            return sentence[:i]
+    return sentence

@@ -37,17 +37,27 @@ class IdxSource:
 
     name: str
     title: str
-    url: str
+    mirrors: tuple  # folders holding the official file names, tried in this order
     md5: dict
     classes: tuple
     sizes: dict
     """Bytes of each official file: a download is capped near them (download.known_file_limit)."""
 
+    @property
+    def url(self):
+        return self.mirrors[0]
+
 
 MNIST = IdxSource(
     name="mnist",
     title="MNIST",
-    url="https://yann.lecun.com/exdb/mnist/",
+    # The original site stopped serving reliably (PyTorch and TensorFlow moved to copies of the same
+    # files); it is tried last. Every copy must match the published MD5s below.
+    mirrors=(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        "https://yann.lecun.com/exdb/mnist/",
+    ),
     md5={
         "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
         "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
@@ -61,7 +71,7 @@ MNIST = IdxSource(
 FASHION_MNIST = IdxSource(
     name="fashion-mnist",
     title="Fashion-MNIST",
-    url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
     md5={
         "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
         "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
@@ -183,8 +193,9 @@ def parse_files(folder, source: IdxSource) -> Dataset:
 def prepare_idx(source: IdxSource, data_dir, *, url=None, archive=None, md5=None, verify=True, force=False, progress=True):
     """Make sure ``data_dir/NAME`` holds a complete cache of an IDX dataset.
 
-    ``url``: the folder (ending in /) under which the four official file names are found;
-    ``archive``: a local folder holding them (or one of them); ``md5``: {file name: hex}
+    ``url``: the folder (ending in /) under which the four official file names are found
+    (default: the source's mirrors, each file from the first that serves it with its published
+    MD5); ``archive``: a local folder holding them (or one of them); ``md5``: {file name: hex}
     replacing published checksums (a mirror serving other files); ``verify=False`` skips
     checksums. Returns ``dict(status, path, verified)``; status is cached, downloaded or imported.
     """
@@ -216,19 +227,34 @@ def _prepare_idx(source, cache, url, archive, md5, verify, force, progress):
         status = "imported"
     else:
         folder = cache / "download"
-        base = url or source.url
-        base = base if base.endswith("/") else base + "/"
+        bases = [url] if url else list(source.mirrors)
+        bases = [b if b.endswith("/") else b + "/" for b in bases]
         for name in FILES.values():
             dest = folder / name
             if not force and dest.is_file() and (not verify or file_digest(dest, "md5") == expected[name]):
                 continue
             official = verify and expected[name] == source.md5[name]
-            fetch(base + name, dest, expected[name] if verify else None, progress=progress, resume=not force,
-                  max_bytes=known_file_limit(source.sizes[name], official))
+            _fetch_from_mirrors(bases, name, dest, expected[name] if verify else None, progress, force,
+                                known_file_limit(source.sizes[name], official))
         status = "downloaded"
     dataset = parse_files(folder, source)
     save_cache(cache, dataset, extra={"files_md5": {n: file_digest(folder / n, "md5") for n in FILES.values()}, "verified": verify})
     return {"status": status, "path": str(cache), "verified": verify}
+
+
+def _fetch_from_mirrors(bases, name, dest, md5, progress, force, max_bytes):
+    """``name`` from the first of ``bases`` that serves it (with ``md5`` when given); one error
+    naming every mirror's failure when none does."""
+    failures = []
+    for i, base in enumerate(bases):
+        try:
+            return fetch(base + name, dest, md5, progress=progress, resume=not force and i == 0, max_bytes=max_bytes)
+        except DataError as exc:
+            if len(bases) == 1:
+                raise
+            failures.append(f"{base}: {exc}")
+    raise DataError(f"could not download {name} from any of its {len(bases)} mirrors ({'; '.join(failures)}); "
+                    "check the network, or give --url BASE/ (a mirror) or --archive FOLDER (local copies)")
 
 
 def _check_md5(path, md5, what):

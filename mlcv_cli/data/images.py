@@ -72,6 +72,15 @@ def read_image(source, size=32, *, name=None):
         return _decode(fh, size, label)
 
 
+def header_size(path):
+    """(width, height) of an image file from its header (nothing decoded), or None if unreadable."""
+    try:
+        with Image.open(path, formats=_FORMATS) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - read_image reports what is wrong with the file
+        return None
+
+
 def _decode(fh, size, label):
     try:
         with warnings.catch_warnings():

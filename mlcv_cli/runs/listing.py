@@ -8,6 +8,7 @@ batch script leaves hundreds of runs behind and the listing must stay instant.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -256,8 +257,9 @@ def _read_train(path, row, problems, attempt, detail):
         row[split] = metrics.get(f"{split}_accuracy")
     row["final_loss"] = metrics.get("final_loss")
     times = metrics.get("times")
-    if isinstance(times, dict):
-        row["time"] = times.get("fit_s")
+    if isinstance(times, dict):  # the whole run's wall time (data, features, fit, scoring); the parts stay in "times"
+        row["time"] = times.get("total_s", times.get("fit_s"))
+        row["times"] = times
     if detail:
         row["classes"] = metrics.get("classes")
         splits = metrics.get("splits") if isinstance(metrics.get("splits"), dict) else {}
@@ -274,6 +276,7 @@ def _read_cv(path, row, problems, attempt, detail=False):
     row["val"] = summary.get("best_mean")
     row["cv_std"] = summary.get("best_std")
     row["time"] = summary.get("time_s")
+    row["times"] = {"total_s": row["time"]}
     row["folds"] = summary.get("folds")
     best = summary.get("best_params")
     if isinstance(best, dict):
@@ -303,7 +306,7 @@ def _check_types(row, problems):
 # Files whose identity, size and times decide whether a cached row is still right.
 _SIGNATURE_FILES = ("meta.json", "config.yaml", "metrics.json", "cv_summary.json", "refit_summary.json")
 CACHE_FILE = ".mlcv-runs-cache.json"
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3  # 3: time is the whole run's wall time, with its parts in times
 _CACHE_LIMIT = 256 << 20  # past this the cache costs more than it saves: the runs are read instead
 
 
@@ -470,7 +473,12 @@ def resolve_key(key, option):
     matches = [k for k in KEYS if k.rsplit(".", 1)[-1] == key]
     if len(matches) == 1:
         return matches[0]
-    hint = f"did you mean {' or '.join(matches)}?" if matches else f"use a column ({', '.join(COLUMNS)}) or a dotted config key such as model.reg"
+    if not matches:  # a typo (tset): the closest column, dotted key, or short name as the table shows it
+        short = {k.rsplit(".", 1)[-1]: k for k in reversed(list(KEYS))}
+        near = difflib.get_close_matches(key, [*COLUMNS, *KEYS, *short], n=1)
+        matches = [short.get(near[0], near[0]) if near and near[0] not in COLUMNS and near[0] not in KEYS else near[0]] if near else []
+    known = f"a column ({', '.join(COLUMNS)}) or a dotted config key such as model.reg"
+    hint = f"did you mean {' or '.join(matches)}? (keys are {known})" if matches else f"use {known}"
     raise UsageError(f"{option}: unknown key {key!r}; {hint}")
 
 

@@ -130,21 +130,31 @@ class GuardedStream(io.TextIOBase):
         except OSError:
             return False
 
+    @property
+    def buffer(self):
+        """The binary side, as on sys.stdout: click (8.2 and later) writes shell-completion
+        scripts and any bytes message there. It shares this stream's guard and lost text."""
+        return GuardedBuffer(self)
+
     def write(self, text):
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        if text and not self.dead:
-            try:
-                self._write_all(_encode(text, self._encoding))
-            except OSError as exc:
-                self.dead = _reason(exc)
-                self.dead_errno = exc.errno
-        if text and self.dead:
-            self._keep(text)
+        if text:
+            self._write_bytes(_encode(text, self._encoding), text)
         return len(text)
 
     def flush(self):
         pass
+
+    def _write_bytes(self, data, text):
+        if not self.dead:
+            try:
+                self._write_all(data)
+            except OSError as exc:
+                self.dead = _reason(exc)
+                self.dead_errno = exc.errno
+        if self.dead:
+            self._keep(text)
 
     def _write_all(self, data):
         view = memoryview(data)
@@ -164,6 +174,29 @@ class GuardedStream(io.TextIOBase):
         if self._kept < _KEEP_LOST:
             self.lost.append(text[: _KEEP_LOST - self._kept])
             self._kept += len(self.lost[-1])
+
+
+class GuardedBuffer(io.RawIOBase):
+    """The bytes view of a GuardedStream (its ``buffer``): a write goes to the same descriptor
+    and never raises either; what could not be written is kept as text for output.log."""
+
+    def __init__(self, text_stream):
+        self.text_stream = text_stream
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self.text_stream.fd
+
+    def isatty(self):
+        return self.text_stream.isatty()
+
+    def write(self, data):
+        data = bytes(data)
+        if data:
+            self.text_stream._write_bytes(data, data.decode(self.text_stream.encoding, "surrogateescape"))
+        return len(data)
 
 
 def _encode(text, encoding):

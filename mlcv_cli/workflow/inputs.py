@@ -4,6 +4,9 @@ absolute data locations pinned into a run's config."""
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import time
 from pathlib import Path
 
 from .. import config as config_mod
@@ -58,7 +61,11 @@ def _load_dataset(cfg: Config):
         return datasets.DATASETS[kind].load(data_dir_for(cfg), cfg.data.labels)  # load_dataset checks data.image_size
     kind, where = folder_source(cfg.data.path, data_dir_for(cfg))
     if kind == "folder" and where.exists():
-        ds, _skipped = data.load_folder(where, size=cfg.data.image_size, skip_bad=cfg.data.skip_bad)
+        t0 = time.perf_counter()
+        ds, _skipped = data.load_folder(where, size=cfg.data.image_size, skip_bad=cfg.data.skip_bad, progress=True)
+        seconds = time.perf_counter() - t0
+        if seconds >= IMPORT_HINT_S:
+            ds.notes.append(import_hint(where, cfg.data.image_size, len(ds.train_y) + (0 if ds.test_y is None else len(ds.test_y)), seconds))
         return _folder_channels(ds, cfg.data.channels)
     if kind == "imported" and (where != cfg.data.path or imported_path(data_dir_for(cfg), where).exists()):
         return _folder_channels(data.load_imported(data_dir_for(cfg), where), cfg.data.channels)
@@ -66,6 +73,18 @@ def _load_dataset(cfg: Config):
         f"data.path {cfg.data.path!r} is neither an image folder/.zip nor a dataset imported into {data_dir_for(cfg)}; "
         "check the path or run `mlcv download folder PATH --name NAME`"
     )
+
+
+IMPORT_HINT_S = 2.0  # decoding a folder for longer than this on every run is worth importing it once
+
+
+def import_hint(where, size, n_images, seconds):
+    """How to stop decoding an image folder on every run: import it once, use it by name."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(where).stem).strip("-.") or "images"
+    size_option = f" --size {size}" if size != 32 else ""
+    return (f"decoding the {n_images:,} images of {where} took {seconds:.1f} s, and will again on every run; import the folder "
+            f"once with `mlcv download folder {shlex.quote(str(where))} --name {name}{size_option}`, then use "
+            f"--set data.path={name} (loads in about a second)")
 
 
 def _folder_channels(ds, channels):

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from ..data.channels import match_channels
-from ..data.images import IMAGE_EXTENSIONS, read_image
+from ..data.images import IMAGE_EXTENSIONS, header_size, read_image
 from ..errors import MlcvError
 from ..models import modelfile, registry
 from ..models.build import estimator_from_file, model_rows
 from .saved import feature_store_of, locate_model
+
+UPSCALE_LIMIT = 2  # an image enlarged more than this on a side is warned about
 
 
 def predict(target, files, *, top=3) -> dict:
@@ -25,13 +27,17 @@ def predict(target, files, *, top=3) -> dict:
     kind = model_type.score_kind
     C = len(mf.classes)
     top = max(1, min(top, C))
-    images, ok, failed = [], [], []
+    images, ok, failed, small = [], [], [], {}
     for f in expand_image_paths(files):
         try:
             images.append(read_image(f, size=mf.image_size))
             ok.append(str(f))
         except MlcvError as exc:
             failed.append({"path": str(f), "error": str(exc)})
+            continue
+        found = header_size(f)
+        if found and min(found) * UPSCALE_LIMIT < mf.image_size:
+            small[str(f)] = found
     if not images and not failed:
         raise MlcvError(f"no image files found in {', '.join(str(f) for f in files)} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     rows = []
@@ -47,10 +53,22 @@ def predict(target, files, *, top=3) -> dict:
             # A class no neighbour voted for is not a prediction: list only classes with votes.
             picks = [j for n, j in enumerate(order[i]) if n == 0 or kind != "votes" or values[i, j] > 0]
             rows.append({"path": f, "top": [{"class": mf.classes[j], kind: cast(values[i, j])} for j in picks]})
+            if f in small:
+                rows[-1]["upscaled_from"] = list(small[f])
     notes = [model_type.estimator_note(est) if images else None, model_type.predict_note(mf.arrays, top)]
     note = "; ".join(n for n in notes if n) or None
+    warnings = [warning, _upscaled_warning(small, mf.image_size)]
     return {"model_path": str(path), "model": mf.model_type, "value": kind if images else None, "predictions": rows,
-            "failed": failed, "warning": warning, "note": note}
+            "failed": failed, "warning": "; ".join(w for w in warnings if w) or None, "note": note}
+
+
+def _upscaled_warning(small, size):
+    """A prediction for an image blown up from a few pixels says little about it: say which."""
+    if not small:
+        return None
+    shown = ", ".join(f"{p} ({w}x{h})" for p, (w, h) in list(small.items())[:3]) + (f" and {len(small) - 3} more" if len(small) > 3 else "")
+    return (f"{shown} {'was' if len(small) == 1 else 'were'} upscaled more than {UPSCALE_LIMIT}x to the model's {size}x{size} "
+            "pixels: the prediction says little about such a small image")
 
 
 MAX_DEPTH = 64

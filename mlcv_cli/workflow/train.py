@@ -50,6 +50,7 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
     with ExitStack() as held:  # the run's lock, from the moment the run is known until the end
         cfg = pin_data_location(cfg)
         ds = dataset if dataset is not None else load_dataset(cfg)
+        load_s = time.perf_counter() - t0
         inputs = fingerprints.inputs(ds, cfg.to_dict())
         inputs["splits"] = split_record(split_indices(cfg, ds))  # evaluate tells a rebuilt split from these
         if resume_dir is not None:  # before any work, and before the run is touched
@@ -68,7 +69,7 @@ def train(cfg: Config, *, progress=None, resume_dir=None, command=None, run=None
                            stage=run_status.FEATURES)
         with run_status.training(run):
             work = _prepare(cfg, plan, progress)
-            work.load_s = time.perf_counter() - t0
+            work.load_s, work.features_s = load_s, time.perf_counter() - t0 - load_s
             if resume_dir is not None:
                 with run_status.refusal_keeps_status(run, before):
                     _check_extractor(run, work, accept_changes)
@@ -97,7 +98,8 @@ class _Work:
     pre: Featurizer
     X_train: object
     X_val: object
-    load_s: float = 0.0
+    load_s: float = 0.0  # loading the data
+    features_s: float = 0.0  # splitting, fitting the feature chain (or reading it from the cache), encoding
 
     @property
     def num_classes(self):
@@ -174,16 +176,20 @@ def _finish(cfg, run, est, work, ds, progress, t0, fit_s):
     """Score every split, then write metrics.json, history.csv, model.npz and the final state."""
     model_type = registry.get(cfg.model.type)
     splits = work.splits
+    t_score = time.perf_counter()
     results = _score_splits(model_type, est, work, progress)
-    final_loss = float(est.loss_history_[-1]) if getattr(est, "loss_history_", None) else None
+    final_loss = last_epoch_loss(est)
+    times = {"load_s": work.load_s, "features_s": work.features_s, "fit_s": fit_s, "score_s": time.perf_counter() - t_score,
+             "total_s": time.perf_counter() - t0}
     best_epoch = getattr(est, "best_epoch_", None) if getattr(est, "keep_best", False) else None
     metrics_doc = {
         "model": cfg.model.type,
         "classes": splits.classes,
-        "final_loss": final_loss,
+        "final_loss": final_loss,  # the mean over the last epoch's steps
+        "last_step_loss": float(est.loss_history_[-1]) if getattr(est, "loss_history_", None) else None,
         **{f"{s}_accuracy": (r["accuracy"] if r else None) for s, r in results.items()},
         "splits": results,
-        "times": {"load_s": round(work.load_s, 3), "fit_s": round(fit_s, 3), "total_s": round(time.perf_counter() - t0, 3)},
+        "times": {k: round(v, 3) for k, v in times.items()},
         "features": _features_doc(work.pre),
         "best_epoch": best_epoch,
     }
@@ -208,11 +214,25 @@ def _finish(cfg, run, est, work, ds, progress, t0, fit_s):
         "final_loss": final_loss,
         "fit_s": round(fit_s, 3),
         "total_s": metrics_doc["times"]["total_s"],
+        "times": metrics_doc["times"],
         "features": metrics_doc["features"],
         "best_epoch": best_epoch,
         "epochs": len(getattr(est, "epoch_history_", [])) or None,
-        "note": model_type.note(cfg),
+        "note": "; ".join(n for n in (*ds.notes, model_type.note(cfg)) if n) or None,
     }
+
+
+def last_epoch_loss(est):
+    """The mean training loss over the last epoch's steps (None for a model that has no loss).
+
+    The last step alone is one minibatch's loss: noisier, and on average higher than the epoch's,
+    so it made training look worse than it was. A run that stopped inside an epoch (an iteration
+    limit) reports the mean of its last whole epoch, or of the steps it took when it had none."""
+    epochs = getattr(est, "epoch_history_", None)
+    if epochs:
+        return float(epochs[-1]["loss"])
+    losses = getattr(est, "loss_history_", None)
+    return float(sum(losses) / len(losses)) if losses else None
 
 
 def _score_splits(model_type, est, work, progress):

@@ -79,7 +79,7 @@ def test_grid_option_parsing():
         ("data.dataset=imagenet", "data.dataset: expected one of sample, cifar10, folder"),
         ("model.kk=3", "unknown config key 'model.kk' (did you mean 'model.k'?)"),
         ("noequals", "--set expects key.path=value"),
-        ("cv.grid={model.q: [1]}", "cv.grid: 'model.q' is not a key that can be searched"),
+        ("cv.grid={model.q: [1]}", "cv.grid: unknown config key 'model.q'"),
         ("cv.grid={model.k: [0, 1]}", "model.k: expected a value >= 1, found 0"),
         ("cv.grid={model.k: []}", "expected a non-empty list"),
         ("cv.grid={data.num_train: [10, 30]}", "the data and the model type are fixed"),

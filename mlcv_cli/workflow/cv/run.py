@@ -164,7 +164,7 @@ def _run_jobs(run, cfg, plan, cv, execute, n_jobs, progress):
     cv.finished, cv.journal_warning = read_journal(run, cv.jobs, len(plan["points"]))
     todo = [j for j in cv.jobs if j["id"] not in cv.finished]
     cv.resumed = len(cv.jobs) - len(todo)
-    bar = progress(len(cv.jobs), f"cv {cfg.model.type} ({len(plan['points'])} points x {cfg.cv.folds} folds)")
+    bar = progress(len(cv.jobs), _jobs_description(cfg, len(plan["points"]), len(cv.jobs)))
     bar.update(cv.resumed)
     by_id = {j["id"]: j for j in cv.jobs}
 
@@ -189,6 +189,14 @@ def _run_jobs(run, cfg, plan, cv, execute, n_jobs, progress):
         raise _lost(run, cv, n_jobs, str(exc)) from None
     finally:
         bar.close()
+
+
+def _jobs_description(cfg, n_points, n_jobs):
+    """What the progress counts: jobs, and how grid points and folds make them (kNN scores the
+    points that differ only in k in one job per fold, so 10 points x 5 folds are 5 jobs)."""
+    if n_jobs == n_points * cfg.cv.folds:
+        return f"cv {cfg.model.type}: {n_points} points x {cfg.cv.folds} folds = {n_jobs} jobs"
+    return f"cv {cfg.model.type}: {n_jobs} jobs ({n_points} points x {cfg.cv.folds} folds; a job scores its fold's points together)"
 
 
 def _stopped(run, cv, exc):
@@ -222,7 +230,9 @@ def _summary(run, cfg, plan, cv, t0):
     if best["diverged"]:  # summarise puts a point that never diverged first whenever there is one
         raise _all_diverged(run, cfg, summary)
     run.write_text("best.yaml", config_mod.to_yaml(config_mod.replace(cfg, best["params"])))
-    warnings = (cv.warning, cv.journal_warning, *grid_edge_warnings(cfg.cv.grid, best["params"], plan.get("random")))
+    # Points within one image's worth of accuracy of the best are as good: the folds cannot tell them apart.
+    tied = [s["params"] for s in summary if not s["diverged"] and best["mean"] - s["mean"] < 1 / len(cv.labels)]
+    warnings = (cv.warning, cv.journal_warning, *grid_edge_warnings(cfg.cv.grid, best["params"], plan.get("random"), tied))
     result = {
         "run_dir": str(run.path),
         "model": cfg.model.type,
@@ -240,7 +250,7 @@ def _summary(run, cfg, plan, cv, t0):
         "time_s": round(time.perf_counter() - t0, 3),
         "warning": "; ".join(w for w in warnings if w) or None,
         "feature_cache": cv.feature_events,
-        "note": registry.get(cfg.model.type).note(cfg, plan["points"]),
+        "note": "; ".join(n for n in (*cv.dataset.notes, registry.get(cfg.model.type).note(cfg, plan["points"])) if n) or None,
     }
     run.write_json("cv_summary.json", result)
     return result
@@ -271,7 +281,7 @@ def _all_diverged(run, cfg, summary):
     diverged = sum(s["diverged"] for s in summary)
     lowest = min((s["params"].get("train.lr", cfg.train.lr) for s in summary), default=cfg.train.lr)
     message = (f"training diverged for every grid point, in {diverged} of {folds} fold fits in all; no setting can be called best, so "
-               f"no best.yaml was written. Search smaller learning rates (e.g. --grid train.lr=logspace(-5,-2,4); the lowest "
+               f"no best.yaml was written. Search smaller learning rates (e.g. --grid 'train.lr=logspace(-5,-2,4)'; the lowest "
                f"tried was {lowest:g}) or a stronger model.reg; cv_results.csv in {run.path} has every fold")
     mark_run(run, "failed", "every grid point diverged")
     err = MlcvError(message)
@@ -279,17 +289,22 @@ def _all_diverged(run, cfg, summary):
     return err
 
 
-def grid_edge_warnings(grid, best_params, random_n=None):
-    """For each numeric key whose best value is the grid's smallest or largest: which way to extend it."""
+def grid_edge_warnings(grid, best_params, random_n=None, tied=None):
+    """For each numeric key whose best value is the grid's smallest or largest: which way to extend it.
+
+    ``tied``: the params of every point as good as the best (the best's own included). When one of
+    them lies inside the grid for a key, the best is not at that key's edge: no warning."""
     if random_n:
         return []
+    tied = tied or [best_params]
     notes = []
     for key, values in grid.items():
         if len(values) < 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             continue
         best, low = best_params.get(key), config_mod.KEYS[key]["low"]
-        if best == max(values):
+        found = {p.get(key) for p in tied}
+        if found == {max(values)}:
             notes.append(f"the best {key}={best:g} is the largest value tried: extend the grid above it")
-        elif best == min(values) and not (low is not None and best <= low):
+        elif found == {min(values)} and not (low is not None and best <= low):
             notes.append(f"the best {key}={best:g} is the smallest value tried: extend the grid below it")
     return notes

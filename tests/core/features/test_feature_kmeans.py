@@ -187,8 +187,8 @@ def test_mirror_averages_the_codes_of_the_image_and_its_mirror_image(monkeypatch
                   + _loop_features(mirrored, arrays, 3, 2, "triangle", 0.3, "quadrants", True))
     got = extractor.transform(images)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
-    # Flip-invariant: a mirrored image has exactly the features of the original.
-    np.testing.assert_array_equal(extractor.transform(np.ascontiguousarray(images[:, :, ::-1])), got)
+    # Flip-invariant: a mirrored image has the features of the original (to float32 rounding: see _same_sums).
+    _same_sums(extractor.transform(np.ascontiguousarray(images[:, :, ::-1])), got)
     # Round trip through the stored state keeps the parameter.
     again = KMeansFeatures.from_state(extractor.get_params(), extractor.state())
     assert again.mirror is True
@@ -203,6 +203,13 @@ def test_mirror_must_be_a_boolean():
 
 
 # ----------------------------------------------------------------- the compiled path (patch_encoder)
+
+def _same_sums(got, want):
+    """Equal up to float32 rounding: the same sums of products taken in another order (a flipped
+    image's patches, other slab sizes) come out of BLAS bit-identical on some CPU kernels and a few
+    ulps apart on others (seen with OPENBLAS_CORETYPE=Haswell: 1.6e-6 relative, 9.5e-7 absolute)."""
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * max(1.0, float(np.abs(want).max())))
+
 
 def _mirror_permutation(p, C):
     """Patch-vector index of each element of the left-right mirrored patch."""
@@ -323,7 +330,7 @@ def test_compiled_path_equals_numpy_path(monkeypatch, mirror, encoder, pooling, 
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
     # Flipping the images changes nothing with mirror, bit for bit.
     if mirror:
-        np.testing.assert_array_equal(extractor.transform(np.ascontiguousarray(images[:, :, ::-1])), got)
+        _same_sums(extractor.transform(np.ascontiguousarray(images[:, :, ::-1])), got)
 
 
 @pytest.mark.parametrize("whiten", [True, False])
@@ -346,8 +353,8 @@ def test_mirror_codes_are_the_original_patches_against_mirrored_centroids(monkey
     encoder._pool(images.reshape(4, -1), out, out_m, 2)
     f_out, f_out_m = np.zeros_like(out), np.zeros_like(out)
     encoder._pool(flipped.reshape(4, -1), f_out, f_out_m, 2)
-    np.testing.assert_array_equal(out_m, f_out)
-    np.testing.assert_array_equal(out, f_out_m)
+    _same_sums(out_m, f_out)
+    _same_sums(out, f_out_m)
     # The same through the NumPy path: a dictionary mirrored by hand, on the original images,
     # pooled into quadrants mirrored by hand, against the flipped images' own codes.
     perm = _mirror_permutation(p, C)
@@ -369,7 +376,7 @@ def test_slab_size_changes_nothing(monkeypatch):
     images = _images(6, 8, 7, 3, seed=13)
     whole = extractor.transform(images)
     monkeypatch.setattr(pe, "SLAB_PATCHES", 1)  # one patch row per product
-    np.testing.assert_array_equal(extractor.transform(images), whole)
+    _same_sums(extractor.transform(images), whole)
 
 
 def test_a_kernel_that_fails_to_compile_falls_back_to_the_numpy_path(monkeypatch):
