@@ -15,7 +15,9 @@ pytest.importorskip("distributed")
 
 DASK = shutil.which("dask", path=str(Path(sys.executable).parent)) or shutil.which("dask")
 CV = ["cv", "--model", "softmax", "--folds", "3", "--grid", "train.lr=0.002,0.008", "--set", "data.num_train=300",
-      "--set", "data.num_val=0", "--set", "data.num_test=10", "--set", "train.epochs=8", "--json"]
+      "--set", "data.num_val=0", "--set", "data.num_test=10", "--set", "train.epochs=400", "--json"]
+# 400 epochs: about 0.5 s a job, so that the kills below land while jobs are left (at 8 epochs all
+# six were done 0.1 s after the first, before the scheduler was killed)
 
 
 def _env():

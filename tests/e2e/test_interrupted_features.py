@@ -57,7 +57,8 @@ def test_sigint_while_encoding_then_resume_gives_the_same_features_and_accuracy(
     rc, err = stopped_while_encoding(tmp_path, signal.SIGINT, "train", *KMEANS)
     assert rc == -signal.SIGINT, err
     assert "stopped while computing the features" in err and "mlcv train --resume" in err and "Traceback" not in err
-    assert " done in " not in err.split("k-means encoding")[-1]  # the cut-short bar says so
+    if "k-means encoding" in err:  # a bar stopped within its first second writes no line at all
+        assert " done in " not in err.split("k-means encoding")[-1]  # the cut-short bar says so
     (run,) = (tmp_path / "runs").iterdir()
     meta = json.loads((run / "meta.json").read_text())
     assert (meta["status"], meta["stage"]) == ("interrupted", "features")

@@ -53,10 +53,15 @@ def test_old_runs_list_score_and_predict(legacy, tmp_path):
 def test_an_interrupted_old_run_resumes_to_the_weights_of_an_uninterrupted_one(legacy):
     resumed = _json("train", "--resume", legacy["softmax-stopped"])
     assert resumed["status"] == "done"
+    # The old code trained both runs' first epochs, perhaps with another BLAS kernel than this
+    # machine's (one that sums the same products in another order): the resumed run ends where
+    # the uninterrupted one did to float32 rounding. Bit for bit on one machine is held by
+    # tests/e2e/test_interrupt.py, where both runs are trained here.
     with np.load(legacy["softmax-stopped"] / "model.npz") as a, np.load(legacy["softmax-done"] / "model.npz") as b:
-        assert np.array_equal(a["W"], b["W"]) and np.array_equal(a["b"], b["b"])
+        np.testing.assert_allclose(a["W"], b["W"], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(a["b"], b["b"], rtol=1e-4, atol=1e-6)
     done = json.loads((legacy["softmax-done"] / "metrics.json").read_text())
-    assert resumed["test_accuracy"] == done["test_accuracy"]
+    assert abs(resumed["test_accuracy"] - done["test_accuracy"]) <= 1 / resumed["n_test"] + 1e-12
 
 
 def test_finished_old_runs_train_on_and_old_caches_are_read(legacy):
