@@ -186,7 +186,7 @@ def topk_merge(key, col_add, offset, dist, ind):
     lists whatever their keys). Later rows enter only when strictly smaller, so equal keys
     keep the smaller index first: the reference's tie rule. Parallel over queries; each
     stretch of 32 keys is first checked by a vectorized minimum, so rows that cannot enter
-    cost one packed add and compare. Reference: knn._topk_rows and knn._merge.
+    cost one packed add and compare. Reference: knn_search.topk_rows and merge_best.
     """
     n, m = key.shape
     k = dist.shape[1]
