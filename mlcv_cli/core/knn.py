@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _kernels
+from . import _knn_kernels
 from .knn_search import l1_backend  # noqa: F401  (imported from here too)
 from .knn_search import (compiled_search, l1_kneighbors_compiled, merge_best, plan_chunks, plan_l2, run_compiled,
                          topk_rows)
@@ -257,7 +257,7 @@ class KNearestNeighbor(ParamsMixin):
                 for a in range(0, n, q_block):
                     block = key[:min(q_block, n - a), :rows.shape[0]]
                     np.matmul(q[a:a + q_block], rows.T, out=block)
-                    _kernels.topk_merge(block, add, j, best_d[a:a + q_block], best_i[a:a + q_block])
+                    _knn_kernels.topk_merge(block, add, j, best_d[a:a + q_block], best_i[a:a + q_block])
             return True
 
         if run_compiled(run, self.n_jobs) is None:

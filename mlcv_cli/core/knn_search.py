@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _knn_kernels
 
 # The compiled kernels keep each query's k best in a sorted list; entering it costs up to
 # k moves, so very large k goes to the reference path, whose cost does not grow with k.
@@ -162,7 +162,7 @@ def l1_kneighbors_compiled(Q, X, k, n_jobs):
     def run():
         for i in range(0, N, _L1_CALL_ROWS):
             j = min(N, i + _L1_CALL_ROWS)
-            _kernels.l1_kneighbors(Q[i:j], X, k, q_block, x_block, dist[i:j], ind[i:j])
+            _knn_kernels.l1_kneighbors(Q[i:j], X, k, q_block, x_block, dist[i:j], ind[i:j])
         return True
 
     if run_compiled(run, n_jobs) is None:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mlcv_cli.core import _kernels
+from mlcv_cli.core import _kernels, _knn_kernels
 from mlcv_cli.core import knn as knn_mod
 from mlcv_cli.core import knn_search
 from mlcv_cli.core.knn import KNearestNeighbor
@@ -48,7 +48,7 @@ def test_kernel_equals_brute_force(kind, threads):
             Q, X = make(kind, n, m, d, seed=n * m + d)
             dist = np.empty((n, k), np.int32 if X.dtype == np.uint8 else np.float32)
             ind = np.empty((n, k), np.int64)
-            _kernels.l1_kneighbors(Q, X, k, q_block, x_block, dist, ind)
+            _knn_kernels.l1_kneighbors(Q, X, k, q_block, x_block, dist, ind)
             ref_d, ref_i = brute_l1(Q, X, k)
             np.testing.assert_array_equal(ind, ref_i, err_msg=f"{kind} {n}x{m}x{d} k={k}")
             if kind == "floats":
@@ -132,7 +132,7 @@ def test_topk_merge_equals_a_stable_sort(threads):
             dist = np.full((n, k), np.inf, np.float32)
             ind = np.zeros((n, k), np.int64)
             for j in range(0, m, width):
-                _kernels.topk_merge(np.ascontiguousarray(keys[:, j:j + width]), add[j:j + width], j, dist, ind)
+                _knn_kernels.topk_merge(np.ascontiguousarray(keys[:, j:j + width]), add[j:j + width], j, dist, ind)
             full = keys + add
             expected = np.argsort(full, axis=1, kind="stable")[:, :k]
             np.testing.assert_array_equal(ind, expected, err_msg=f"{n}x{m} k={k} width={width}")
@@ -218,7 +218,7 @@ def test_only_a_kernel_that_fails_falls_back(monkeypatch):
     def broken(*args):
         raise _kernels.KernelFailed("topk_merge: LoweringError: no")
 
-    monkeypatch.setattr(_kernels, "topk_merge", broken)
+    monkeypatch.setattr(_knn_kernels, "topk_merge", broken)
     monkeypatch.setattr(knn_search, "_compiled_failure", "")
     np.testing.assert_array_equal(est.kneighbors(Q)[1], expected)
     assert est.backend_ == "numpy" and "LoweringError" in knn_mod.l1_backend()[1]
@@ -227,6 +227,6 @@ def test_only_a_kernel_that_fails_falls_back(monkeypatch):
     def wrong(*args):
         raise ValueError("a bug in the code around the kernel")
 
-    monkeypatch.setattr(_kernels, "topk_merge", wrong)
+    monkeypatch.setattr(_knn_kernels, "topk_merge", wrong)
     with pytest.raises(ValueError, match="a bug"):
         est.kneighbors(Q)
