@@ -3,15 +3,15 @@ L-BFGS (whose every evaluation reads the whole data matrix): the scores, the los
 gradient of a block of rows are formed while the block is in the cache, so X travels from
 memory once per evaluation instead of twice (X @ W, then X.T @ dscores).
 
-The compiled kernel (_kernels.linear_loss_grad) splits the rows into chunks of a size that
-depends only on N, and the chunks' parts are summed in chunk order: the result is the same
+The compiled kernel (_linear_kernels.linear_loss_grad) splits the rows into chunks of a size
+that depends only on N, and the chunks' parts are summed in chunk order: the result is the same
 bits on every run and whatever the thread count, so an L-BFGS run resumes bit for bit. It
 differs from loss_grad_reference (the NumPy path, also the fallback) by rounding only. Above
 MAX_CLASSES classes the NumPy path runs: its products are then no longer skinny.
 """
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _linear_kernels
 from .losses import DATA_LOSSES, penalty_loss
 
 CHUNKS = 32
@@ -59,7 +59,7 @@ def _loss_grad_compiled(theta, X, y, loss, reg, penalty, l1_ratio, delta, square
     W64 = theta[:D * C].reshape(D, C)
     rows = chunk_rows(N)
     chunks = -(-N // rows)
-    Cp = -(-C // _kernels.CLASS_TILE) * _kernels.CLASS_TILE
+    Cp = -(-C // _linear_kernels.CLASS_TILE) * _linear_kernels.CLASS_TILE
     Wt = np.zeros((Cp, D), X.dtype)
     Wt[:C] = W64.T
     dWt_parts = np.zeros((chunks, Cp, D), X.dtype)
@@ -67,13 +67,13 @@ def _loss_grad_compiled(theta, X, y, loss, reg, penalty, l1_ratio, delta, square
     loss_parts = np.zeros(chunks)
     previous = _kernels.set_chunk_size(1)  # chunks handed out one at a time: same parts, any order
     try:
-        _kernels.linear_loss_grad(X, Wt, np.ascontiguousarray(theta[D * C:]), np.asarray(y, np.int64),
-                                  loss == "svm", float(delta), bool(squared_hinge), rows,
-                                  dWt_parts, db_parts, loss_parts)
+        _linear_kernels.linear_loss_grad(X, Wt, np.ascontiguousarray(theta[D * C:]), np.asarray(y, np.int64),
+                                         loss == "svm", float(delta), bool(squared_hinge), rows,
+                                         dWt_parts, db_parts, loss_parts)
     finally:
         _kernels.set_chunk_size(previous)
     dW = np.empty((D, C))
-    _kernels.sum_parts(dWt_parts, dW)
+    _linear_kernels.sum_parts(dWt_parts, dW)
     dW /= N
     pen, dpen = penalty_loss(W64, reg, penalty, l1_ratio)
     dW += dpen

@@ -1,4 +1,5 @@
-"""Exact k-nearest-neighbour classification with L1 or L2 distance, chunked to a memory budget.
+"""Exact k-nearest-neighbour classification with L1 or L2 distance, chunked to a memory budget
+(the plans, the top-k selection and the compiled search are in knn_search.py).
 
 Shapes: training set X (M, D) with labels y (M,), queries (N, D), C classes.
 """
@@ -7,18 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _kernels
+from . import _knn_kernels
+from .knn_search import l1_backend  # noqa: F401  (imported from here too)
+from .knn_search import (compiled_search, l1_kneighbors_compiled, merge_best, plan_chunks, plan_l2, run_compiled,
+                         topk_rows)
 from .metrics import accuracy
 from .model_selection import ParamsMixin
 
 METRICS = ("l2", "l1")
-
-# The compiled kernels keep each query's k best in a sorted list; entering it costs up to
-# k moves, so very large k goes to the reference path, whose cost does not grow with k.
-_MAX_K_COMPILED = 1024
-# Queries per compiled call: bounds how long Ctrl-C waits for a running kernel.
-_L1_CALL_ROWS = 2048
-_compiled_failure = ""
 
 # L1 works on blocks of (_L1_QB queries) x (_L1_MB training rows) x D floats: about 1.5 MiB
 # for D = 3072, small enough to stay in a core's L2 cache (measured fastest on CIFAR shapes).
@@ -35,26 +32,6 @@ def vote(neighbor_labels, num_classes):
     return np.argmax(_counts(neighbor_labels, num_classes), axis=1)
 
 
-def l1_backend():
-    """Which kNN kernels run (the L1 search, and the L2 selection for k up to _MAX_K_COMPILED):
-    ("numba", "") or ("numpy", why the compiled kernels cannot run)."""
-    if _compiled_failure:
-        return "numpy", _compiled_failure
-    if not _kernels.available():
-        return "numpy", _kernels.unavailable_reason()
-    return "numba", ""
-
-
-def _l1_blocks(d, itemsize):
-    """(queries, training rows) per block of the compiled L1 kernel.
-
-    A training block of about 128 KiB stays in a core's L2 cache while every query of the
-    block passes over it; 64 queries per block cut the memory traffic for training rows to
-    1/64 of a pass per query, and still give every core several blocks of a 500-query batch.
-    """
-    return 64, max(1, (128 * 1024) // max(1, d * itemsize))
-
-
 def _counts(neighbor_labels, num_classes):
     # One bincount over labels offset by row * C counts every row at once.
     labels = np.asarray(neighbor_labels, dtype=np.int64)
@@ -62,85 +39,6 @@ def _counts(neighbor_labels, num_classes):
     C = int(num_classes)
     flat = (labels + C * np.arange(N, dtype=np.int64)[:, None]).ravel()
     return np.bincount(flat, minlength=N * C).reshape(N, C)
-
-
-def _topk_rows(key, k, offset):
-    """The k smallest entries of each row of key (n, m), ties to the smaller column.
-
-    Returns (values (n, k), column indices + offset (n, k) int64), sorted ascending by
-    (value, index).
-    """
-    n, m = key.shape
-    rows = np.arange(n)[:, None]
-    if k == 1:
-        # argmin returns the first minimum, which is the tie rule.
-        idx = np.argmin(key, axis=1)[:, None]
-    elif k >= m:
-        idx = np.argsort(key, axis=1, kind="stable")[:, :k]
-    else:
-        idx = np.argpartition(key, k - 1, axis=1)[:, :k]
-        vals = key[rows, idx]
-        # argpartition picks arbitrarily among entries equal to the k-th value; rows with more
-        # such entries than were picked are redone with a stable sort so the smallest indices win.
-        kth = vals.max(axis=1)
-        bad = np.flatnonzero(np.count_nonzero(key <= kth[:, None], axis=1) > k)
-        if bad.size:
-            idx[bad] = np.argsort(key[bad], axis=1, kind="stable")[:, :k]
-            vals[bad] = key[bad[:, None], idx[bad]]
-        order = np.lexsort((idx, vals), axis=1)
-        idx = idx[rows, order]
-    return key[rows, idx], idx.astype(np.int64) + offset
-
-
-def _merge(best, new, k):
-    # All indices in `best` come from earlier training chunks, so they are smaller than those
-    # in `new`; a stable sort on values of [best, new] therefore breaks ties by index.
-    if best is None:
-        return new
-    vals = np.concatenate([best[0], new[0]], axis=1)
-    idx = np.concatenate([best[1], new[1]], axis=1)
-    order = np.argsort(vals, axis=1, kind="stable")[:, :k]
-    rows = np.arange(vals.shape[0])[:, None]
-    return vals[rows, order], idx[rows, order]
-
-
-def _plan(n, m, d, bytes_per_pair, budget, min_rows=256, convert=False):
-    """Query and training chunk sizes so that the temporaries stay under budget bytes.
-
-    convert: training rows are stored as uint8 and converted to float32 one chunk at a time;
-    the converted chunk takes at most a quarter of the budget.
-    """
-    if convert:
-        m = min(m, max(1, budget // (16 * d)))
-        budget -= m * 4 * d
-    per_query = m * bytes_per_pair + 4 * d
-    q = budget // per_query
-    if q >= min(n, min_rows):
-        return max(1, min(n, q)), m
-    q = max(1, min(n, min_rows, budget // (4 * d + bytes_per_pair)))
-    m_chunk = max(1, (budget - 4 * d * q) // (bytes_per_pair * q))
-    return q, min(m, m_chunk)
-
-
-def _plan_l2(n, m, d, k, budget, convert):
-    """(query chunk, training chunk, query rows per key block) for the compiled L2 search.
-
-    The prepared float32 query chunk, with its k best so far (12 bytes each), takes at most a
-    quarter of the budget, a converted
-    training chunk (uint8 rows) another quarter, and the float32 key block the rest. Each
-    training chunk is converted once per query chunk, so a query set that fits its quarter
-    (10,000 CIFAR images in 512 MiB) passes over the training rows once.
-    """
-    quarter = max(1, budget // 4)
-    q_step = max(1, min(n, quarter // (4 * d + 12 * k)))
-    # The key block should hold at least 256 query rows (or all of them) for an efficient
-    # matrix product; the training chunk is cut down to make room.
-    rows = min(q_step, 256)
-    m_step = max(1, min(m, (2 * quarter) // (4 * rows)))
-    if convert:
-        m_step = max(1, min(m_step, quarter // (4 * d)))
-    q_block = max(1, min(q_step, (2 * quarter) // (4 * m_step)))
-    return q_step, m_step, q_block
 
 
 class KNearestNeighbor(ParamsMixin):
@@ -286,7 +184,7 @@ class KNearestNeighbor(ParamsMixin):
         if self._fit_metric == "l2":
             dist, ind = self._kneighbors_l2(Q, int(k), return_distance)
         else:
-            found = self._kneighbors_l1_compiled(Q, int(k))
+            found = l1_kneighbors_compiled(Q, self.X_train_, int(k), self.n_jobs)
             self.backend_ = "numpy" if found is None else "numba"
             dist, ind = self._kneighbors_l1(Q, int(k)) if found is None else found
         return (dist, ind) if return_distance else ind
@@ -299,11 +197,11 @@ class KNearestNeighbor(ParamsMixin):
         N, D = Q.shape
         M = self.X_train_.shape[0]
         convert = self._X_search is None
-        compiled = k <= _MAX_K_COMPILED and l1_backend()[0] == "numba"
+        compiled = compiled_search(k)
         if compiled:
-            q_step, m_step, q_block = _plan_l2(N, M, D, k, int(self.max_memory), convert)
+            q_step, m_step, q_block = plan_l2(N, M, D, k, int(self.max_memory), convert)
         else:
-            q_step, m_step = _plan(N, M, D, self._bytes_per_pair(k), int(self.max_memory), convert=convert)
+            q_step, m_step = plan_chunks(N, M, D, self._bytes_per_pair(k), int(self.max_memory), convert=convert)
         self.backend_ = "numba" if compiled else "numpy"
         dist = np.empty((N, k))
         ind = np.empty((N, k), np.int64)
@@ -324,7 +222,7 @@ class KNearestNeighbor(ParamsMixin):
                 for j in range(0, M, m_step):
                     key = q @ self._search_rows(j, j + m_step).T
                     key += self._train_sums()[j:j + m_step]
-                    best = _merge(best, _topk_rows(key, min(k, key.shape[1]), j), k)
+                    best = merge_best(best, topk_rows(key, min(k, key.shape[1]), j), k)
                 ind[i:i + q_step] = best[1]
             if not exact_distances:
                 continue
@@ -359,61 +257,14 @@ class KNearestNeighbor(ParamsMixin):
                 for a in range(0, n, q_block):
                     block = key[:min(q_block, n - a), :rows.shape[0]]
                     np.matmul(q[a:a + q_block], rows.T, out=block)
-                    _kernels.topk_merge(block, add, j, best_d[a:a + q_block], best_i[a:a + q_block])
+                    _knn_kernels.topk_merge(block, add, j, best_d[a:a + q_block], best_i[a:a + q_block])
             return True
 
-        if self._compiled(run) is None:
+        if run_compiled(run, self.n_jobs) is None:
             return None
         if fill:
             self._sum_train = sums
         return best_i
-
-    def _compiled(self, run):
-        """run() with the compiled kernels on n_jobs threads; None when they fail on this
-        machine (the reason is kept, and every later search uses the NumPy reference)."""
-        global _compiled_failure
-        threads = (os.cpu_count() or 1) if self.n_jobs is None else int(self.n_jobs)
-        previous = _kernels.set_threads(threads)
-        try:
-            return run()
-        except _kernels.KernelFailed as exc:  # a compiler that fails on this machine: use the reference
-            _compiled_failure = f"the compiled kernels failed ({exc})"
-            return None
-        finally:
-            _kernels.set_threads(previous)
-
-    def _kneighbors_l1_compiled(self, Q, k):
-        """(distances, indices) from the compiled kernel, or None when it cannot run."""
-        X = self.X_train_
-        N, D = Q.shape
-        if k > _MAX_K_COMPILED or l1_backend()[0] != "numba":
-            return None
-        if X.dtype == np.uint8:
-            if D * 255 >= 2**31:  # int32 sums could overflow
-                return None
-            if Q.dtype != np.uint8:
-                # Queries that are bytes in another dtype are searched as bytes (same
-                # distances); any other values need the float reference.
-                if not (np.all(Q == np.round(Q)) and Q.min() >= 0 and Q.max() <= 255):
-                    return None
-                Q = Q.astype(np.uint8)
-            dist = np.empty((N, k), np.int32)
-        else:
-            dist = np.empty((N, k), np.float32)
-        if not (Q.dtype == X.dtype and Q.flags.c_contiguous and Q.flags.writeable):
-            Q = np.array(Q, dtype=X.dtype, order="C")  # the one array type the kernel is compiled for
-        ind = np.empty((N, k), np.int64)
-        q_block, x_block = _l1_blocks(D, X.itemsize)
-
-        def run():
-            for i in range(0, N, _L1_CALL_ROWS):
-                j = min(N, i + _L1_CALL_ROWS)
-                _kernels.l1_kneighbors(Q[i:j], X, k, q_block, x_block, dist[i:j], ind[i:j])
-            return True
-
-        if self._compiled(run) is None:
-            return None
-        return dist.astype(np.float64), ind
 
     def _kneighbors_l1(self, Q, k):
         """The NumPy reference (and fallback) L1 search."""
@@ -423,8 +274,8 @@ class KNearestNeighbor(ParamsMixin):
         jobs = max(1, min(jobs, N))
         block = _L1_QB * _L1_MB * D * 4
         budget = max(1, (int(self.max_memory) - jobs * block) // jobs)
-        q_step, m_step = _plan(N, M, D, self._bytes_per_pair(k), budget, min_rows=_L1_QB,
-                               convert=self._X_search is None)
+        q_step, m_step = plan_chunks(N, M, D, self._bytes_per_pair(k), budget, min_rows=_L1_QB,
+                                     convert=self._X_search is None)
         q_step = min(q_step, -(-N // jobs))  # every thread gets work
         dist = np.empty((N, k))
         ind = np.empty((N, k), np.int64)
@@ -452,7 +303,7 @@ class KNearestNeighbor(ParamsMixin):
                 key *= np.float32(-2)
                 key += sum_q[:, None]
                 key += sums[j:j + m_step]
-                best = _merge(best, _topk_rows(key, min(k, key.shape[1]), j), k)
+                best = merge_best(best, topk_rows(key, min(k, key.shape[1]), j), k)
             dist[i:i + q_step] = np.maximum(best[0], 0)
             ind[i:i + q_step] = best[1]
 

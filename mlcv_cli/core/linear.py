@@ -18,9 +18,10 @@ The loop itself, shared with the two-layer network, is training.GradientClassifi
 import numpy as np
 
 from .fused import loss_grad
+from .lbfgs import LBFGS_MEMORY  # noqa: F401  (imported from here by models/)
 from .losses import DATA_LOSSES, PENALTIES, penalty_loss, softmax
 from .optim import OPTIMIZERS
-from .training import LBFGS_MEMORY, GradientClassifier, TrainingDiverged  # noqa: F401  (both imported from here too)
+from .training import GradientClassifier, TrainingDiverged  # noqa: F401  (TrainingDiverged imported from here too)
 from .validation import check_integer, check_number, check_training_params
 
 OPTIMIZER_NAMES = tuple(OPTIMIZERS) + ("random_search", "lbfgs")

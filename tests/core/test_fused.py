@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mlcv_cli.core import _kernels, fused
+from mlcv_cli.core import _kernels, _linear_kernels, fused
 from mlcv_cli.core.linear import LinearClassifier
 
 
@@ -91,7 +91,7 @@ def test_other_inputs_and_a_failed_kernel_take_the_numpy_path(monkeypatch):
     def broken(*args):
         raise _kernels.KernelFailed("linear_loss_grad: no compiler here")
 
-    monkeypatch.setattr(_kernels, "linear_loss_grad", broken)
+    monkeypatch.setattr(_linear_kernels, "linear_loss_grad", broken)
     got = fused.loss_grad(theta, X, y, X.dtype, **HYPER["softmax"])
     assert got[0] == want[0]
     np.testing.assert_array_equal(got[1], want[1])
@@ -100,7 +100,7 @@ def test_other_inputs_and_a_failed_kernel_take_the_numpy_path(monkeypatch):
     def must_not_run(*args):
         raise AssertionError("linear_loss_grad ran")
 
-    monkeypatch.setattr(_kernels, "linear_loss_grad", must_not_run)
+    monkeypatch.setattr(_linear_kernels, "linear_loss_grad", must_not_run)
     X, y, theta = _problem(50, 4, fused.MAX_CLASSES + 1, np.float32, seed=9)
     got = fused.loss_grad(theta, X, y, X.dtype, **HYPER["softmax"])
     want = fused.loss_grad_reference(theta, X, y, X.dtype, **HYPER["softmax"])

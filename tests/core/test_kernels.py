@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from mlcv_cli.core import _kernels
+from mlcv_cli.core import _kernels, _knn_kernels
 from mlcv_cli.core import knn as knn_mod
+from mlcv_cli.core import knn_search
 from mlcv_cli.core.knn import KNearestNeighbor
 
 
@@ -47,7 +48,7 @@ def test_kernel_equals_brute_force(kind, threads):
             Q, X = make(kind, n, m, d, seed=n * m + d)
             dist = np.empty((n, k), np.int32 if X.dtype == np.uint8 else np.float32)
             ind = np.empty((n, k), np.int64)
-            _kernels.l1_kneighbors(Q, X, k, q_block, x_block, dist, ind)
+            _knn_kernels.l1_kneighbors(Q, X, k, q_block, x_block, dist, ind)
             ref_d, ref_i = brute_l1(Q, X, k)
             np.testing.assert_array_equal(ind, ref_i, err_msg=f"{kind} {n}x{m}x{d} k={k}")
             if kind == "floats":
@@ -102,7 +103,7 @@ def test_the_reference_runs_when_numba_is_unavailable(monkeypatch):
 def test_large_k_and_non_byte_queries_use_the_reference(monkeypatch):
     Q, X = make("bytes", 5, 40, 8, seed=4)
     est = KNearestNeighbor(k=30, metric="l1").fit(X, np.zeros(40, int), 1)
-    monkeypatch.setattr(knn_mod, "_MAX_K_COMPILED", 10)
+    monkeypatch.setattr(knn_search, "_MAX_K_COMPILED", 10)
     _, ind = est.kneighbors(Q)
     assert est.backend_ == "numpy"
     np.testing.assert_array_equal(ind, brute_l1(Q, X, 30)[1])
@@ -131,7 +132,7 @@ def test_topk_merge_equals_a_stable_sort(threads):
             dist = np.full((n, k), np.inf, np.float32)
             ind = np.zeros((n, k), np.int64)
             for j in range(0, m, width):
-                _kernels.topk_merge(np.ascontiguousarray(keys[:, j:j + width]), add[j:j + width], j, dist, ind)
+                _knn_kernels.topk_merge(np.ascontiguousarray(keys[:, j:j + width]), add[j:j + width], j, dist, ind)
             full = keys + add
             expected = np.argsort(full, axis=1, kind="stable")[:, :k]
             np.testing.assert_array_equal(ind, expected, err_msg=f"{n}x{m} k={k} width={width}")
@@ -202,7 +203,7 @@ def test_values_too_large_for_float32_distances_are_refused():
 def test_l2_plan_counts_the_best_lists_in_the_budget():
     budget = 512 * 2**20
     for n, m, d, k in [(10_000, 40_000, 3072, 1024), (500_000, 40_000, 64, 100), (7, 5, 3, 5)]:
-        q_step, m_step, q_block = knn_mod._plan_l2(n, m, d, k, budget, convert=True)
+        q_step, m_step, q_block = knn_search.plan_l2(n, m, d, k, budget, convert=True)
         used = q_step * (4 * d + 12 * k) + m_step * 4 * d + q_block * m_step * 4
         assert used <= budget and min(q_step, m_step, q_block) >= 1, (n, m, d, k, q_step, m_step, q_block)
 
@@ -217,15 +218,15 @@ def test_only_a_kernel_that_fails_falls_back(monkeypatch):
     def broken(*args):
         raise _kernels.KernelFailed("topk_merge: LoweringError: no")
 
-    monkeypatch.setattr(_kernels, "topk_merge", broken)
-    monkeypatch.setattr(knn_mod, "_compiled_failure", "")
+    monkeypatch.setattr(_knn_kernels, "topk_merge", broken)
+    monkeypatch.setattr(knn_search, "_compiled_failure", "")
     np.testing.assert_array_equal(est.kneighbors(Q)[1], expected)
     assert est.backend_ == "numpy" and "LoweringError" in knn_mod.l1_backend()[1]
-    monkeypatch.setattr(knn_mod, "_compiled_failure", "")
+    monkeypatch.setattr(knn_search, "_compiled_failure", "")
 
     def wrong(*args):
         raise ValueError("a bug in the code around the kernel")
 
-    monkeypatch.setattr(_kernels, "topk_merge", wrong)
+    monkeypatch.setattr(_knn_kernels, "topk_merge", wrong)
     with pytest.raises(ValueError, match="a bug"):
         est.kneighbors(Q)

@@ -20,7 +20,7 @@ stride; otherwise the mirror image is encoded on its own (still one product per 
 """
 import numpy as np
 
-from .. import _kernels
+from .. import _patch_kernels
 from ._common import chunk_size
 
 SLAB_PATCHES = 256
@@ -73,14 +73,14 @@ class MirrorBasis:
 
 
 def mirror_basis_reference(X, basis):
-    """NumPy reference of ``_kernels.mirror_basis_patches``: contrast-normalised patches X
-    (n, d) (kmeans.normalize_patches) in the mirror basis, (Z (n, d) float32, x2 (n,) float64)."""
+    """NumPy reference of ``_patch_kernels.mirror_basis_patches``: contrast-normalised patches
+    X (n, d) (kmeans.normalize_patches) in the mirror basis, (Z (n, d) float32, x2 (n,) float64)."""
     Z = basis.transform(X.astype(np.float64))
     return Z.astype(np.float32), (Z * Z) @ basis.weights()
 
 
 def pool_codes_reference(RE, RO, K, sides, triangle, x2, mw, cvec, rows, cols, cells, mcells, num_cells):
-    """NumPy reference of ``_kernels.pool_codes`` on whole images (g0 = 0): the
+    """NumPy reference of ``_patch_kernels.pool_codes`` on whole images (g0 = 0): the
     pooled codes of side 0 and of side 1 (zeros when sides == 1), float64 (B, cells, K) each."""
     B = RE.shape[0] // (rows * cols)
     dy = RE.shape[1] - K
@@ -180,15 +180,15 @@ class PatchEncoder:
         for g0 in range(0, total, self.slab_rows):
             g1 = min(total, g0 + self.slab_rows)
             n = (g1 - g0) * cols
-            _kernels.mirror_basis_patches(flat, g0, g1, rows, cols, self.steps[0], self.steps[1],
-                                          self.off_a, self.off_b, self.n_pairs, self.eps, Z, x2)
+            _patch_kernels.mirror_basis_patches(flat, g0, g1, rows, cols, self.steps[0], self.steps[1],
+                                                self.off_a, self.off_b, self.n_pairs, self.eps, Z, x2)
             if sides == 2:
                 np.matmul(Z[:n, : self.d_even], self.M_even, out=RE[:n])
                 np.matmul(Z[:n, self.d_even :], self.M_odd, out=RO[:n])
             else:
                 np.matmul(Z[:n], self.M_whole, out=RE[:n])
-            _kernels.pool_codes(RE[:n], RO[:n], K, sides, self.triangle, x2[:n], self.mw, self.cvec,
-                                g0, g1, rows, cols, self.cells, self.mcells, out, out_m)
+            _patch_kernels.pool_codes(RE[:n], RO[:n], K, sides, self.triangle, x2[:n], self.mw, self.cvec,
+                                      g0, g1, rows, cols, self.cells, self.mcells, out, out_m)
 
 
 def images_per_block(encoder, num_images, threads, max_memory):

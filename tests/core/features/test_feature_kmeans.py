@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mlcv_cli.core import _kernels
+from mlcv_cli.core import _kernels, _patch_kernels
 from mlcv_cli.core.features import kmeans as km
 from mlcv_cli.core.features import patch_encoder as pe
 from mlcv_cli.core.features.kmeans import KMeansFeatures
@@ -247,8 +247,8 @@ def _basis_kernel(images, p, s, eps=10.0):
     for g0 in range(0, N * rows, 2):  # two patch rows at a time, as slabs
         g1 = min(N * rows, g0 + 2)
         n = (g1 - g0) * cols
-        _kernels.mirror_basis_patches(flat, g0, g1, rows, cols, s * W * C, s * C, offsets[basis.a],
-                                      offsets[basis.b], basis.n_pairs, eps, Z[g0 * cols:], x2[g0 * cols:])
+        _patch_kernels.mirror_basis_patches(flat, g0, g1, rows, cols, s * W * C, s * C, offsets[basis.a],
+                                            offsets[basis.b], basis.n_pairs, eps, Z[g0 * cols:], x2[g0 * cols:])
         assert np.isfinite(Z[g0 * cols:g0 * cols + n]).all()
     return Z, x2, basis
 
@@ -293,8 +293,8 @@ def test_pool_codes_kernel_matches_reference(triangle, sides, odd, dy):
     for g0 in range(0, B * rows, 2):  # slabs of two patch rows accumulate into the same cells
         g1 = min(B * rows, g0 + 2)
         a, b = g0 * cols, g1 * cols
-        _kernels.pool_codes(RE[a:b], RO[a:b], K, sides, triangle, x2[a:b], mw, cvec, g0, g1,
-                            rows, cols, cells, mcells, out, out_m)
+        _patch_kernels.pool_codes(RE[a:b], RO[a:b], K, sides, triangle, x2[a:b], mw, cvec, g0, g1,
+                                  rows, cols, cells, mcells, out, out_m)
     want, want_m = pe.pool_codes_reference(RE, RO, K, sides, triangle, x2, mw, cvec, rows, cols,
                                            cells, mcells, num_cells)
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
@@ -386,7 +386,7 @@ def test_a_kernel_that_fails_to_compile_falls_back_to_the_numpy_path(monkeypatch
     def broken(*args):
         raise _kernels.KernelFailed("mirror_basis_patches: no compiler here")
 
-    monkeypatch.setattr(_kernels, "mirror_basis_patches", broken)
+    monkeypatch.setattr(_patch_kernels, "mirror_basis_patches", broken)
     got = extractor.transform(images)
     np.testing.assert_array_equal(got, _numpy_path(monkeypatch, extractor, images))
     # Nothing derived for the compiled path is saved: the state is what was fitted.
