@@ -6,7 +6,6 @@ checked, and the six batch files are decoded with numpy.frombuffer.
 
 from __future__ import annotations
 
-import posixpath
 import tarfile
 import zlib
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .archives import tar_member_problem
 from .base import Dataset, file_digest, import_lock, load_cache, read_manifest, save_cache
 from .download import fetch, known_file_limit
 
@@ -153,7 +153,7 @@ def _checked_members(tar, path, wanted, batch_bytes, records):
         if count > MAX_MEMBERS:
             raise DataError(f"archive {path} has more than {MAX_MEMBERS} members; it is not CIFAR-10 ({_FIX_ARCHIVE})")
         name = member.name
-        problem = _member_problem(member)
+        problem = tar_member_problem(member)
         if problem:
             raise DataError(f"refusing archive {path}: member {name!r} {problem}; {_FIX_ARCHIVE}")
         key = name[2:] if name.startswith("./") else name
@@ -180,21 +180,6 @@ def _checked_members(tar, path, wanted, batch_bytes, records):
             f"(cifar-10-binary.tar.gz, not the python or matlab one); {_FIX_ARCHIVE}"
         )
     return found
-
-
-def _member_problem(member):
-    name = member.name
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return "has an absolute path"
-    if ".." in name.replace("\\", "/").split("/"):
-        return "has a '..' component"
-    if member.issym() or member.islnk():
-        return f"is a link (to {member.linkname!r})"
-    if not (member.isfile() or member.isdir()):
-        return "is a device, fifo or other special file"
-    if posixpath.normpath(name).startswith(".."):
-        return "points outside the archive"
-    return None
 
 
 def _read_batch(tar, member, path, records):

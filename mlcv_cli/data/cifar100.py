@@ -16,8 +16,8 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..system.atomic import remove_quietly, save_npy
+from .archives import tar_member_problem
 from .base import Dataset, file_digest, import_lock, load_cache, load_npy, read_manifest, save_cache
-from .cifar10 import _member_problem
 from .download import fetch, known_file_limit
 
 URL = "https://www.cs.toronto.edu/~kriz/"
@@ -154,7 +154,7 @@ def _checked_members(tar, path, records):
         count += 1
         if count > MAX_MEMBERS:
             raise DataError(f"archive {path} has more than {MAX_MEMBERS} members; it is not CIFAR-100 ({_FIX})")
-        problem = _member_problem(member)
+        problem = tar_member_problem(member)
         if problem:
             raise DataError(f"refusing archive {path}: member {member.name!r} {problem}; {_FIX}")
         key = member.name[2:] if member.name.startswith("./") else member.name

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..errors import BadNameError, DataError, UsageError
+from .archives import path_problem
 from .base import MANIFEST, Dataset, import_lock, load_cache, save_cache
 from .images import IMAGE_EXTENSIONS, describe_bad, is_image_name, read_images
 
@@ -326,10 +327,11 @@ class _ZipListing:
         for info in self.zip.infolist():
             name = _member_name(info)
             parts = name.replace("\\", "/").split("/")
-            if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
+            problem = path_problem(name)
+            if problem:
                 raise DataError(
-                    f"refusing {self.path}: member {name!r} points outside the archive "
-                    "(absolute path or '..'); re-create the zip from inside the folder"
+                    f"refusing {self.path}: member {name!r} points outside the archive ({problem}); "
+                    "re-create the zip from inside the folder"
                 )
             if (info.external_attr >> 16) & 0o170000 == 0o120000:
                 raise DataError(

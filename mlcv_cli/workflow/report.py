@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import config as config_mod
 from ..errors import MlcvError
 from ..models import registry
-from ..runs import listing
+from ..runs import listing, rows
 from ..runs.files import read_cv_summary, read_history, read_metrics
 from ..runs.rundir import RunDir
 from . import examples
@@ -26,7 +26,7 @@ def kind_of(path) -> str:
     path = Path(path)
     if not path.is_dir():
         raise MlcvError(f"{path} is not a directory; give a run directory or a folder of runs")
-    if listing.is_run_dir(path) or (path / "cv_plan.json").is_file():
+    if rows.is_run_dir(path) or (path / "cv_plan.json").is_file():
         return "cv" if (path / "cv_summary.json").is_file() or (path / "cv_plan.json").is_file() else "run"
     return "runs"
 
@@ -149,9 +149,9 @@ def config_of(run_dir, kind="train") -> dict:
     data = config_mod.safe_load_text(text, f"{run_dir}/config.yaml")
     if not isinstance(data, dict):
         raise MlcvError(f"{run_dir}/config.yaml does not hold a mapping; the run directory is damaged")
-    flat = listing.flatten_config(data)
+    flat = rows.flatten_config(data)
     model = flat.get("model.type")
-    defaults = listing.flatten_config(config_mod.resolve(None, model_type=model if model in registry.names() else None).to_dict())
+    defaults = rows.flatten_config(config_mod.resolve(None, model_type=model if model in registry.names() else None).to_dict())
     probe = {"model": model, "kind": kind}
     changed = [(k, v, defaults.get(k)) for k, v in flat.items()
                if (k not in defaults or defaults[k] != v) and listing.applies(probe, k)]

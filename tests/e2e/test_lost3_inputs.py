@@ -14,6 +14,7 @@ from helpers import MLCV, error_line, mlcv, permissions_apply, run_mlcv, sets
 
 from mlcv_cli.config import loading
 from mlcv_cli.runs import listing
+from mlcv_cli.runs import rows as runrows
 
 
 def mlcv_process(*args, timeout=60):
@@ -211,7 +212,7 @@ def test_runs_shows_unclear_numbers_as_written(runs_dir):
     edited = _copy(runs_dir, "edited")
     text = (edited / "config.yaml").read_text().replace("epochs: 1\n", "epochs: 1:30\n")
     (edited / "config.yaml").write_text(text)
-    assert listing.fast_config(text.encode()) is None  # left to the YAML loader
+    assert runrows.fast_config(text.encode()) is None  # left to the YAML loader
     rows = {r["name"]: r for r in listing.scan(runs_dir)}
     assert rows["edited"]["config"]["train.epochs"] == "1:30"
     assert rows["good"]["config"]["train.epochs"] == 1
