@@ -136,6 +136,20 @@ class Browser:
                     errors=_errors(self.events), opened_dialogs=[e["params"] for e in self.events if e.get("method") == "Page.javascriptDialogOpening"])
         return page
 
+    def evaluate(self, path, expression):
+        """The value of ``expression`` evaluated in ``path`` (file://) once its load event fired, in a fresh tab."""
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self.events = []
+        self.call("Page.enable", session=session)
+        self.call("Page.navigate", {"url": Path(path).resolve().as_uri()}, session)
+        self.wait_for("Page.loadEventFired")  # not document.readyState: about:blank is "complete" before the page commits
+        got = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session)
+        self.call("Target.closeTarget", {"targetId": target})
+        if "exceptionDetails" in got:
+            raise AssertionError(f"the script failed in {path}: {got['exceptionDetails']}")
+        return got["result"].get("value")
+
     def close(self):
         try:
             self.call("Browser.close")

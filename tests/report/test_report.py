@@ -296,15 +296,7 @@ def test_runs_table_sorts_in_the_browser(runs, browser):
       heads[col].querySelector('button').click();
       return [first, cells()];
     })()"""
-    target = browser.call("Target.createTarget", {"url": Path(result["report"]).resolve().as_uri()})["targetId"]
-    session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-    for _ in range(50):
-        ready = browser.call("Runtime.evaluate", {"expression": "document.readyState", "returnByValue": True}, session)
-        if ready["result"]["value"] == "complete":
-            break
-        time.sleep(0.1)
-    first, second = browser.call("Runtime.evaluate", {"expression": script, "returnByValue": True}, session)["result"]["value"]
-    browser.call("Target.closeTarget", {"targetId": target})
+    first, second = browser.evaluate(result["report"], script)
     numbers = [float(v) for v in first if v is not None]
     assert len(first) == len(runs_in(runs["softmax"].parent)) and len(numbers) >= 4
     assert first[: len(numbers)] == [repr(v) for v in sorted(numbers, reverse=True)]  # best first, blanks last
