@@ -104,7 +104,7 @@ def _json_failure(error, exit_code, run_dir=None):
 @click.version_option(__version__, "-V", "--version", prog_name="mlcv")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors (or set MLCV_DEBUG=1).")
 def cli(debug):
-    """mlcv: train and compare kNN, multiclass SVM and softmax image classifiers.
+    """mlcv: train and compare kNN, linear (SVM, softmax) and two-layer network image classifiers.
 
     \b
     Quick start (works offline on the small CIFAR-10 sample shipped with mlcv):
