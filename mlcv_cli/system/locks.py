@@ -166,17 +166,7 @@ def is_locked(lock_path):
     with _guard:
         if key in _held and not _held[key][1]:
             return True
-    try:
-        fd = os.open(key, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in its place must not block the caller
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return _refused(key, fcntl.LOCK_SH)
 
 
 def in_use(lock_path):
@@ -186,12 +176,17 @@ def in_use(lock_path):
     with _guard:
         if key in _held:
             return True
+    return _refused(key, fcntl.LOCK_EX)
+
+
+def _refused(key, mode):
+    """True when another process's lock on ``key`` refuses a ``mode`` lock now (False: no such file)."""
     try:
         fd = os.open(key, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in its place must not block the caller
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
         return False
     except BlockingIOError:
         return True

@@ -23,16 +23,13 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM as an exception, so every command unwinds (temporary files, run status) as on Ctrl-C."""
 
 
-@contextlib.contextmanager
-def sigterm_raises():
-    """Within the block, SIGTERM (and a hang-up) raises Terminated (commands that stop gracefully
-    install their own)."""
-
-    def handler(signum, frame):
-        raise Terminated()
-
+@contextmanager
+def handling(signums, handler):
+    """Within the block, ``handler`` (a function or signal.SIG_IGN) answers ``signums``; the
+    handlers found are put back at its end. Outside the main thread, where Python cannot
+    install handlers, the block runs as it is."""
     try:
-        old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+        old = {s: signal.signal(s, handler) for s in signums}
     except ValueError:  # not the main thread
         yield
         return
@@ -41,6 +38,18 @@ def sigterm_raises():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """Within the block, SIGTERM (and a hang-up) raises Terminated (commands that stop gracefully
+    install their own)."""
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    with handling(STOP_SIGNALS, handler):
+        yield
 
 
 def exit_by_signal(code):
@@ -78,16 +87,8 @@ class StopRequest:
                 raise KeyboardInterrupt  # a second Ctrl-C: stop now
             self.signum = signum
 
-        try:
-            old = {s: signal.signal(s, handler) for s in (signal.SIGINT, *STOP_SIGNALS)}
-        except ValueError:  # not the main thread: no handlers, no graceful stop
+        with handling((signal.SIGINT, *STOP_SIGNALS), handler):  # not the main thread: no graceful stop
             yield self
-            return
-        try:
-            yield self
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
 
 
 @contextmanager
@@ -101,14 +102,8 @@ def deferred():
         caught.append(signum)
 
     try:
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, *STOP_SIGNALS)}
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
+        with handling((signal.SIGINT, *STOP_SIGNALS), handler):
+            yield
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         if caught:
             signal.raise_signal(caught[0])  # now, with the handlers the block found

@@ -12,6 +12,7 @@ from concurrent.futures import CancelledError
 
 from ...errors import MlcvError, UsageError
 from ...system import cluster as cluster_mod
+from ...system import signals
 from . import jobs as fold_jobs
 
 
@@ -20,17 +21,8 @@ def _run_on_dask(job, plan, data, token):
     return {"run": token, "job": job["id"], "rows": fold_jobs.run_job(job, plan, data, 1)}
 
 
-@contextlib.contextmanager
 def _sigint_ignored():
-    try:
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
+    return signals.handling((signal.SIGINT,), signal.SIG_IGN)
 
 
 @contextlib.contextmanager
