@@ -15,7 +15,7 @@ what `mlcv train --config ... --data-dir DIR` does, without the run directory, s
 features are read back from the cache by the next run (and by mlcv train) instead of encoded again.
 Rows: raw, hog, kmeans (mlcv's mlp on those features); sklearn[:FEATURES] (scikit-learn's
 MLPClassifier on the same rows: one hidden layer of the mlp row's size, adam with its lr and
-batch, alpha = 2 * N * reg (the same L2 penalty), its epochs, no early stopping; default raw);
+batch, alpha = 2 * batch * reg (the same L2 penalty per step), its epochs, no early stopping; default raw);
 softmax[:FEATURES] (mlcv's softmax, L-BFGS reg 1e-3 300 iterations, the linear reference; default
 kmeans). Each row prints its settings, train (all training rows) / val / test accuracy, the
 epoch whose weights were kept, fit wall and CPU seconds, and the load average before and after
@@ -135,8 +135,9 @@ def sklearn_row(data, features, args):
 
     cfg, splits, X_train, X_val, X_test = data.get(features)
     m, t = cfg.model, cfg.train
-    # mlcv: mean(CE) + reg * |W|^2; scikit-learn: mean(CE) + alpha / (2 N) * |W|^2.
-    alpha = 2 * len(X_train) * m.reg
+    # mlcv's loss of a minibatch: mean(CE) + reg * |W|^2. scikit-learn's (adam, sgd): mean(CE) + alpha / (2 n) * |W|^2
+    # with n the rows of that minibatch (its _backprop divides by the batch's sample count), so alpha = 2 * batch * reg.
+    alpha = 2 * t.batch_size * m.reg
     sk = MLPClassifier(hidden_layer_sizes=(m.hidden_size,), activation="relu", solver="adam", alpha=alpha,
                        batch_size=t.batch_size, learning_rate_init=t.lr, max_iter=t.epochs, shuffle=True,
                        random_state=cfg.seed, early_stopping=False, n_iter_no_change=t.epochs + 1, tol=0.0)
