@@ -143,8 +143,8 @@ def pooling_cells(rows, cols, pooling):
 
     An n x n grid (n = GRID_SIDES[pooling]; "quadrants" is 2 x 2, "global" one cell), cells
     numbered row-major: position row r is in cell row r * n // rows (likewise columns), so
-    the cells' sides differ by at most one position and the larger ones come first (with an
-    odd count, the middle row of "quadrants" belongs to the top half).
+    the cells' sides differ by at most one position (with an odd count, the middle row of
+    "quadrants" belongs to the top half).
     """
     n = GRID_SIDES[pooling]
     r = np.arange(rows, dtype=np.int64) * n // rows
@@ -314,7 +314,8 @@ class KMeansFeatures(Extractor):
             raise ValueError(
                 f"pooling: expected at least {side} x {side} patch positions for {self.pooling!r}, found {rows} x {cols} "
                 f"(patch_size {self.patch_size}, stride {self.stride} on {H}x{W} images); "
-                "use a smaller patch_size or stride, or a coarser pooling ('quadrants', 'global')."
+                f"use a smaller patch_size or stride, or a coarser pooling "
+                f"({', '.join(repr(name) for name, n in GRID_SIDES.items() if n < side)})."
             )
 
     def output_dim(self, image_shape):
