@@ -46,7 +46,8 @@ PARAMS = {
         "seed": _p(None, int, "seed for patch sampling and initial centroids (null: the run's seed)", low=0, nullable=True),
         "encoder": _p("triangle", str, "triangle, or soft_threshold with alpha", choices=("triangle", "soft_threshold")),
         "alpha": _p(0.5, float, "soft_threshold: the threshold", low=0.0),
-        "pooling": _p("quadrants", str, "sum over the 4 image quadrants, or over the whole image", choices=("quadrants", "global")),
+        "pooling": _p("quadrants", str, "sum the codes over the 4 image quadrants, the whole image (global), or a finer "
+                      "3x3 or 4x4 grid of cells (9 or 16 x num_centroids features)", choices=("quadrants", "global", "3x3", "4x4")),
         "mirror": _p(False, bool, "also encode each image's left-right mirror image and average the two (flip-invariant features; twice the encoding time)"),
     },
 }

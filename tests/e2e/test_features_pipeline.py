@@ -208,6 +208,26 @@ def test_real_extractors_train_evaluate_predict(folder, tmp_path, monkeypatch):
     assert pred.exit_code == 0 and len(json.loads(pred.stdout)["predictions"]) == 4
 
 
+def test_grid_pooling_model_file_loads_and_predicts_identically(folder, tmp_path, monkeypatch):
+    """pooling: 4x4 end to end: 16 cells x K features, stored in model.npz, and the loaded chain
+    encodes the test images again (cache removed) to the same evaluation and predictions."""
+    monkeypatch.setenv("MLCV_DATA_DIR", str(tmp_path / "data"))
+    summary = train("--model", "softmax", *data_args(folder, tmp_path / "runs"), *sets(
+        "features.0.type=kmeans", "features.0.num_centroids=4", "features.0.patch_size=3",
+        "features.0.num_patches=200", "features.0.iterations=3", "features.0.pooling=4x4"))
+    assert summary["features"]["dim"] == 16 * 4
+    mf = modelfile.load(Path(summary["run_dir"]) / "model.npz")
+    assert mf.chain.steps[0][1]["pooling"] == "4x4" and mf.chain.output_dim((SIDE, SIDE, 3)) == 64
+    files = [folder / "test" / "a", folder / "test" / "c" / "1.png"]
+    pred = mlcv("predict", summary["run_dir"], *files, "--json")
+    assert pred.exit_code == 0, pred.output
+    for f in (tmp_path / "data" / "features").iterdir():
+        f.unlink()
+    ev = json.loads(mlcv("evaluate", summary["run_dir"], "--json").stdout)
+    assert ev["accuracy"] == summary["test_accuracy"]
+    assert json.loads(mlcv("predict", summary["run_dir"], *files, "--json").stdout) == json.loads(pred.stdout)
+
+
 def test_color_hist_on_grayscale_images_is_a_config_error(folder, tmp_path, monkeypatch):
     monkeypatch.setenv("MLCV_DATA_DIR", str(tmp_path / "data"))
     result = mlcv("train", "--model", "svm", *data_args(folder, tmp_path / "runs"), "--set", "data.channels=1",

@@ -2,7 +2,8 @@
 
 Pipeline per image: every patch_size x patch_size patch at the given stride, each patch
 contrast-normalised ((x - mean) / sqrt(var + contrast_eps) on the 0-255 scale), ZCA-whitened,
-encoded against the K centroids, and the codes summed over the four quadrants of the image.
+encoded against the K centroids, and the codes summed over the cells of a grid on the image
+(the four quadrants by default).
 With the compiled kernels, transform runs patch_encoder.PatchEncoder (the same features up to
 float32 rounding, computed in fewer operations); without them, ReferenceEncoder below.
 """
@@ -17,7 +18,9 @@ from ._common import DEFAULT_MAX_MEMORY, Extractor, check_choice, check_float, c
 from .patch_encoder import PatchEncoder, images_per_block
 
 ENCODERS = ("triangle", "soft_threshold")
-POOLINGS = ("quadrants", "global")
+GRID_SIDES = {"global": 1, "quadrants": 2, "3x3": 3, "4x4": 4}
+"""Pooling name -> cells per side of the grid of patch positions the codes are summed over."""
+POOLINGS = tuple(GRID_SIDES)
 
 
 # ----------------------------------------------------------------- patches
@@ -138,14 +141,15 @@ def kmeans_update(X, labels, centroids, rng):
 def pooling_cells(rows, cols, pooling):
     """Pooling cell of every patch position (row-major): int64 (rows * cols,), and the cell count.
 
-    "quadrants": 2 x 2 cells; with an odd number of rows (columns) the middle one belongs to
-    the top (left) half. "global": one cell.
+    An n x n grid (n = GRID_SIDES[pooling]; "quadrants" is 2 x 2, "global" one cell), cells
+    numbered row-major: position row r is in cell row r * n // rows (likewise columns), so
+    the cells' sides differ by at most one position (with an odd count, the middle row of
+    "quadrants" belongs to the top half).
     """
-    if pooling == "global":
-        return np.zeros(rows * cols, np.int64), 1
-    r = (np.arange(rows) >= (rows + 1) // 2).astype(np.int64)
-    c = (np.arange(cols) >= (cols + 1) // 2).astype(np.int64)
-    return (2 * r[:, None] + c[None, :]).ravel(), 4
+    n = GRID_SIDES[pooling]
+    r = np.arange(rows, dtype=np.int64) * n // rows
+    c = np.arange(cols, dtype=np.int64) * n // cols
+    return (n * r[:, None] + c[None, :]).ravel(), n * n
 
 
 def encode_pool_reference(G, x2, c2, cells, num_cells, encoder, alpha):
@@ -247,7 +251,8 @@ class KMeansFeatures(Extractor):
     whiten (ZCA) and whiten_eps, added to the covariance eigenvalues; num_patches sampled
     (seeded, with replacement) from the fitting images for the whitening and k-means;
     iterations of k-means (Lloyd's, initialised at K distinct sampled patches); seed;
-    encoder "triangle" or "soft_threshold" (with alpha); pooling "quadrants" or "global";
+    encoder "triangle" or "soft_threshold" (with alpha); pooling "quadrants", "global", or
+    the finer grids "3x3" and "4x4" (9 or 16 cells: more features, not more encoding time);
     mirror: also encode each image's left-right mirror image and average the two pooled
     codes, so that flipping an image does not change its features (a picture of a car
     facing left is as much a car as one facing right); same dimension, nothing more
@@ -258,7 +263,7 @@ class KMeansFeatures(Extractor):
     Learned: centroids_ float32 (K, p*p*C) in whitened space; whiten_mean_ (d,) and
     whiten_matrix_ (d, d) float32 when whiten; input_shape_; inertia_ (mean squared
     distance of the sampled patches to their centroid, one per iteration; not stored).
-    Output: float32 (N, cells * K), cell-major (all K codes of the top-left quadrant first).
+    Output: float32 (N, cells * K), cell-major (all K codes of the top-left cell first).
 
     Memory: fit holds the float32 patch sample (num_patches x d x 4 bytes: 173 MB for the
     defaults on colour images) plus max_memory of temporaries; transform holds
@@ -304,15 +309,17 @@ class KMeansFeatures(Extractor):
         check_float("alpha", self.alpha, 0)
         check_choice("pooling", self.pooling, POOLINGS)
         rows, cols = patch_grid(image_shape, self.patch_size, self.stride)
-        if self.pooling == "quadrants" and min(rows, cols) < 2:
+        side = GRID_SIDES[self.pooling]
+        if min(rows, cols) < side:
             raise ValueError(
-                f"pooling: expected at least 2 x 2 patch positions for 'quadrants', found {rows} x {cols} "
+                f"pooling: expected at least {side} x {side} patch positions for {self.pooling!r}, found {rows} x {cols} "
                 f"(patch_size {self.patch_size}, stride {self.stride} on {H}x{W} images); "
-                "use a smaller patch_size or stride, or pooling 'global'."
+                f"use a smaller patch_size or stride, or a coarser pooling "
+                f"({', '.join(repr(name) for name, n in GRID_SIDES.items() if n < side)})."
             )
 
     def output_dim(self, image_shape):
-        return (1 if self.pooling == "global" else 4) * int(self.num_centroids)
+        return GRID_SIDES[self.pooling] ** 2 * int(self.num_centroids)
 
     def _active_learned(self):
         d = lambda obj, shape: obj.patch_size ** 2 * shape[2]  # noqa: E731

@@ -116,6 +116,28 @@ def test_quadrant_cells_against_loop(rows, cols):
             assert cells[r * cols + c] == (0 if top else 2) + (0 if left else 1)
 
 
+def _grid_cell(i, n, side):
+    """The grid cell (0 .. side - 1) of position i of n: cell j spans positions ceil(j n / side) .. ceil((j + 1) n / side) - 1."""
+    for j in range(side):
+        if -(-j * n // side) <= i < -(-(j + 1) * n // side):
+            return j
+    raise AssertionError((i, n, side))
+
+
+@pytest.mark.parametrize("pooling,side", [("quadrants", 2), ("3x3", 3), ("4x4", 4)])
+@pytest.mark.parametrize("rows,cols", [(4, 4), (5, 7), (27, 27), (10, 9)])
+def test_grid_cells_against_loop(pooling, side, rows, cols):
+    cells, n = km.pooling_cells(rows, cols, pooling)
+    assert n == side * side
+    for r in range(rows):
+        for c in range(cols):
+            assert cells[r * cols + c] == side * _grid_cell(r, rows, side) + _grid_cell(c, cols, side)
+    for count in (np.bincount(cells[::cols] // side, minlength=side), np.bincount(cells[:cols] % side, minlength=side)):
+        assert count.min() > 0 and count.max() - count.min() <= 1  # cell sides differ by one position at most
+    if (rows, cols) == (27, 27):  # CIFAR-10 with 6x6 patches: cells of 9 (3x3), 7, 7, 7, 6 (4x4) positions a side
+        assert sorted(set(np.bincount(cells).tolist())) == ([81] if side == 3 else [36, 42, 49] if side == 4 else [169, 182, 196])
+
+
 def _fitted(C=3, K=5, whiten=True, encoder="triangle", pooling="quadrants", stride=1, p=3, seed=0):
     rng = np.random.default_rng(seed)
     d = p * p * C
@@ -137,7 +159,8 @@ def _loop_features(images, arrays, p, stride, encoder, alpha, pooling, whiten, e
     for img in images:
         rows = (img.shape[0] - p) // stride + 1
         cols = (img.shape[1] - p) // stride + 1
-        pooled = np.zeros((4 if pooling == "quadrants" else 1, K))
+        side = km.GRID_SIDES[pooling]
+        pooled = np.zeros((side * side, K))
         for r in range(rows):
             for c in range(cols):
                 x = img[r * stride:r * stride + p, c * stride:c * stride + p].astype(np.float64).ravel()
@@ -149,7 +172,7 @@ def _loop_features(images, arrays, p, stride, encoder, alpha, pooling, whiten, e
                     f = np.maximum(0, z.mean() - z)
                 else:
                     f = np.maximum(0, np.array([x @ ck for ck in C]) - alpha)
-                q = 0 if pooling == "global" else 2 * (r >= (rows + 1) // 2) + (c >= (cols + 1) // 2)
+                q = side * _grid_cell(r, rows, side) + _grid_cell(c, cols, side)
                 pooled[q] += f
         out.append(pooled.ravel())
     return np.array(out)
@@ -161,6 +184,9 @@ def _loop_features(images, arrays, p, stride, encoder, alpha, pooling, whiten, e
     ("soft_threshold", "quadrants", True, 3, 2),
     ("triangle", "global", False, 1, 1),
     ("soft_threshold", "global", True, 1, 3),
+    ("triangle", "3x3", True, 3, 1),
+    ("soft_threshold", "4x4", False, 3, 1),
+    ("soft_threshold", "3x3", True, 1, 2),
 ])
 def test_transform_against_loop_reference(monkeypatch, compiled, encoder, pooling, whiten, channels, stride):
     if not compiled:
@@ -274,9 +300,10 @@ def test_mirror_basis_kernel_matches_reference(channels, p, s):
         np.testing.assert_array_equal(x2m[flip], x2)
 
 
+@pytest.mark.parametrize("pooling", ["quadrants", "4x4"])
 @pytest.mark.parametrize("triangle", [True, False])
 @pytest.mark.parametrize("sides,odd,dy", [(1, False, 0), (1, False, 5), (2, True, 0), (2, True, 5)])
-def test_pool_codes_kernel_matches_reference(triangle, sides, odd, dy):
+def test_pool_codes_kernel_matches_reference(triangle, sides, odd, dy, pooling):
     assert _kernels.available(), _kernels.unavailable_reason()
     rng = np.random.default_rng(sides * 7 + dy)
     B, rows, cols, K = 3, 5, 7, 37
@@ -286,7 +313,7 @@ def test_pool_codes_kernel_matches_reference(triangle, sides, odd, dy):
     x2 = (rng.random(n) * 20 + 10).astype(np.float32)
     mw = (0.1 * rng.standard_normal(dy)).astype(np.float32)
     cvec = (rng.random(K) * 5 + (1 if triangle else -0.5)).astype(np.float32)
-    cells, num_cells = km.pooling_cells(rows, cols, "quadrants")
+    cells, num_cells = km.pooling_cells(rows, cols, pooling)
     mcells = np.ascontiguousarray(cells.reshape(rows, cols)[:, ::-1].ravel())
     out = np.zeros((B, num_cells, K), np.float32)
     out_m = np.zeros_like(out)
@@ -316,6 +343,9 @@ def _numpy_path(monkeypatch, extractor, images):
     ("triangle", "global", False, 1, 1, (7, 10)),
     ("soft_threshold", "quadrants", False, 1, 3, (10, 9)),
     ("triangle", "quadrants", False, 3, 1, (11, 11)),
+    ("triangle", "4x4", True, 3, 1, (11, 11)),
+    ("soft_threshold", "3x3", True, 3, 2, (9, 12)),   # the mirror image's grid is another one
+    ("triangle", "4x4", False, 1, 1, (7, 10)),
 ])
 def test_compiled_path_equals_numpy_path(monkeypatch, mirror, encoder, pooling, whiten, channels, stride, shape):
     """The compiled path (fused whitening, mirror basis) gives the NumPy path's features up to
@@ -449,6 +479,7 @@ def test_filters_undo_the_whitening():
     (dict(encoder="sparse"), (8, 8, 3), "encoder"),
     (dict(pooling="max"), (8, 8, 3), "pooling"),
     (dict(patch_size=8), (8, 8, 3), "pooling"),
+    (dict(patch_size=6, pooling="4x4"), (8, 8, 3), "pooling"),  # 3 x 3 positions
     (dict(whiten_eps=0), (8, 8, 3), "whiten_eps"),
     (dict(contrast_eps=-1), (8, 8, 3), "contrast_eps"),
     (dict(alpha=float("nan")), (8, 8, 3), "alpha"),
@@ -466,3 +497,27 @@ def test_global_pooling_allows_a_single_position():
     images = _images(4, 6, 6, 1)
     ex = KMeansFeatures(num_centroids=2, patch_size=6, pooling="global", num_patches=10, iterations=1).fit(images)
     assert ex.transform(images).shape == (4, 2)
+
+
+@pytest.mark.parametrize("pooling,side", [("3x3", 3), ("4x4", 4)])
+def test_grid_pooling_fits_saves_and_loads(pooling, side):
+    """A finer grid has side**2 * K features; the fitted state round-trips to the same features."""
+    images = _images(12, 10, 10, 3, seed=15)
+    ex = KMeansFeatures(num_centroids=5, patch_size=3, num_patches=300, iterations=2, pooling=pooling).fit(images)
+    assert ex.output_dim((10, 10, 3)) == side * side * 5
+    got = ex.transform(images)
+    assert got.shape == (12, side * side * 5)
+    again = KMeansFeatures.from_state(ex.get_params(), ex.state())
+    assert again.pooling == pooling
+    np.testing.assert_array_equal(again.transform(images), got)
+    # Summing the 4x4 cells two by two gives the quadrants (27 or 8 positions: the grids nest).
+    if side == 4:
+        quad = KMeansFeatures.from_state({**ex.get_params(), "pooling": "quadrants"}, ex.state()).transform(images)
+        fine = got.reshape(12, 2, 2, 2, 2, 5).sum(axis=(2, 4)).reshape(12, -1)
+        np.testing.assert_allclose(fine, quad, rtol=1e-5, atol=1e-4)
+
+
+def test_grid_pooling_needs_a_position_per_cell():
+    with pytest.raises(ValueError, match=r"^pooling: expected at least 4 x 4 patch positions for '4x4', found 3 x 5"):
+        KMeansFeatures(num_centroids=2, patch_size=6, pooling="4x4", num_patches=10).check((8, 10, 3))
+    KMeansFeatures(num_centroids=2, patch_size=5, pooling="4x4", num_patches=10).check((8, 8, 3))
