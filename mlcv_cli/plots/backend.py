@@ -93,3 +93,11 @@ def show(ax, image):
         ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1 if image.dtype.kind == "f" else 255, interpolation="nearest")
     else:
         ax.imshow(image, interpolation="nearest")
+
+
+def finish_panels(axes, used, ylabel):
+    """Label the first column of a grid of panels and hide the panels past the ``used`` ones."""
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    for ax in list(axes.flat)[used:]:
+        ax.axis("off")

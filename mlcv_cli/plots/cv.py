@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .backend import is_log, is_number, label, plain_ticks, pyplot, sort_key, text_color
+from .backend import finish_panels, is_log, is_number, label, plain_ticks, pyplot, sort_key, text_color
 
 _MAX_FACETS = 16
 _LABEL_BOX = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8}  # more heat maps than this are unreadable: one panel per key instead
@@ -161,9 +161,6 @@ def _panels(rows, swept):
         ax.scatter([xs[best]], [means[best]], s=60, color="tab:red", zorder=3, label="best point")
         ax.set_xlabel(key)
         ax.grid(alpha=0.3)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("mean cv accuracy (%)")
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
+    finish_panels(axes, n, "mean cv accuracy (%)")
     axes.flat[0].legend(loc="lower right", fontsize=8)
     return fig

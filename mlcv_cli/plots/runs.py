@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .backend import is_log, is_number, label, plain_ticks, pyplot, sort_key
+from .backend import finish_panels, is_log, is_number, label, plain_ticks, pyplot, sort_key
 
 
 def runs_figure(panels):
@@ -39,10 +39,7 @@ def runs_figure(panels):
         ax.margins(x=0.08)
         ax.set_xlabel(key)
         ax.grid(alpha=0.3)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("accuracy (%)")
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
+    finish_panels(axes, n, "accuracy (%)")
     handles, names = axes.flat[0].get_legend_handles_labels()
     unique = dict(zip(names, handles))
     if unique:  # one legend for all panels, below them, so it hides no point
